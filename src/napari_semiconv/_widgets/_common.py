@@ -1,0 +1,173 @@
+"""Pieces the docks share: model choice, result -> layers, edit detection, confirmation."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit
+
+from ..model import load_model, pick_device
+from ..models import DEFAULT_MODEL
+from ..registry import Registry
+from ..segment import Result
+
+SHIPPED = "shipped default"
+FROM_FILE = "model file..."
+META_KEY = "napari_semiconv"
+
+
+class ModelChooser(Container):
+    """Shipped model, a registry model, or a file; and a device. ``load()`` caches the model."""
+
+    def __init__(self, **kwargs):
+        self.source = ComboBox(label="model", choices=self._choices)
+        self.file = FileEdit(label="model file", filter="*.pt", visible=False)
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
+        super().__init__(widgets=[self.source, self.file, self.device], **kwargs)
+        self.source.changed.connect(lambda v: setattr(self.file, "visible", v == FROM_FILE))
+        self._cache: tuple | None = None
+
+    @staticmethod
+    def _choices(_widget=None):
+        return [SHIPPED] + [e.name for e in Registry().list()] + [FROM_FILE]
+
+    def refresh(self, select: str | None = None) -> None:
+        self.source.reset_choices()
+        if select is not None:
+            self.source.value = select
+
+    def path(self) -> Path:
+        if self.source.value == SHIPPED:
+            return DEFAULT_MODEL
+        if self.source.value == FROM_FILE:
+            return Path(self.file.value)
+        return Registry().find(self.source.value) or Path(self.source.value)
+
+    def load(self):
+        """The chosen model on the chosen device (loaded once per path/device/mtime)."""
+        path, device = self.path(), pick_device(self.device.value)
+        key = (str(path), str(device), path.stat().st_mtime if path.is_file() else None)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, load_model(path, device))
+        return self._cache[1]
+
+
+def checksum(data) -> str:
+    return hashlib.sha1(np.ascontiguousarray(np.asarray(data)).view(np.uint8)).hexdigest()
+
+
+def was_edited(layer) -> bool:
+    """True if a layer we wrote has been changed by the user since."""
+    written = layer.metadata.get(META_KEY, {}).get("checksum")
+    return written is not None and written != checksum(layer.data)
+
+
+def stack_planes(results: list[Result], field: str) -> np.ndarray:
+    arrays = [getattr(r, field) for r in results]
+    return arrays[0] if len(arrays) == 1 else np.stack(arrays)
+
+
+def displacement_vectors(results: list[Result], stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Napari Vectors data ``(V, 2, D)`` on a ``stride`` grid over the foreground, and the worm id
+    of each vector. Each arrow points from pixel u along Phi^g_u (pixels) to its worm's centre."""
+    vecs, ids = [], []
+    for t, r in enumerate(results):
+        h, w = r.labels.shape
+        rr, cc = np.mgrid[stride // 2 : h : stride, stride // 2 : w : stride]
+        keep = r.foreground[rr, cc] > 0.5
+        rr, cc = rr[keep], cc[keep]
+        pos = np.stack([rr, cc], 1).astype(np.float32)
+        dirs = r.displacement[:, rr, cc].T
+        if len(results) > 1:
+            pos = np.concatenate([np.full((len(pos), 1), t, np.float32), pos], 1)
+            dirs = np.concatenate([np.zeros((len(dirs), 1), np.float32), dirs], 1)
+        vecs.append(np.stack([pos, dirs], 1))
+        ids.append(r.labels[rr, cc].astype(np.int64))
+    ndim = 3 if len(results) > 1 else 2
+    data = np.concatenate(vecs) if vecs else np.zeros((0, 2, ndim), np.float32)
+    return data, np.concatenate(ids) if ids else np.zeros(0, np.int64)
+
+
+def features_table(tables: list[dict]) -> "pd.DataFrame":
+    """One features table for a Labels layer: an ``index`` column = label id (plus plane)."""
+    import pandas as pd
+
+    frames = []
+    for t, table in enumerate(tables):
+        df = pd.DataFrame(table)
+        if len(tables) > 1:
+            df.insert(1, "plane", t)
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(df):
+        df.insert(0, "index", df["label"].to_numpy())
+    return df
+
+
+def ask_user(parent, question: str) -> bool:
+    """Yes/No dialog (widgets hold it as ``self.confirm`` so scripts can answer)."""
+    from qtpy.QtWidgets import QMessageBox
+
+    answer = QMessageBox.question(parent, "napari-semiconv", question,
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def show_results(viewer, image_layer, results: list[Result], tables: list[dict], *, stride: int = 8,
+                 length: float = 1.0, suffix: str = "", confirm=lambda question: True) -> dict:
+    """Add or update the worms (Labels), displacement (Vectors), foreground (Image) layers.
+
+    Layers are named after the image (+ ``suffix``) and updated in place on a re-run; a worms
+    layer the user edited is replaced only if ``confirm`` says so, else a new layer is added.
+    Returns {"worms": layer, "displacement": layer, "foreground": layer}.
+    """
+    base = f"{image_layer.name}{suffix}"
+    labels = stack_planes(results, "labels")
+    fg = stack_planes(results, "foreground")
+    vec, vec_ids = displacement_vectors(results, stride)
+    feats = features_table(tables)
+    meta = {META_KEY: {"results": results, "image": image_layer.name, "checksum": checksum(labels)}}
+    out = {}
+    name = f"{base} worms"
+    worms = viewer.layers[name] if name in viewer.layers else None
+    if worms is not None and was_edited(worms) and not confirm(
+            f"'{name}' was edited since it was segmented. Replace it with the new result?\n"
+            "(No keeps your edits and adds the result as a new layer.)"):
+        worms = None
+    if worms is None:
+        worms = viewer.add_labels(labels, name=name, features=feats, metadata=meta,
+                                  scale=image_layer.scale, translate=image_layer.translate)
+    else:
+        worms.data = labels
+        worms.features = feats
+        worms.metadata.update(meta)
+    out["worms"] = worms
+    vname = f"{base} displacement"
+    vkw = dict(features={"worm": vec_ids}, edge_width=1.0, length=length, vector_style="arrow")
+    if vname in viewer.layers:
+        vl = viewer.layers[vname]
+        vl.data = vec
+        vl.features = {"worm": vec_ids}
+        vl.length = length
+    else:
+        vl = viewer.add_vectors(vec, name=vname, scale=image_layer.scale, translate=image_layer.translate, **vkw)
+    if len(vec_ids):
+        vl.edge_color = _worm_colors(worms, vec_ids)
+    out["displacement"] = vl
+    fname = f"{base} foreground"
+    if fname in viewer.layers:
+        viewer.layers[fname].data = fg
+    else:
+        viewer.add_image(fg, name=fname, visible=False, colormap="viridis", contrast_limits=(0, 1),
+                         scale=image_layer.scale, translate=image_layer.translate)
+    out["foreground"] = viewer.layers[fname]
+    return out
+
+
+def _worm_colors(worms, ids: np.ndarray) -> np.ndarray:
+    """RGBA ``(V, 4)`` per vector: its worm's colour in the Labels layer (grey for none)."""
+    colors = np.asarray(worms.colormap.map(ids), float).reshape(len(ids), 4)
+    colors[ids == 0] = (0.7, 0.7, 0.7, 1.0)
+    colors[:, 3] = 1.0
+    return colors

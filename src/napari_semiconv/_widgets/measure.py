@@ -1,0 +1,75 @@
+"""Worm measurements dock: the worms layer's ``features`` as a table, re-measure, export CSV."""
+
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import Container, FileEdit, Label, PushButton, Table, create_widget
+
+from ..errors import SemiconvError
+from ..measure import measure_worms
+from ..metrics import as_stack
+from ._common import META_KEY, features_table
+
+
+class MeasureWidget(Container):
+    """Shows per-worm length, width, curvature, straightness, intensity; exports CSV."""
+
+    def __init__(self, viewer: "napari.viewer.Viewer"):
+        self.viewer = viewer
+        self.worms = create_widget(annotation="napari.layers.Labels", label="worms layer")
+        self.measure_button = PushButton(text="Measure (after editing labels)")
+        self.table = Table(value={})
+        self.path = FileEdit(label="CSV file", mode="w", filter="*.csv")
+        self.export_button = PushButton(text="Export CSV")
+        self.status = Label(value="")
+        super().__init__(widgets=[self.worms, self.measure_button, self.table, self.path,
+                                  self.export_button, self.status])
+        self.worms.changed.connect(self.refresh)
+        self.measure_button.changed.connect(self.measure)
+        self.export_button.changed.connect(self.export)
+        self.refresh()
+
+    def refresh(self, *_):
+        """Show the layer's features table."""
+        layer = self.worms.value
+        df = layer.features if layer is not None else None
+        self.table.value = {} if df is None or not len(df) else df.drop(columns="index", errors="ignore").round(3).to_dict("list")
+
+    def measure(self, *_):
+        """(Re)measure the layer's labels (2-D) against its image and store them as features."""
+        layer = self.worms.value
+        if layer is None:
+            self.status.value = "no Labels layer"
+            return None
+        labels = np.asarray(layer.data)
+        if labels.ndim != 2:
+            self.status.value = "measure works on 2-D labels; stacks are measured when segmented"
+            return None
+        image_name = layer.metadata.get(META_KEY, {}).get("image")
+        image = self.viewer.layers[image_name].data if image_name in self.viewer.layers else None
+        ids = np.unique(labels)
+        ids = ids[ids > 0]
+        table = measure_worms(as_stack(labels), image)
+        table["label"] = ids
+        layer.features = features_table([table])
+        self.refresh()
+        self.status.value = f"measured {len(ids)} worms"
+        return layer.features
+
+    def export(self, *_):
+        """Write the table to the chosen CSV file."""
+        layer = self.worms.value
+        try:
+            if layer is None or not len(layer.features):
+                raise SemiconvError("nothing to export: segment or measure a worms layer first")
+            path = Path(self.path.value)
+            if path.is_dir() or not path.name:
+                raise SemiconvError("choose a CSV file name to export to")
+            tmp = path.with_name(f".{path.name}.tmp")
+            layer.features.drop(columns="index", errors="ignore").to_csv(tmp, index=False)
+            tmp.replace(path)
+        except SemiconvError as exc:
+            self.status.value = f"error: {exc}"
+            return None
+        self.status.value = f"wrote {path}"
+        return path

@@ -1,0 +1,132 @@
+"""Segment worms dock: image -> worms (Labels), displacement (Vectors), foreground (Image)."""
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
+
+from ..decode import DECODERS, DecodeConfig
+from ..errors import SemiconvError
+from ..measure import measure_worms
+from ..segment import Progress, SegmentConfig, segment_iter
+from ._common import ModelChooser, ask_user, show_results
+
+
+def segment_planes(model, planes: np.ndarray, config: SegmentConfig):
+    """Generator over a ``(T, H, W)`` stack: yields Progress and ``(t, Result, table)`` per plane."""
+    for t, plane in enumerate(planes):
+        yield Progress(f"plane {t + 1}/{len(planes)}", t, len(planes))
+        for item in segment_iter(model, plane, config):
+            if isinstance(item, Progress):
+                yield item
+            else:
+                yield (t, item, measure_worms(item.instances, plane, item.scores))
+
+
+def image_planes(layer) -> np.ndarray:
+    """The layer's data as a ``(T, H, W)`` stack; SemiconvError for RGB or >3-D data."""
+    if getattr(layer, "rgb", False):
+        raise SemiconvError(f"'{layer.name}' is an RGB image: split its channels "
+                            "(right-click the layer > Split RGB) and segment one of them")
+    data = np.asarray(layer.data)
+    if data.ndim == 2:
+        return data[None]
+    if data.ndim == 3:
+        return data
+    raise SemiconvError(f"'{layer.name}' has {data.ndim} dimensions {data.shape}: segment a 2-D image "
+                        "or a (T/Z, H, W) stack")
+
+
+class SegmentWidget(Container):
+    """Dock: choose image, model, decoder; Run in a thread with progress; Cancel."""
+
+    def __init__(self, viewer: "napari.viewer.Viewer"):
+        self.viewer = viewer
+        self.image = create_widget(annotation="napari.layers.Image", label="image")
+        self.model = ModelChooser(label="model")
+        self.decoder = ComboBox(label="decoder", choices=DECODERS, value="seeded")
+        self.k = SpinBox(label="k (kmeans)", value=10, min=1, max=1000, visible=False)
+        self.overlap = CheckBox(text="overlapping worms (instance stack)", value=True)
+        self.binary = CheckBox(text="binary foreground input", value=False)
+        self.fg_threshold = FloatSpinBox(label="foreground threshold", value=0.5, min=0.05, max=0.95, step=0.05)
+        self.kernel_threshold = FloatSpinBox(label="kernel threshold", value=0.5, min=0.05, max=0.95, step=0.05)
+        self.min_size = SpinBox(label="min worm size (px)", value=60, min=1, max=100000)
+        self.stride = SpinBox(label="arrow stride (px)", value=8, min=2, max=128)
+        self.length = FloatSpinBox(label="arrow length", value=1.0, min=0.05, max=5.0, step=0.05)
+        self.run_button = PushButton(text="Segment")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        super().__init__(widgets=[self.image, self.model, self.decoder, self.k, self.overlap, self.binary,
+                                  self.fg_threshold, self.kernel_threshold, self.min_size, self.stride,
+                                  self.length, self.run_button, self.cancel_button, self.status])
+        self.decoder.changed.connect(lambda v: setattr(self.k, "visible", v == "kmeans"))
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.confirm = lambda question: ask_user(self.native, question)
+        self.worker = None
+        self.layers: dict = {}
+
+    def config(self) -> SegmentConfig:
+        dec = DecodeConfig(name=self.decoder.value, fg_threshold=self.fg_threshold.value,
+                           kernel_threshold=self.kernel_threshold.value, min_size=self.min_size.value,
+                           overlap=self.overlap.value, k=self.k.value)
+        return SegmentConfig(decode=dec, binary=self.binary.value)
+
+    def run(self, *_):
+        """Start segmenting the chosen image in a worker thread; returns the worker (or None)."""
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        layer = self.image.value
+        try:
+            if layer is None:
+                raise SemiconvError("no image layer: open an image or File > Open Sample > napari-semiconv")
+            planes = image_planes(layer)
+            config = self.config()
+            model = self.model.load()
+        except SemiconvError as exc:
+            return self._error(exc)
+        results, tables = [None] * len(planes), [None] * len(planes)
+        bar = progress(total=len(planes), desc=f"segment {layer.name}")
+
+        def on_yield(item):
+            if isinstance(item, Progress):
+                self.status.value = f"{item.stage} {item.done}/{item.total}"
+                if item.stage.startswith("plane"):
+                    bar.n = item.done
+                    bar.refresh()
+            else:
+                t, result, table = item
+                results[t], tables[t] = result, table
+
+        def on_done():
+            bar.close()
+            self._set_running(False)
+            if all(r is not None for r in results):
+                self.layers = show_results(self.viewer, layer, results, tables, stride=self.stride.value,
+                                           length=self.length.value, confirm=self.confirm)
+                n = sum(len(r.scores) for r in results)
+                self.status.value = f"{n} worms in {layer.name}"
+
+        self.worker = create_worker(segment_planes, model, planes, config, _start_thread=False)
+        self.worker.yielded.connect(on_yield)
+        self.worker.finished.connect(on_done)
+        self.worker.errored.connect(self._error)
+        self._set_running(True)
+        self.worker.start()
+        return self.worker
+
+    def cancel(self, *_):
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.value = "cancelled"
+
+    def _set_running(self, running: bool):
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+
+    def _error(self, exc):
+        from napari.utils.notifications import show_error
+
+        self._set_running(False)
+        self.status.value = f"error: {exc}"
+        show_error(str(exc))
+        return None

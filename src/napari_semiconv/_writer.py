@@ -1,0 +1,21 @@
+"""Writer: a Labels layer to a uint16 (or uint32 if needed) TIFF, written atomically."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def write_labels(path: str, data, meta: dict) -> list[str]:
+    """Write ``data`` (Labels layer, (..., H, W) int) to ``path``; returns [path]."""
+    import tifffile
+
+    arr = np.asarray(data)
+    dtype = np.uint16 if arr.max(initial=0) < 2**16 else np.uint32
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        path = path.with_suffix(".tif")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tifffile.imwrite(tmp, arr.astype(dtype), compression="zlib")
+    os.replace(tmp, path)
+    return [str(path)]

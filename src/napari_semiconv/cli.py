@@ -1,0 +1,308 @@
+"""Command line: ``napari-semiconv segment | demo | train | finetune | evaluate | models``.
+
+Every user error prints one line ``napari-semiconv: error: ...`` and exits with status 2;
+outputs are written atomically, one input at a time, after all inputs were checked.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SemiconvError
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path`` (same folder), removing tmp on failure."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve_model(path: str | None, device: str | None = None):
+    """Load ``path``, a registry name, or the shipped default model on the chosen device."""
+    from .model import load_model, pick_device
+    from .registry import Registry
+
+    dev = pick_device(device)
+    if path is None:
+        from .models import DEFAULT_MODEL
+
+        if not DEFAULT_MODEL.is_file():
+            raise SemiconvError("the shipped default model is missing from the installation: "
+                                "reinstall napari-semiconv or pass --model")
+        return load_model(DEFAULT_MODEL, dev)
+    if not Path(path).exists():
+        entry = Registry().find(path)
+        if entry is not None:
+            return load_model(entry, dev)
+    return load_model(path, dev)
+
+
+def segment_files(paths, out: Path, model, config, quiet: bool = False) -> list[int]:
+    """Segment image files into ``out``: <stem>_labels.tif, _instances.tif, _instances.csv.
+
+    All inputs are read and checked first; each output file is written atomically.
+    Returns the number of worms per image.
+    """
+    import tifffile
+    from tqdm import tqdm
+
+    from .data.readers import read_image
+    from .measure import measure_worms, write_csv
+    from .normalize import check_image
+    from .segment import segment
+
+    for p in paths:  # check everything before writing anything
+        check_image(read_image(p), name=str(p))
+    out.mkdir(parents=True, exist_ok=True)
+    counts = []
+    for p in tqdm(paths, desc="segment", unit="image", disable=quiet):
+        image = read_image(p)
+        result = segment(model, image, config)
+        table = measure_worms(result.instances, image, result.scores)
+        stack = result.instances.astype(np.uint8)
+        _atomic_write(out / f"{p.stem}_labels.tif", lambda t: tifffile.imwrite(t, result.labels, compression="zlib"))
+        _atomic_write(out / f"{p.stem}_instances.tif", lambda t: tifffile.imwrite(t, stack, compression="zlib"))
+        _atomic_write(out / f"{p.stem}_instances.csv", lambda t: write_csv(t, table))
+        counts.append(len(result.scores))
+        if not quiet:
+            tqdm.write(f"{p.name}: {len(result.scores)} worms")
+    return counts
+
+
+def _segment_config(args):
+    from .decode import DecodeConfig
+    from .segment import SegmentConfig
+
+    return SegmentConfig(decode=DecodeConfig(name=args.decoder, k=args.k, min_size=args.min_size,
+                                             overlap=not args.no_overlap),
+                         binary=args.binary, keep_embedding=False)
+
+
+def cmd_segment(args) -> None:
+    from .data.readers import list_images
+
+    paths = list_images(args.inputs)
+    model = resolve_model(args.model, args.device)
+    segment_files(paths, Path(args.out), model, _segment_config(args), args.quiet)
+
+
+def cmd_demo(args) -> None:
+    """Sample scenes -> segment -> evaluate against their ground truth."""
+    import tifffile
+
+    from .data.sources import TEST_SEED0
+    from .data.synthetic import SceneConfig, make_scene
+
+    out = Path(args.out)
+    inputs, truth = out / "inputs", out / "ground_truth"
+    inputs.mkdir(parents=True, exist_ok=True)
+    truth.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, style in enumerate(("brightfield", "fluorescence") * args.scenes):
+        scene = make_scene(TEST_SEED0 + 500 + i, SceneConfig(style=style))
+        paths.append(inputs / f"{style}_{i:02d}.tif")
+        tifffile.imwrite(paths[-1], scene.image)
+        tifffile.imwrite(truth / f"{style}_{i:02d}.tif", scene.instances.astype(np.uint8), compression="zlib")
+    model = resolve_model(args.model, args.device)
+    segment_files(paths, out / "segmented", model, _segment_config(args), args.quiet)
+    metrics = evaluate_dirs(out / "segmented", truth)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    print(f"outputs in {out}/segmented; open them with: napari {paths[0]} {out}/segmented/{paths[0].stem}_labels.tif")
+
+
+def _training_source(spec: str, crop: int):
+    """--data synthetic | folder:DIR | bbbc010:DIR -> (source, description)."""
+    from .data.readers import read_bbbc010, read_folder
+    from .data.sources import ListSource, SyntheticSource
+
+    kind, _, path = spec.partition(":")
+    if kind == "synthetic":
+        return SyntheticSource(crop), "synthetic"
+    if kind in ("folder", "bbbc010") and path:
+        items = read_folder(path) if kind == "folder" else read_bbbc010(path, "train")
+        return ListSource([a.image for a in items], [a.instances for a in items]), spec
+    raise SemiconvError(f"unknown --data {spec!r}: use synthetic, folder:DIR or bbbc010:DIR")
+
+
+def cmd_train(args) -> None:
+    from tqdm import tqdm
+
+    from .data.sources import validation_scenes
+    from .model import ModelConfig, build_model, pick_device
+    from .train import TrainConfig, train_to_file
+
+    source, desc = _training_source(args.data, args.crop)
+    out = Path(args.out)
+    if out.suffix != ".pt":
+        raise SemiconvError(f"--out {out} should end in .pt")
+    model = build_model(ModelConfig(semiconv=not args.conv)).to(pick_device(args.device))
+    config = TrainConfig(steps=args.steps, seconds=args.seconds, batch=args.batch, crop=args.crop,
+                         lr=args.lr, seed=args.seed, val_every=args.val_every)
+    bar = tqdm(total=config.steps, desc="train", disable=args.quiet)
+
+    def show(p):
+        bar.update(p.step - bar.n)
+        bar.set_postfix(loss=f"{p.losses['total']:.3f}")
+
+    meta = train_to_file(model, source, config, out, val_scenes=validation_scenes(args.val_scenes),
+                         resume=args.resume, progress=show, metadata={"data": desc})
+    bar.close()
+    print(json.dumps({"model": str(out), "steps": meta["steps"], "validation": meta["validation"]}))
+
+
+def cmd_finetune(args) -> None:
+    from .finetune import FinetuneConfig, finetune_to_file
+    from .data.readers import read_image
+
+    if len(args.images) != len(args.labels):
+        raise SemiconvError(f"{len(args.images)} --images but {len(args.labels)} --labels: give one labels file per image")
+    images = [read_image(p) for p in args.images]
+    labels = [read_image(p) for p in args.labels]
+    model = resolve_model(args.model, args.device)
+    config = FinetuneConfig(steps=args.steps, seconds=args.seconds, lr=args.lr, seed=args.seed)
+    meta = finetune_to_file(model, images, labels, config, args.out,
+                            image_names=[str(p) for p in args.images])
+    print(json.dumps({"model": str(args.out), "steps": meta["steps"], "final_loss": meta["final_loss"]["total"]}))
+
+
+def evaluate_dirs(pred_dir: Path, gt_dir: Path) -> dict:
+    """Metrics of <stem>_instances.tif (scores from the CSV) against ground-truth files."""
+    from .data.readers import read_image
+    from .metrics import as_stack, evaluate
+
+    gts = sorted(f for f in gt_dir.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".png")) if gt_dir.is_dir() else []
+    if not gts:
+        raise SemiconvError(f"--gt {gt_dir} holds no .tif/.png ground-truth files")
+    preds, scores, truths = [], [], []
+    for g in gts:
+        stem = g.stem.removesuffix("_labels").removesuffix("_masks")
+        cand = [pred_dir / f"{stem}_instances.tif", pred_dir / f"{stem}_labels.tif"]
+        found = next((c for c in cand if c.is_file()), None)
+        if found is None:
+            raise SemiconvError(f"no prediction for {g.name} in {pred_dir} (expected {cand[0].name})")
+        pred = as_stack(read_image(found))
+        csv = pred_dir / f"{stem}_instances.csv"
+        score = np.ones(len(pred))
+        if csv.is_file() and found.name.endswith("_instances.tif") and len(pred):
+            score = np.loadtxt(csv, delimiter=",", skiprows=1, usecols=1, ndmin=1)[: len(pred)]
+        gt = as_stack(read_image(g))
+        if gt.shape[1:] != pred.shape[1:] and len(gt) and len(pred):
+            raise SemiconvError(f"{g.name}: ground truth {gt.shape[1:]} and prediction {pred.shape[1:]} differ in shape")
+        preds.append(pred)
+        scores.append(score)
+        truths.append(gt)
+    return evaluate(preds, scores, truths)
+
+
+def cmd_evaluate(args) -> None:
+    text = json.dumps(evaluate_dirs(Path(args.pred), Path(args.gt)), indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+
+
+def cmd_models(args) -> None:
+    from .registry import Registry
+
+    for entry in Registry().list():
+        print(f"{entry.name}\t{entry.path}\t{entry.metadata.get('date', '')}")
+
+
+def _segment_options(p) -> None:
+    from .decode import DECODERS
+
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--decoder", default="seeded", choices=DECODERS)
+    p.add_argument("--k", type=int, default=0, help="number of worms (kmeans decoder)")
+    p.add_argument("--min-size", type=int, default=60, help="smallest worm kept, pixels")
+    p.add_argument("--no-overlap", action="store_true", help="one worm per pixel in the instance stack")
+    p.add_argument("--binary", action="store_true", help="inputs are binary foreground masks (BBBC010 protocol)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="napari-semiconv", description="Semi-convolutional worm segmentation")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("segment", help="segment images, write labels, instance stacks and CSV")
+    s.add_argument("inputs", nargs="+", help="image files or folders")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--model", help="model file or registry name (default: the shipped model)")
+    _segment_options(s)
+    s.set_defaults(func=cmd_segment)
+
+    dm = sub.add_parser("demo", help="segment built-in sample scenes and score them against their ground truth")
+    dm.add_argument("--out", default="demo_out", help="output folder")
+    dm.add_argument("--scenes", type=int, default=2, help="scenes per style")
+    dm.add_argument("--model", help="model file or registry name (default: the shipped model)")
+    _segment_options(dm)
+    dm.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", help="train a model from scratch")
+    t.add_argument("--data", default="synthetic", help="synthetic | folder:DIR | bbbc010:DIR")
+    t.add_argument("--out", required=True, help="model file to write (.pt)")
+    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--crop", type=int, default=256)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-every", type=int, default=500)
+    t.add_argument("--val-scenes", type=int, default=4)
+    t.add_argument("--conv", action="store_true", help="plain convolutional embedding (ablation)")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    f = sub.add_parser("finetune", help="fine-tune a model on corrected labels")
+    f.add_argument("--model", help="base model file or registry name (default: shipped)")
+    f.add_argument("--images", nargs="+", required=True)
+    f.add_argument("--labels", nargs="+", required=True, help="(H, W) label images, one per image")
+    f.add_argument("--steps", type=int, default=200)
+    f.add_argument("--seconds", type=float, default=0.0)
+    f.add_argument("--lr", type=float, default=1e-3)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--out", required=True, help="new model file (.pt); never the base model")
+    f.add_argument("--device", default="auto")
+    f.set_defaults(func=cmd_finetune)
+
+    e = sub.add_parser("evaluate", help="S(t), avS and AP of predictions against ground truth")
+    e.add_argument("--pred", required=True, help="folder with <stem>_instances.tif (+ .csv scores)")
+    e.add_argument("--gt", required=True, help="folder with <stem>.tif label images or instance stacks")
+    e.add_argument("--json", help="also write the metrics here")
+    e.set_defaults(func=cmd_evaluate)
+
+    m = sub.add_parser("models", help="list the models in the user registry")
+    m.set_defaults(func=cmd_models)
+    return ap
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except SemiconvError as exc:
+        print(f"napari-semiconv: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("napari-semiconv: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Augmentation and cropping of (image, instances, valid) training samples, in torch."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def crop_resize(image: np.ndarray, instances: np.ndarray, valid: np.ndarray | None, rng,
+                crop: int, zoom: float = 1.0):
+    """Random ``crop x crop`` window after zooming by ``zoom`` (>1 magnifies).
+
+    image : (H, W) float32 normalized; instances : (N, H, W) bool; valid : (H, W) bool or None.
+    Smaller inputs are zero-padded (padding is marked invalid). Returns torch tensors
+    image (crop, crop) float32, instances (M, crop, crop) bool (empty ones dropped), valid bool.
+    """
+    h, w = image.shape
+    src = max(8, int(round(crop / zoom)))
+    r = rng.integers(0, max(h - src, 0) + 1)
+    c = rng.integers(0, max(w - src, 0) + 1)
+    sl = (slice(r, r + src), slice(c, c + src))
+    img = torch.from_numpy(np.ascontiguousarray(image[sl], dtype=np.float32))
+    ins = torch.from_numpy(np.ascontiguousarray(instances[(slice(None),) + sl]))
+    val = torch.ones(img.shape, dtype=torch.bool) if valid is None else torch.from_numpy(
+        np.ascontiguousarray(valid[sl]))
+    ph, pw = src - img.shape[0], src - img.shape[1]
+    stack = torch.cat([img[None], ins.float(), val[None].float()])
+    stack = F.pad(stack, (0, pw, 0, ph))
+    if src != crop:
+        stack = F.interpolate(stack[None], size=(crop, crop), mode="nearest")[0]
+        stack[0] = F.interpolate(F.pad(img, (0, pw, 0, ph))[None, None], size=(crop, crop),
+                                 mode="bilinear", align_corners=False)[0, 0]
+    img, ins, val = stack[0], stack[1:-1] > 0.5, stack[-1] > 0.5
+    return img, ins[ins.flatten(1).any(1)], val
+
+
+def augment(img: torch.Tensor, ins: torch.Tensor, val: torch.Tensor, rng, binary_prob: float = 0.0):
+    """Flips, 90-degree rotations, intensity (gain, offset, gamma, inversion, noise, blur).
+
+    img : (H, W) float32 normalized; ins : (N, H, W) bool; val : (H, W) bool. With
+    probability ``binary_prob`` the image is replaced by the binary foreground (BBBC010 mode).
+    """
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+
+    def geo(t):
+        t = torch.rot90(t, k, dims=(-2, -1))
+        return torch.flip(t, dims=(-1,)) if flip else t
+
+    img, ins, val = geo(img), geo(ins), geo(val)
+    if rng.random() < binary_prob:
+        return (ins.any(0) if len(ins) else torch.zeros_like(val)).float(), ins, val
+    img = img.clamp(-0.5, 2.0)
+    if rng.random() < 0.2:
+        img = 1 - img
+    gamma = float(np.exp(rng.uniform(-0.4, 0.4)))
+    img = img.clamp_min(0) ** gamma * rng.uniform(0.6, 1.4) + rng.uniform(-0.2, 0.2)
+    if rng.random() < 0.3:
+        sigma = rng.uniform(0.5, 1.5)
+        x = torch.arange(-3, 4, dtype=torch.float32)
+        g = torch.exp(-(x**2) / (2 * sigma**2))
+        g = (g / g.sum())
+        img = F.conv2d(F.pad(img[None, None], (3, 3, 3, 3), mode="replicate"),
+                       (g[:, None] * g[None, :])[None, None])[0, 0]
+    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    img = img + torch.randn(img.shape, generator=gen) * rng.uniform(0, 0.05)
+    return img.contiguous(), ins.contiguous(), val.contiguous()

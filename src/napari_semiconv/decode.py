@@ -1,0 +1,176 @@
+"""Decoders: cluster the foreground pixels' embeddings Psi into worm instances.
+
+All decoders work on the model's device in torch and return a :class:`Decoded` with a
+non-overlapping ``(H, W)`` uint16 label image, an ``(N, H, W)`` bool instance stack (a pixel may
+belong to two worms when the decoder is overlap-aware) and one score per instance.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import SemiconvError
+from .losses import kernel, pairwise_distance
+
+DECODERS = ("seeded", "meanshift", "kmeans")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Decoder choice and parameters."""
+
+    name: str = "seeded"
+    fg_threshold: float = 0.5  # foreground probability above which a pixel is clustered
+    kernel_threshold: float = 0.5  # K_sigma(seed, u) above which u joins the seed's instance
+    min_size: int = 60  # instances smaller than this (pixels) are dropped
+    overlap: bool = True  # seeded: a pixel may join several instances (crossing worms)
+    min_seed: float = 0.2  # seeded: stop when the best remaining seed score is below this
+    k: int = 0  # kmeans: number of clusters (required)
+    meanshift_points: int = 4000  # meanshift: pixels sampled to find the modes
+    meanshift_iters: int = 30
+    max_instances: int = 1000
+
+    def __post_init__(self):
+        if self.name not in DECODERS:
+            raise SemiconvError(f"unknown decoder {self.name!r}: choose one of {', '.join(DECODERS)}")
+        if self.name == "kmeans" and self.k < 1:
+            raise SemiconvError("the kmeans decoder needs the number of instances: set k >= 1")
+
+
+@dataclass
+class Decoded:
+    """Decoder output for one image."""
+
+    labels: np.ndarray  # (H, W) uint16, 0 = background, one id per instance
+    instances: np.ndarray  # (N, H, W) bool, may overlap
+    scores: np.ndarray  # (N,) float32 in [0, 1]
+    seeds: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (N, 2) row, col
+
+
+def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed_prob: torch.Tensor, sigma: float,
+           config: DecodeConfig = DecodeConfig()) -> Decoded:
+    """Cluster ``psi (d, H, W)`` over pixels with ``fg_prob (H, W)`` above threshold.
+
+    ``seed_prob (H, W)`` ranks seeds (seeded) and scores instances; ``sigma`` is the kernel
+    bandwidth in Psi units.
+    """
+    d, h, w = psi.shape
+    fg = (fg_prob > config.fg_threshold).reshape(-1)
+    idx = fg.nonzero().squeeze(1)
+    points = psi.reshape(d, -1)[:, idx].T.contiguous()  # (P, d)
+    seeds = seed_prob.reshape(-1)[idx]
+    if len(idx) == 0:
+        members = torch.zeros((0, 0), dtype=torch.bool, device=psi.device)
+        seed_px = torch.zeros(0, dtype=torch.long, device=psi.device)
+    elif config.name == "seeded":
+        members, seed_px = _seeded(points, seeds, sigma, config)
+    elif config.name == "meanshift":
+        members, seed_px = _meanshift(points, seeds, sigma, config)
+    else:
+        members, seed_px = _kmeans(points, seeds, config)
+    return _to_images(members, seed_px, points, seeds, fg_prob.reshape(-1)[idx], idx, sigma,
+                      (h, w), config.min_size)
+
+
+def _seeded(points, seeds, sigma, config):
+    """Seeded growth: best unassigned seed, its instance is K > threshold, repeat."""
+    radius = -sigma * np.log(config.kernel_threshold)  # K > t  <=>  dist < radius
+    free = torch.ones(len(points), dtype=torch.bool, device=points.device)
+    members, seed_px = [], []
+    score = seeds.clone()
+    while len(members) < config.max_instances:
+        score[~free] = -1
+        best = int(torch.argmax(score))
+        if score[best] < config.min_seed or free.sum() < config.min_size:
+            break
+        centre = points[best : best + 1]
+        for _ in range(2):  # refine the centre as the mean of its members
+            inside = pairwise_distance(centre, points)[0] < radius
+            if not (inside & free).any():
+                break
+            centre = points[inside & free].mean(0, keepdim=True)
+        inside = pairwise_distance(centre, points)[0] < radius
+        inside[best] = True
+        new = inside & free
+        free &= ~inside
+        if new.sum() < config.min_size:
+            continue
+        members.append(inside if config.overlap else new)
+        seed_px.append(best)
+    return _stack(members, len(points), points.device), torch.tensor(seed_px, device=points.device)
+
+
+def _meanshift(points, seeds, sigma, config):
+    """Mean shift with the Laplacian kernel on a sample, modes merged, pixels to nearest mode."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    n = min(len(points), config.meanshift_points)
+    sample = points[torch.randperm(len(points), generator=gen)[:n].to(points.device)]
+    modes = sample.clone()
+    for _ in range(config.meanshift_iters):
+        k = kernel(pairwise_distance(modes, sample), sigma)
+        modes = k @ sample / k.sum(1, keepdim=True)
+    radius = -sigma * np.log(config.kernel_threshold)
+    centres = []
+    for m in modes:  # loop over the (few thousand) modes, merging close ones
+        if not centres or pairwise_distance(m[None], torch.stack(centres))[0].min() >= radius:
+            centres.append(m)
+    return _nearest(points, seeds, torch.stack(centres))
+
+
+def _kmeans(points, seeds, config, iters: int = 50):
+    """k-means (k-means++ init, fixed seed) with ``config.k`` clusters."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    k = min(config.k, len(points))
+    centres = points[torch.randint(len(points), (1,), generator=gen).to(points.device)]
+    for _ in range(k - 1):
+        d2 = pairwise_distance(centres, points).min(0).values ** 2
+        pick = torch.multinomial((d2 / d2.sum()).cpu(), 1, generator=gen).to(points.device)
+        centres = torch.cat([centres, points[pick]])
+    for _ in range(iters):
+        assign = pairwise_distance(centres, points).argmin(0)
+        onehot = torch.nn.functional.one_hot(assign, k).float()
+        counts = onehot.sum(0)
+        centres = torch.where(counts[:, None] > 0, onehot.T @ points / counts.clamp_min(1)[:, None],
+                              centres)
+    return _nearest(points, seeds, centres)
+
+
+def _nearest(points, seeds, centres):
+    """Hard assignment of points to the nearest centre; seed = best-scored member."""
+    assign = pairwise_distance(centres, points).argmin(0)
+    members = torch.nn.functional.one_hot(assign, len(centres)).T.bool()
+    seed_px = torch.where(members, seeds[None], -1.0).argmax(1)
+    return members, seed_px
+
+
+def _stack(members, n, device):
+    if not members:
+        return torch.zeros((0, n), dtype=torch.bool, device=device)
+    return torch.stack(members)
+
+
+def _to_images(members, seed_px, points, seeds, fg, idx, sigma, shape, min_size) -> Decoded:
+    """(N, P) memberships over foreground pixels -> labels, stack and scores on the full grid."""
+    h, w = shape
+    sizes = members.sum(1) if len(members) else torch.zeros(0, device=points.device)
+    keep = sizes >= min_size
+    members, seed_px = members[keep], seed_px[keep]
+    n = len(members)
+    if n == 0:
+        return Decoded(np.zeros(shape, np.uint16), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
+    m = members.float()
+    centres = m @ points / m.sum(1, keepdim=True)
+    affinity = kernel(pairwise_distance(centres, points), sigma) * m  # (N, P)
+    # label image: each pixel goes to the member instance with the highest affinity
+    owner = affinity.argmax(0)
+    labelled = members.any(0)
+    flat = torch.zeros(h * w, dtype=torch.int32, device=points.device)
+    flat[idx[labelled]] = (owner[labelled] + 1).int()
+    stack = torch.zeros((n, h * w), dtype=torch.bool, device=points.device)
+    stack[:, idx] = members
+    scores = seeds[seed_px] * (m @ fg) / m.sum(1)
+    seeds_rc = torch.stack([idx[seed_px] // w, idx[seed_px] % w], 1)
+    return Decoded(flat.reshape(h, w).cpu().numpy().astype(np.uint16),
+                   stack.reshape(n, h, w).cpu().numpy(),
+                   scores.float().cpu().numpy(), seeds_rc.cpu().numpy())

@@ -1,0 +1,127 @@
+"""Fine-tuning on a user's corrected labels, through the shared training loop.
+
+The base model is never modified: fine-tuning trains a deep copy, and only a finished run is
+saved (as a new file). Labels > 0 are worms; where a region mask is given, only pixels inside
+it count (the annotation is complete there only).
+"""
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import __version__
+from .data.sources import ListSource, MixedSource, SyntheticSource
+from .errors import SemiconvError
+from .metrics import as_stack
+from .normalize import check_image
+from .train import TrainConfig, TrainProgress, train_iter
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning budget and options."""
+
+    steps: int = 200
+    seconds: float = 0.0  # time budget (0 = none)
+    lr: float = 1e-3
+    batch: int = 2
+    crop: int = 256
+    augment: bool = True
+    replay: float = 0.25  # share of batches drawn from the synthetic base data
+    seed: int = 0
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(steps=self.steps, seconds=self.seconds, batch=self.batch, crop=self.crop,
+                           lr=self.lr, warmup=10, augment=self.augment, binary_prob=0.0, seed=self.seed,
+                           zoom=(0.8, 1.25) if self.augment else (1.0, 1.0))
+
+
+def check_annotations(images, labels, regions=None):
+    """Validate image/label(/region) triplets; return (images, instance stacks, valid masks).
+
+    images : list of (H, W); labels : list of (H, W) int label images; regions : list of
+    (H, W) bool masks or None. Raises SemiconvError for RGB/3-D images, shape mismatches,
+    nothing painted, or a region with no worm in it.
+    """
+    if not images:
+        raise SemiconvError("choose at least one image with its corrected labels")
+    regions = list(regions) if regions is not None else [None] * len(images)
+    out_i, out_s, out_v = [], [], []
+    for k, (im, lab, reg) in enumerate(zip(images, labels, regions)):
+        im = check_image(im, name=f"image {k + 1}")
+        lab = np.asarray(lab)
+        if lab.shape != im.shape:
+            raise SemiconvError(f"labels {k + 1} have shape {lab.shape} but the image {im.shape}: "
+                                "paint the labels on a layer of the image's shape")
+        if not np.issubdtype(lab.dtype, np.integer) and lab.dtype != bool:
+            raise SemiconvError(f"labels {k + 1} have dtype {lab.dtype}: use an integer Labels layer")
+        if reg is not None:
+            reg = np.asarray(reg, bool)
+            if reg.shape != im.shape:
+                raise SemiconvError(f"region {k + 1} has shape {reg.shape} but the image {im.shape}")
+            if not reg.any():
+                raise SemiconvError(f"region {k + 1} is empty: draw where the annotation is complete")
+        inside = lab if reg is None else np.where(reg, lab, 0)
+        if not (inside > 0).any():
+            where = "inside the region" if reg is not None else "in the labels"
+            raise SemiconvError(f"no worm painted {where} of image {k + 1}: paint or correct at "
+                                "least one worm (label > 0) before fine-tuning")
+        out_i.append(im)
+        out_s.append(as_stack(lab))
+        out_v.append(reg)
+    return out_i, out_s, out_v
+
+
+def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = FinetuneConfig(),
+                  should_stop: Callable[[], bool] = lambda: False) -> Iterator[TrainProgress | object]:
+    """Fine-tune a copy of ``base``. Yields TrainProgress per step, then the new model (last).
+
+    Input is checked before any training starts. If ``should_stop`` turns true, the run stops
+    and the last item is None: nothing is returned to save and ``base`` is untouched.
+    """
+    imgs, stacks, valid = check_annotations(images, labels, regions)
+    model = copy.deepcopy(base)
+    user = ListSource(imgs, stacks, valid)
+    source = MixedSource([user, SyntheticSource(config.crop)], [1 - config.replay, config.replay]) \
+        if config.replay > 0 else user
+    cancelled = False
+
+    def stop():
+        nonlocal cancelled
+        cancelled = cancelled or should_stop()
+        return cancelled
+
+    yield from train_iter(model, source, config.train_config(), should_stop=stop)
+    yield None if cancelled else model
+
+
+def finetune_metadata(base, config: FinetuneConfig, last: TrainProgress | None, image_names) -> dict:
+    """Metadata stored with a fine-tuned model."""
+    return {"base_model": getattr(base, "metadata", {}).get("path", "unknown"),
+            "images": list(image_names), "steps": last.step if last else 0,
+            "seconds": round(last.elapsed, 1) if last else 0.0,
+            "final_loss": last.losses if last else None, "lr": config.lr,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "version": __version__, "kind": "fine-tuned"}
+
+
+def finetune_to_file(base, images, labels, config: FinetuneConfig, out, regions=None, image_names=()) -> dict:
+    """Fine-tune and save to ``out`` (refused if it is the base model's own file)."""
+    from .model.io import save_model
+
+    out = Path(out)
+    base_path = getattr(base, "metadata", {}).get("path")
+    if base_path and out.exists() and out.resolve() == Path(base_path).resolve():
+        raise SemiconvError(f"--out {out} is the base model: write the fine-tuned model to a new file")
+    last, model = None, None
+    for item in finetune_iter(base, images, labels, regions, config):
+        if isinstance(item, TrainProgress):
+            last = item
+        else:
+            model = item
+    meta = finetune_metadata(base, config, last, image_names)
+    save_model(model, out, meta)
+    return meta

@@ -1,0 +1,95 @@
+"""Training losses for one image: eq. 5 attractive loss, foreground BCE, kernel BCE, margin.
+
+Instances are given as an ``(N, H, W)`` bool/float stack; a pixel may belong to several
+instances (crossing worms) and then counts in each. Everything is vectorised over instances
+and pixels.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms (0 switches a term off)."""
+
+    embedding: float = 1.0  # eq. 5 attractive term
+    foreground: float = 1.0  # BCE of the foreground logit
+    kernel: float = 1.0  # BCE of K_sigma(seed, .) against each instance mask
+    seed: float = 1.0  # BCE of the seed logit against K_sigma(Psi_u, instance mean)
+    margin: float = 0.0  # optional repulsive hinge between instance means
+    margin_delta: float = 1.5  # hinge distance, in units of sigma
+
+
+def pairwise_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Unsquared L2 distances ``(N, P)`` between rows of ``a (N, d)`` and ``b (P, d)``.
+
+    Smooth at 0 (eps inside the root) so gradients stay finite.
+    """
+    sq = (a * a).sum(1, keepdim=True) - 2 * a @ b.T + (b * b).sum(1)[None]
+    return (sq.clamp_min(0) + _EPS).sqrt()
+
+
+def kernel(dist: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Steered bilateral kernel K = exp(-dist / sigma) (Laplacian, eq. 7)."""
+    return torch.exp(-dist / sigma)
+
+
+def attractive_loss(psi: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Eq. 5: sum over instances of the mean unsquared L2 distance of Psi_u to the instance mean.
+
+    psi : (P, d) float embeddings of P pixels; masks : (N, P) float, 1 where pixel in instance.
+    """
+    n = masks.sum(1).clamp_min(1)
+    means = masks @ psi / n[:, None]
+    return ((masks * pairwise_distance(means, psi)).sum(1) / n).sum()
+
+
+def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch.Tensor,
+                    sigma: torch.Tensor, instances: torch.Tensor, weights: LossWeights,
+                    valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """All loss terms for one image.
+
+    psi : (d, H, W); fg_logit, seed_logit : (H, W); sigma : scalar tensor;
+    instances : (N, H, W) bool, may overlap; valid : (H, W) bool, pixels where the annotation is
+    complete (others are ignored), None for all. Returns a dict of scalar tensors with "total".
+    """
+    d = psi.shape[0]
+    valid = torch.ones_like(fg_logit, dtype=torch.bool) if valid is None else valid.bool()
+    vflat = valid.reshape(-1)
+    fg_target = instances.any(0).float() if len(instances) else torch.zeros_like(fg_logit)
+    out = {"foreground": F.binary_cross_entropy_with_logits(fg_logit[valid], fg_target[valid])
+           if vflat.any() else fg_logit.sum() * 0}
+    zero = psi.sum() * 0
+    for key in ("embedding", "kernel", "seed", "margin"):
+        out[key] = zero
+    fg_pix = (fg_target.reshape(-1) > 0) & vflat
+    if len(instances) and fg_pix.any():
+        p = psi.reshape(d, -1)[:, fg_pix].T  # (P, d) foreground pixels
+        masks = instances.reshape(len(instances), -1)[:, fg_pix].float()  # (N, P)
+        keep = masks.sum(1) > 0
+        masks = masks[keep]
+        out["embedding"] = attractive_loss(p, masks)
+        n = masks.sum(1)
+        means = (masks @ p / n[:, None]).detach()
+        k_mean = kernel(pairwise_distance(means, p), sigma).detach()  # (N, P)
+        seed_target = (k_mean * masks).amax(0)
+        s = seed_logit.reshape(-1)[fg_pix]
+        out["seed"] = F.binary_cross_entropy_with_logits(s, seed_target)
+        # differentiable seed: expected embedding under softmax of the seed score in each instance
+        attn = torch.softmax(s[None].expand_as(masks).masked_fill(masks == 0, -1e9), dim=1)
+        seeds = attn @ p  # (N, d)
+        k = kernel(pairwise_distance(seeds, p), sigma).clamp(_EPS, 1 - _EPS)
+        out["kernel"] = F.binary_cross_entropy(k, masks)
+        if weights.margin > 0 and len(means) > 1:
+            mu = masks @ p / n[:, None]
+            gap = pairwise_distance(mu, mu)
+            off = ~torch.eye(len(mu), dtype=torch.bool, device=mu.device)
+            out["margin"] = F.relu(weights.margin_delta * sigma - gap[off]).pow(2).mean()
+    out["total"] = sum(getattr(weights, key) * out[key]
+                       for key in ("embedding", "foreground", "kernel", "seed", "margin"))
+    return out

@@ -1,0 +1,54 @@
+"""U-Net backbone: a fully convolutional feature extractor for any H, W (inputs are padded)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    groups = min(8, cout // 4) or 1
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.GroupNorm(groups, cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.GroupNorm(groups, cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """U-Net with ``depth`` downsamplings; channels ``width * 2**level`` capped at ``max_width``.
+
+    Input ``(B, C, H, W)`` float32, output ``(B, width, H, W)`` features at full resolution.
+    H and W need not be multiples of ``2**depth``: the input is reflect-padded and cropped back.
+    """
+
+    def __init__(self, in_channels: int = 1, width: int = 16, depth: int = 4, max_width: int = 128):
+        super().__init__()
+        widths = [min(width * 2**i, max_width) for i in range(depth + 1)]
+        self.depth = depth
+        self.down = nn.ModuleList([_block(in_channels, widths[0])])
+        self.down.extend(_block(widths[i], widths[i + 1]) for i in range(depth))
+        self.up = nn.ModuleList(
+            _block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(depth))
+        )
+        self.out_channels = widths[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        m = 2**self.depth
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            mode = "reflect" if h > ph and w > pw else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for block in self.up:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))
+        return x[..., :h, :w]

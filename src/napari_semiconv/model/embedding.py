@@ -1,0 +1,88 @@
+"""The semi-convolutional model: Psi_u = Phi_u + u_hat, plus foreground and seed heads.
+
+Phi has ``dim`` channels; the first two are the displacement field Phi^g (in units of
+``coord_scale`` pixels, x then y), the rest appearance traits Phi^a. u_hat is the pixel's own
+coordinate divided by ``coord_scale`` in the first two dims and zero elsewhere.
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .backbone import UNet
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and input conventions; stored in every model file."""
+
+    dim: int = 8  # embedding size d (2 displacement + d-2 appearance dims)
+    width: int = 16  # U-Net channels at full resolution
+    depth: int = 5  # U-Net downsamplings (receptive field must span a worm)
+    max_width: int = 128  # channel cap of the deepest levels
+    coord_scale: float = 64.0  # pixels per unit of u_hat
+    semiconv: bool = True  # False: Psi = Phi (the convolutional ablation)
+    sigma_init: float = 0.5  # initial kernel bandwidth, in Psi units
+    in_channels: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Outputs:
+    """Network outputs for a batch, all ``(B, C, H, W)`` float32."""
+
+    fg_logit: torch.Tensor  # (B, 1, H, W) foreground logit
+    seed_logit: torch.Tensor  # (B, 1, H, W) logit of K_sigma(Psi_u, instance centre)
+    phi: torch.Tensor  # (B, d, H, W) convolutional embedding Phi
+    psi: torch.Tensor  # (B, d, H, W) semi-convolutional embedding Psi
+
+
+def pixel_coordinates(height: int, width: int, dim: int, scale: float, *, origin=(0, 0),
+                      device=None) -> torch.Tensor:
+    """u_hat as a ``(dim, H, W)`` float32 tensor: (x, y) / scale in dims 0, 1, zeros after.
+
+    ``origin`` = (row, col) of the first pixel in the whole image, so tiles share one frame.
+    """
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + origin[0]) / scale
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + origin[1]) / scale
+    grid = torch.zeros(dim, height, width, device=device)
+    grid[0] = xs[None, :]
+    grid[1] = ys[:, None]
+    return grid
+
+
+class SemiConvNet(nn.Module):
+    """Backbone + 1x1 heads. ``forward(x)`` takes ``(B, 1, H, W)`` normalized images."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = UNet(config.in_channels, config.width, config.depth, config.max_width)
+        c = self.backbone.out_channels
+        self.fg_head = nn.Conv2d(c, 1, 1)
+        self.seed_head = nn.Conv2d(c, 1, 1)
+        self.phi_head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
+                                      nn.Conv2d(c, config.dim, 1))
+        self.log_sigma = nn.Parameter(torch.tensor(float(config.sigma_init)).log())
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        return self.log_sigma.exp()
+
+    def forward(self, x: torch.Tensor, origin=(0, 0)) -> Outputs:
+        feats = self.backbone(x)
+        phi = self.phi_head(feats)
+        psi = phi
+        if self.config.semiconv:
+            h, w = x.shape[-2:]
+            psi = phi + pixel_coordinates(h, w, self.config.dim, self.config.coord_scale,
+                                          origin=origin, device=x.device)[None]
+        return Outputs(self.fg_head(feats), self.seed_head(feats), phi, psi)
+
+
+def build_model(config: ModelConfig | None = None) -> SemiConvNet:
+    """A freshly initialised model for ``config`` (defaults if None)."""
+    return SemiConvNet(config or ModelConfig())

@@ -1,0 +1,77 @@
+"""Model files: config + weights + version + metadata, written atomically, read weights-only."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..errors import SemiconvError
+from .embedding import ModelConfig, SemiConvNet
+
+FORMAT = "napari-semiconv-model/1"
+
+
+def save_model(model: SemiConvNet, path: str | os.PathLike, metadata: dict | None = None,
+               extra: dict | None = None) -> Path:
+    """Write ``model`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    A crash during the write leaves any previous file at ``path`` untouched. ``extra`` adds
+    top-level entries (e.g. an optimizer state in a checkpoint).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": __version__,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": dict(metadata or {}),
+        **(extra or {}),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_model_file(path: str | os.PathLike) -> dict:
+    """Load and check a model file's payload (``weights_only=True``); raise SemiconvError if bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise SemiconvError(f"model file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, pickled code, not a torch file
+        raise SemiconvError(
+            f"{path} is not a readable napari-semiconv model file ({type(exc).__name__}); "
+            "pass a .pt file saved by napari-semiconv, or omit --model to use the shipped one"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise SemiconvError(
+            f"{path} is a torch file but not a napari-semiconv model (no '{FORMAT}' header); "
+            "pass a model saved by napari-semiconv"
+        )
+    return payload
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> SemiConvNet:
+    """Build the model stored at ``path`` on ``device`` in eval mode; ``model.metadata`` is set."""
+    payload = read_model_file(path)
+    try:
+        config = ModelConfig(**payload["config"])
+        model = SemiConvNet(config)
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, RuntimeError, KeyError) as exc:
+        raise SemiconvError(f"{path}: weights do not match the stored config ({exc})") from None
+    model.metadata = dict(payload.get("metadata", {}))
+    model.metadata.setdefault("path", str(path))
+    return model.to(device).eval()

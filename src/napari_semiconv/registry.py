@@ -1,0 +1,101 @@
+"""The user's model registry: fine-tuned models in the user data folder (platformdirs).
+
+Set ``NAPARI_SEMICONV_HOME`` to use another folder (tests do). Model names are file stems.
+"""
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SemiconvError
+from .model.io import read_model_file, save_model
+
+
+@dataclass
+class Entry:
+    """One registered model."""
+
+    name: str
+    path: Path
+    metadata: dict
+
+
+def registry_dir() -> Path:
+    """Folder holding registered models (created on demand)."""
+    root = os.environ.get("NAPARI_SEMICONV_HOME")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_data_dir("napari-semiconv", appauthor=False)
+    return Path(root) / "models"
+
+
+def _safe(name: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()).strip("._")
+    if not clean:
+        raise SemiconvError(f"model name {name!r} has no usable characters: use letters, digits, _ . -")
+    return clean
+
+
+class Registry:
+    """List, add, rename, delete and export models in :func:`registry_dir`."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root else registry_dir()
+
+    def list(self) -> list[Entry]:
+        """Registered models, newest first; unreadable files are skipped."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for f in sorted(self.root.glob("*.pt"), key=lambda f: f.stat().st_mtime, reverse=True):
+            try:
+                out.append(Entry(f.stem, f, read_model_file(f).get("metadata", {})))
+            except SemiconvError:
+                continue
+        return out
+
+    def find(self, name: str) -> Path | None:
+        path = self.root / f"{_safe(name)}.pt"
+        return path if path.is_file() else None
+
+    def unique_name(self, base: str) -> str:
+        base = _safe(base)
+        name, i = base, 1
+        while (self.root / f"{name}.pt").exists():
+            i += 1
+            name = f"{base}-{i}"
+        return name
+
+    def add(self, model, name: str, metadata: dict) -> Entry:
+        """Save ``model`` under a new unique ``name`` (never overwrites), atomically."""
+        name = self.unique_name(name)
+        path = save_model(model, self.root / f"{name}.pt", metadata)
+        return Entry(name, path, metadata)
+
+    def rename(self, name: str, new: str) -> Path:
+        src = self._existing(name)
+        dst = self.root / f"{_safe(new)}.pt"
+        if dst.exists():
+            raise SemiconvError(f"a model named {new!r} already exists: choose another name")
+        return src.rename(dst)
+
+    def delete(self, name: str) -> None:
+        self._existing(name).unlink()
+
+    def export(self, name: str, dest: str | Path) -> Path:
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / f"{_safe(name)}.pt"
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(self._existing(name), tmp)
+        os.replace(tmp, dest)
+        return dest
+
+    def _existing(self, name: str) -> Path:
+        path = self.find(name)
+        if path is None:
+            raise SemiconvError(f"no model named {name!r} in the registry ({self.root})")
+        return path

@@ -1,0 +1,222 @@
+"""The one training loop, for `train`, `finetune` and the Fine-tune widget.
+
+``train_iter`` is a generator: it yields a :class:`TrainProgress` after every step (and after
+each validation), checks ``should_stop`` so a caller can cancel, and trains the model in place.
+Saving is the caller's business: a cancelled run never touches any file.
+"""
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .data.augment import augment, crop_resize
+from .losses import LossWeights, instance_losses
+from .metrics import evaluate
+from .segment import SegmentConfig, segment
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings."""
+
+    steps: int = 2000
+    seconds: float = 0.0  # stop after this wall time too (0 = no limit)
+    batch: int = 4
+    crop: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 50
+    zoom: tuple = (0.8, 1.25)  # scale augmentation range
+    augment: bool = True
+    binary_prob: float = 0.1  # share of samples shown as binary foreground
+    seed: int = 0
+    val_every: int = 0  # steps between validations (0 = only at the end if val data given)
+    weights: LossWeights = field(default_factory=LossWeights)
+
+
+@dataclass
+class TrainProgress:
+    """State after one step."""
+
+    step: int
+    total: int
+    losses: dict  # term -> float
+    lr: float
+    elapsed: float
+    val: dict | None = None  # metrics when this step validated
+    optimizer: object = field(default=None, repr=False)  # the live optimizer (for checkpoints)
+
+
+def batch_from(source: Callable, rng, config: TrainConfig):
+    """Draw ``config.batch`` samples -> images (B, 1, C, C), lists of instances and valid masks."""
+    imgs, inss, vals = [], [], []
+    for _ in range(config.batch):
+        image, instances, valid = source(rng)
+        zoom = float(np.exp(rng.uniform(*np.log(config.zoom)))) if config.augment else 1.0
+        img, ins, val = crop_resize(image, instances, valid, rng, config.crop, zoom)
+        if config.augment:
+            img, ins, val = augment(img, ins, val, rng, config.binary_prob)
+        imgs.append(img)
+        inss.append(ins)
+        vals.append(val)
+    return torch.stack(imgs)[:, None], inss, vals
+
+
+def validate(model, scenes, config: SegmentConfig = SegmentConfig(keep_embedding=False)) -> dict:
+    """Metrics of ``model`` on scenes (objects with .image and .instances)."""
+    was_training = model.training
+    model.eval()
+    results = [segment(model, s.image, config) for s in scenes]
+    model.train(was_training)
+    return evaluate([r.instances for r in results], [r.scores for r in results],
+                    [s.instances for s in scenes])
+
+
+def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
+               should_stop: Callable[[], bool] = lambda: False, start_step: int = 0,
+               optimizer_state: dict | None = None) -> Iterator[TrainProgress]:
+    """Train ``model`` in place on samples from ``source``; yields progress every step."""
+    device = next(model.parameters()).device
+    rng = np.random.default_rng([config.seed, start_step])
+    torch.manual_seed(config.seed + start_step)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if optimizer_state:
+        opt.load_state_dict(optimizer_state)
+
+    def lr_at(step):
+        warm = min(1.0, (step + 1) / max(config.warmup, 1))
+        return config.lr * warm * 0.5 * (1 + math.cos(math.pi * min(step / max(config.steps, 1), 1)))
+
+    model.train()
+    t0 = time.perf_counter()
+    for step in range(start_step, config.steps):
+        if should_stop() or (config.seconds and time.perf_counter() - t0 > config.seconds):
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        x, inss, vals = batch_from(source, rng, config)
+        out = model(x.to(device))
+        terms = [instance_losses(out.psi[b], out.fg_logit[b, 0], out.seed_logit[b, 0], model.sigma,
+                                 inss[b].to(device), config.weights, vals[b].to(device))
+                 for b in range(len(inss))]
+        loss = sum(t["total"] for t in terms) / len(terms)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        losses = {k: float(sum(t[k].detach() for t in terms)) / len(terms) for k in terms[0]}
+        losses["sigma"] = model.sigma.item()
+        last = step + 1 == config.steps
+        val = None
+        if val_scenes and ((config.val_every and (step + 1) % config.val_every == 0) or last):
+            val = validate(model, val_scenes)
+        yield TrainProgress(step + 1, config.steps, losses, lr_at(step), time.perf_counter() - t0, val, opt)
+    model.eval()
+
+
+class TrainLog:
+    """A CSV of every step's losses (and validation metrics) plus a PNG curve."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.rows: list[dict] = []
+
+    def add(self, p: TrainProgress) -> None:
+        row = {"step": p.step, "lr": p.lr, "seconds": round(p.elapsed, 2), **p.losses}
+        row.update({f"val_{k}": v for k, v in (p.val or {}).items()})
+        self.rows.append(row)
+
+    def write(self) -> None:
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        self.plot(self.path.with_suffix(".png"))
+
+    def plot(self, png: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(9, 3.5))
+        ax1, ax2 = fig.subplots(1, 2)
+        steps = np.array([r["step"] for r in self.rows])
+        for key in ("total", "embedding", "foreground", "kernel", "seed"):
+            vals = np.array([r.get(key, np.nan) for r in self.rows], float)
+            k = max(1, len(vals) // 100)
+            smooth = np.convolve(vals, np.ones(k) / k, mode="valid")
+            ax1.plot(steps[k - 1 :], smooth, label=key)
+        ax1.set_yscale("log")
+        ax1.set_xlabel("step")
+        ax1.set_title("training loss")
+        ax1.legend(fontsize=7)
+        vrows = [r for r in self.rows if "val_avS" in r]
+        if vrows:
+            for key in ("val_avS", "val_S@0.5", "val_AP"):
+                ax2.plot([r["step"] for r in vrows], [r[key] for r in vrows], "o-", label=key[4:])
+            ax2.set_ylim(0, 1)
+            ax2.legend(fontsize=7)
+        ax2.set_xlabel("step")
+        ax2.set_title("validation (held-out synthetic scenes)")
+        fig.tight_layout()
+        fig.savefig(png, dpi=80)
+
+
+def with_steps(config: TrainConfig, steps: int | None = None, seconds: float | None = None) -> TrainConfig:
+    """Copy of ``config`` with a new step/time budget (None keeps the old value)."""
+    return replace(config, steps=config.steps if steps is None else steps,
+                   seconds=config.seconds if seconds is None else seconds)
+
+
+def train_to_file(model, source: Callable, config: TrainConfig, out: str | Path, *, val_scenes=None,
+                  checkpoint_every: int = 200, resume: bool = False, metadata: dict | None = None,
+                  progress: Callable[[TrainProgress], None] = lambda p: None) -> dict:
+    """Train and write ``out`` (model file), ``out``.ckpt (resumable), ``out``.log.csv/.png.
+
+    Checkpoints are written atomically every ``checkpoint_every`` steps; ``resume=True``
+    continues from ``out``.ckpt when it exists. ``out`` itself is written only at the end, so a
+    failed or interrupted run never leaves a partial model. Returns the final metadata.
+    """
+    from .model.io import load_model, read_model_file, save_model
+
+    out = Path(out)
+    ckpt = out.with_suffix(".ckpt")
+    log = TrainLog(out.with_suffix(".log.csv"))
+    start, opt_state = 0, None
+    if resume and ckpt.exists():
+        payload = read_model_file(ckpt)
+        model.load_state_dict(load_model(ckpt).state_dict())
+        start = int(payload["metadata"].get("step", 0))
+        opt_state = payload.get("optimizer")
+        log.rows = list(payload["metadata"].get("log", []))
+    last = None
+    for p in train_iter(model, source, config, val_scenes, start_step=start, optimizer_state=opt_state):
+        log.add(p)
+        progress(p)
+        last = p
+        if checkpoint_every and p.step % checkpoint_every == 0 and p.step < config.steps:
+            save_model(model, ckpt, {"step": p.step, "log": log.rows},
+                       extra={"optimizer": p.optimizer.state_dict()})
+    meta = dict(metadata or {})
+    meta.update({"steps": last.step if last else start, "seconds": round(last.elapsed, 1) if last else 0,
+                 "final_loss": last.losses if last else None, "validation": last.val if last else None,
+                 "date": time.strftime("%Y-%m-%d"), "train_config": _plain(config)})
+    save_model(model, out, meta)
+    log.write()
+    ckpt.unlink(missing_ok=True)
+    return meta
+
+
+def _plain(config) -> dict:
+    from dataclasses import asdict
+
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}

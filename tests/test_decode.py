@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_semiconv import SemiconvError
+from napari_semiconv.decode import DecodeConfig, decode
+
+
+def _three_blobs():
+    """psi (3, 20, 30): three foreground blobs with distinct embedding centres, one overlap band."""
+    h, w = 20, 30
+    psi = torch.zeros(3, h, w)
+    fg = torch.zeros(h, w)
+    seed = torch.zeros(h, w)
+    centres = {0: (0.0, 0.0), 1: (5.0, 0.0), 2: (0.0, 5.0)}
+    boxes = {0: (slice(2, 8), slice(2, 12)), 1: (slice(10, 18), slice(2, 12)), 2: (slice(2, 18), slice(18, 28))}
+    for k, (r, c) in boxes.items():
+        psi[0][r, c], psi[1][r, c] = centres[k]
+        fg[r, c] = 1
+        seed[r, c] = 0.9
+    # a band between blobs 0 and 1 whose embedding is halfway: it belongs to both
+    psi[0][8:10, 2:12] = 2.5
+    fg[8:10, 2:12] = 1
+    seed[8:10, 2:12] = 0.3
+    return psi, fg, seed
+
+
+def test_seeded_finds_instances_and_overlap():
+    psi, fg, seed = _three_blobs()
+    sigma = 2.5 / np.log(2) * 1.05  # the halfway band is just inside both kernels
+    dec = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=True))
+    assert len(dec.instances) == 3 and dec.labels.dtype == np.uint16
+    overlap = dec.instances.sum(0) > 1
+    assert overlap[8:10, 2:12].all() and overlap.sum() == 20
+    assert set(np.unique(dec.labels)) == {0, 1, 2, 3}
+    assert np.all((dec.scores > 0) & (dec.scores <= 1))
+    no_overlap = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=False))
+    assert no_overlap.instances.sum(0).max() == 1
+
+
+def test_seeded_min_size_and_empty():
+    psi, fg, seed = _three_blobs()
+    dec = decode(psi, fg, seed, 1.0, DecodeConfig(min_size=100))
+    assert len(dec.instances) == 1  # only the 16 x 10 blob is large enough
+    empty = decode(psi, torch.zeros_like(fg), seed, 1.0)
+    assert empty.instances.shape == (0, 20, 30) and empty.labels.max() == 0
+
+
+@pytest.mark.parametrize("name", ["meanshift", "kmeans"])
+def test_other_decoders_separate_blobs(name):
+    psi, fg, seed = _three_blobs()
+    fg[8:10] = 0  # drop the ambiguous band
+    dec = decode(psi, fg, seed, 1.0, DecodeConfig(name=name, k=3, min_size=5))
+    assert len(dec.instances) == 3
+    assert dec.instances.sum(0).max() == 1
+    for r, c in [(4, 5), (14, 5), (10, 22)]:
+        assert dec.labels[r, c] > 0
+    assert len({dec.labels[4, 5], dec.labels[14, 5], dec.labels[10, 22]}) == 3
+
+
+def test_decoder_config_errors():
+    with pytest.raises(SemiconvError, match="unknown decoder"):
+        DecodeConfig(name="watershed")
+    with pytest.raises(SemiconvError, match="number of instances"):
+        DecodeConfig(name="kmeans", k=0)

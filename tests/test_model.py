@@ -1,0 +1,99 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from napari_semiconv import SemiconvError
+from napari_semiconv.model import ModelConfig, build_model, load_model, pick_device, save_model
+from napari_semiconv.model.embedding import pixel_coordinates
+
+SMALL = ModelConfig(width=4, depth=2, dim=5)
+
+
+@pytest.mark.parametrize("shape", [(37, 51), (64, 64), (9, 130)])
+def test_forward_any_shape_and_semiconv_offsets(shape):
+    model = build_model(SMALL).eval()
+    x = torch.rand(2, 1, *shape)
+    out = model(x)
+    assert out.psi.shape == (2, 5, *shape) and out.fg_logit.shape == (2, 1, *shape)
+    delta = (out.psi - out.phi)[0].detach()
+    u = pixel_coordinates(*shape, 5, SMALL.coord_scale)
+    assert torch.allclose(delta, u)
+    assert delta[0, 0, 1] - delta[0, 0, 0] == pytest.approx(1 / SMALL.coord_scale)  # x along columns
+    assert delta[1, 1, 0] - delta[1, 0, 0] == pytest.approx(1 / SMALL.coord_scale)  # y along rows
+    assert torch.all(delta[2:] == 0)
+
+
+def test_convolutional_ablation_has_no_coordinates():
+    model = build_model(ModelConfig(width=4, depth=2, semiconv=False)).eval()
+    out = model(torch.rand(1, 1, 32, 40))
+    assert torch.equal(out.psi, out.phi)
+
+
+def test_tile_origin_shifts_coordinates():
+    model = build_model(SMALL).eval()
+    x = torch.rand(1, 1, 32, 32)
+    a, b = model(x), model(x, origin=(10, 20))
+    diff = (b.psi - a.psi)[0].detach()
+    assert torch.allclose(diff[0], torch.full((32, 32), 20 / SMALL.coord_scale))
+    assert torch.allclose(diff[1], torch.full((32, 32), 10 / SMALL.coord_scale))
+
+
+def test_save_load_roundtrip(tmp_path):
+    model = build_model(SMALL).eval()
+    with torch.no_grad():
+        model.log_sigma.fill_(-1.234)
+    path = save_model(model, tmp_path / "m.pt", {"note": "x"})
+    loaded = load_model(path)
+    x = torch.rand(1, 1, 24, 24)
+    assert torch.allclose(model(x).psi, loaded(x).psi)
+    assert loaded.config == SMALL and loaded.metadata["note"] == "x"
+    assert loaded.sigma.item() == pytest.approx(np.exp(-1.234), rel=1e-5)
+
+
+def test_bad_model_files(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00not a torch file" * 10)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(SemiconvError, match="not a readable"):
+        load_model(corrupt)
+    with pytest.raises(SemiconvError, match="not a napari-semiconv model"):
+        load_model(foreign)
+    with pytest.raises(SemiconvError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(SemiconvError):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SemiconvError, match="no CUDA"):
+            pick_device("cuda")
+
+
+KILL_DURING_SAVE = r"""
+import os, sys, torch
+from napari_semiconv.model import ModelConfig, build_model, save_model
+real_save = torch.save
+def slow_save(obj, fh, *a, **k):
+    real_save(obj, fh, *a, **k)
+    fh.flush()
+    print("WRITING", flush=True)
+    os.kill(os.getpid(), 9)  # die after the bytes hit the temp file, before the rename
+torch.save = slow_save
+save_model(build_model(ModelConfig(width=4, depth=2, dim=5, sigma_init=0.9)), sys.argv[1])
+"""
+
+
+def test_killed_save_leaves_previous_model(tmp_path):
+    path = tmp_path / "model.pt"
+    save_model(build_model(SMALL), path, {"generation": 1})
+    proc = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, str(path)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "WRITING" in proc.stdout
+    model = load_model(path)
+    assert model.metadata["generation"] == 1 and model.config == SMALL
