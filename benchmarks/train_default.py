@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--crop", type=int, default=320)
     ap.add_argument("--out", default=str(ROOT / "src/napari_semiconv/models/default.pt"))
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)

@@ -9,7 +9,7 @@ from napari_semiconv import SemiconvError
 from napari_semiconv.model import ModelConfig, build_model, load_model, pick_device, save_model
 from napari_semiconv.model.embedding import pixel_coordinates
 
-SMALL = ModelConfig(width=4, depth=2, dim=5)
+SMALL = ModelConfig(width=4, depth=2, dim=5, downsample=1)
 
 
 @pytest.mark.parametrize("shape", [(37, 51), (64, 64), (9, 130)])

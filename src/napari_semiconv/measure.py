@@ -24,8 +24,18 @@ def _skeleton_length(skel: np.ndarray) -> float:
     return float(max(ortho + np.sqrt(2) * (down_right.sum() + down_left.sum()), 1.0))
 
 
+def _end_to_end(skel: np.ndarray) -> float:
+    """Largest distance (px) between skeleton end points (pixels with one 8-neighbour)."""
+    neighbours = ndi.convolve(skel.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - 1
+    ends = np.argwhere(skel & (neighbours == 1)).astype(float)
+    if len(ends) < 2:
+        return 0.0
+    return float(np.sqrt(((ends[:, None] - ends[None]) ** 2).sum(-1)).max())
+
+
 def _curvature(mask: np.ndarray, skel: np.ndarray) -> float:
-    """Mean |d theta / ds| (rad/px) along the skeleton, theta the body orientation.
+    """Median |d theta / ds| (rad/px) along the skeleton, theta the body orientation (the median
+    ignores the head and tail, where the orientation of the mask turns round the tip).
 
     Orientation from the structure tensor of the smoothed mask, in the double-angle form so
     that theta and theta + pi agree.
@@ -39,7 +49,7 @@ def _curvature(mask: np.ndarray, skel: np.ndarray) -> float:
     dcy, dcx = np.gradient(c)
     dsy, dsx = np.gradient(s)
     rate = 0.5 * np.sqrt(dcx**2 + dcy**2 + dsx**2 + dsy**2)  # |grad (2 theta)| / 2
-    return float(rate[skel].mean()) if skel.any() else 0.0
+    return float(np.median(rate[skel])) if skel.any() else 0.0
 
 
 def measure_worms(instances: np.ndarray, image: np.ndarray | None = None,
@@ -48,7 +58,7 @@ def measure_worms(instances: np.ndarray, image: np.ndarray | None = None,
 
     image : optional (H, W) intensities for mean_intensity; scores : optional (N,) float.
     Returns a dict of equal-length columns (see COLUMNS), label = index + 1.
-    straightness = end-to-end extent (major axis) / skeleton length, 1 for a straight rod.
+    straightness = end-to-end distance of the skeleton / its length, 1 for a straight rod.
     """
     n = len(instances)
     cols = {k: np.zeros(n, np.float64) for k in COLUMNS}
@@ -69,7 +79,7 @@ def measure_worms(instances: np.ndarray, image: np.ndarray | None = None,
         cols["length"][i] = length
         cols["mean_width"][i] = props.area / length
         cols["curvature"][i] = _curvature(crop, skel)
-        cols["straightness"][i] = min(props.axis_major_length / length, 1.0) if length > 1 else 1.0
+        cols["straightness"][i] = min(_end_to_end(skel) / length, 1.0) if length > 1 else 1.0
         cols["mean_intensity"][i] = float(image[r0:r1, c0:c1][crop].mean()) if image is not None else np.nan
     for k in ("label", "area", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col"):
         cols[k] = cols[k].astype(np.int64)

@@ -27,10 +27,10 @@ def as_stack(masks: np.ndarray) -> np.ndarray:
 def iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """IoU ``(Np, Ng)`` float64 between two ``(N, H, W)`` bool stacks (or label images)."""
     p, g = as_stack(pred), as_stack(gt)
-    p = p.reshape(len(p), -1).astype(np.float32)
-    g = g.reshape(len(g), -1).astype(np.float32)
     if len(p) == 0 or len(g) == 0:
         return np.zeros((len(p), len(g)))
+    p = p.reshape(len(p), -1).astype(np.float32)
+    g = g.reshape(len(g), -1).astype(np.float32)
     inter = p @ g.T
     union = p.sum(1)[:, None] + g.sum(1)[None] - inter
     return (inter / np.maximum(union, 1)).astype(np.float64)

@@ -201,11 +201,11 @@ def train_to_file(model, source: Callable, config: TrainConfig, out: str | Path,
     last = None
     for p in train_iter(model, source, config, val_scenes, start_step=start, optimizer_state=opt_state):
         log.add(p)
-        progress(p)
         last = p
         if checkpoint_every and p.step % checkpoint_every == 0 and p.step < config.steps:
             save_model(model, ckpt, {"step": p.step, "log": log.rows},
                        extra={"optimizer": p.optimizer.state_dict()})
+        progress(p)
     meta = dict(metadata or {})
     meta.update({"steps": last.step if last else start, "seconds": round(last.elapsed, 1) if last else 0,
                  "final_loss": last.losses if last else None, "validation": last.val if last else None,

@@ -8,6 +8,7 @@ coordinate divided by ``coord_scale`` in the first two dims and zero elsewhere.
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .backbone import UNet
@@ -25,6 +26,7 @@ class ModelConfig:
     semiconv: bool = True  # False: Psi = Phi (the convolutional ablation)
     sigma_init: float = 0.5  # initial kernel bandwidth, in Psi units
     in_channels: int = 1
+    downsample: int = 2  # the backbone runs at 1/downsample resolution; outputs are upsampled
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,14 +75,20 @@ class SemiConvNet(nn.Module):
         return self.log_sigma.exp()
 
     def forward(self, x: torch.Tensor, origin=(0, 0)) -> Outputs:
+        h, w = x.shape[-2:]
+        f = self.config.downsample
+        if f > 1:
+            x = F.interpolate(x, size=(-(-h // f), -(-w // f)), mode="area")
         feats = self.backbone(x)
-        phi = self.phi_head(feats)
+        heads = torch.cat([self.fg_head(feats), self.seed_head(feats), self.phi_head(feats)], 1)
+        if f > 1:
+            heads = F.interpolate(heads, size=(h, w), mode="bilinear", align_corners=False)
+        fg_logit, seed_logit, phi = heads[:, :1], heads[:, 1:2], heads[:, 2:]
         psi = phi
         if self.config.semiconv:
-            h, w = x.shape[-2:]
             psi = phi + pixel_coordinates(h, w, self.config.dim, self.config.coord_scale,
                                           origin=origin, device=x.device)[None]
-        return Outputs(self.fg_head(feats), self.seed_head(feats), phi, psi)
+        return Outputs(fg_logit, seed_logit, phi, psi)
 
 
 def build_model(config: ModelConfig | None = None) -> SemiConvNet:

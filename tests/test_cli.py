@@ -1,0 +1,109 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_semiconv.cli import main
+from napari_semiconv.data.sources import TEST_SEED0
+from napari_semiconv.data.synthetic import SceneConfig, make_scene
+
+
+@pytest.fixture(scope="module")
+def scene_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    scene = make_scene(TEST_SEED0 + 77, SceneConfig(style="brightfield", worms=(12, 12)))
+    tifffile.imwrite(d / "field.tif", scene.image)
+    tifffile.imwrite(d / "field_gt.tif", scene.instances.astype(np.uint8))
+    return d / "field.tif", scene
+
+
+def test_segment_writes_three_files(scene_file, tmp_path, capsys):
+    path, scene = scene_file
+    assert scene.image.shape == (520, 696)
+    assert main(["segment", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    labels = tifffile.imread(tmp_path / "out" / "field_labels.tif")
+    stack = tifffile.imread(tmp_path / "out" / "field_instances.tif")
+    csv = (tmp_path / "out" / "field_instances.csv").read_text().splitlines()
+    assert labels.dtype == np.uint16 and labels.shape == (520, 696)
+    assert stack.dtype == np.uint8 and stack.ndim == 3 and stack.shape[1:] == (520, 696)
+    assert len(csv) == len(stack) + 1 and csv[0].startswith("label,score,area,bbox_min_row")
+    assert labels.max() == len(stack) and len(stack) >= 5
+
+
+def test_evaluate_command(scene_file, tmp_path, capsys):
+    path, scene = scene_file
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    tifffile.imwrite(gt / "field.tif", scene.instances.astype(np.uint8))
+    main(["segment", str(path), "--out", str(tmp_path / "pred"), "--quiet"])
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(gt), "--json", str(tmp_path / "m.json")]) == 0
+    import json
+
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert set(m) >= {"S@0.5", "avS", "AP", "AP50", "AP75"} and 0 <= m["avS"] <= 1
+
+
+def _bad_inputs(tmp_path):
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, np.zeros((64, 64, 3), np.uint8))
+    vol = tmp_path / "vol.tif"
+    tifffile.imwrite(vol, np.zeros((4, 64, 64), np.uint16))
+    nan = tmp_path / "nan.tif"
+    arr = np.ones((64, 64), np.float32)
+    arr[3, 3] = np.nan
+    tifffile.imwrite(nan, arr)
+    empty = tmp_path / "empty.tif"
+    tifffile.imwrite(empty, np.zeros((0, 0), np.uint8))
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"II*\x00garbage")
+    return {"RGB": rgb, "3-D": vol, "NaN": nan, "empty": empty, "cannot read": broken}
+
+
+def test_bad_input_one_line_nonzero_nothing_written(scene_file, tmp_path, capsys):
+    good = scene_file[0]
+    for expect, bad in _bad_inputs(tmp_path).items():
+        out = tmp_path / f"out_{bad.stem}"
+        code = main(["segment", str(good), str(bad), "--out", str(out), "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, (expect, err)
+        assert expect.lower() in err.lower() or bad.name in err
+        assert not out.exists()  # the good image before it was not written either
+
+
+def test_wrong_model_file(scene_file, tmp_path, capsys):
+    fake = tmp_path / "weights.pt"
+    fake.write_text("hello")
+    code = main(["segment", str(scene_file[0]), "--out", str(tmp_path / "o"), "--model", str(fake)])
+    assert code == 2 and "not a readable" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_console_script_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "napari_semiconv.cli", "segment", str(tmp_path / "nope.tif"),
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no such file" in proc.stderr
+
+
+def test_train_bad_inputs(tmp_path, capsys):
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    (tmp_path / "empty" / "masks").mkdir()
+    orphan = tmp_path / "orphan"
+    (orphan / "images").mkdir(parents=True)
+    (orphan / "masks").mkdir()
+    tifffile.imwrite(orphan / "masks" / "a.tif", np.ones((32, 32), np.uint8))
+    mismatch = tmp_path / "mismatch"
+    (mismatch / "images").mkdir(parents=True)
+    (mismatch / "masks").mkdir()
+    tifffile.imwrite(mismatch / "images" / "a.tif", np.ones((32, 32), np.uint8))
+    tifffile.imwrite(mismatch / "masks" / "a.tif", np.ones((30, 32), np.uint8))
+    cases = {f"folder:{tmp_path / 'empty'}": "holds no images", f"folder:{orphan}": "without an image",
+             f"folder:{mismatch}": "does not match", "imagenet": "unknown --data"}
+    for data, expect in cases.items():
+        out = tmp_path / "model.pt"
+        code = main(["train", "--data", data, "--out", str(out), "--steps", "2", "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and expect in err and len(err.splitlines()) == 1
+        assert not out.exists() and not list(tmp_path.glob("model*"))

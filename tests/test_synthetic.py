@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from napari_semiconv.data.synthetic import FIELD, SceneConfig, make_scene
+
+
+def test_deterministic_and_shaped():
+    a, b = make_scene(123), make_scene(123)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.instances, b.instances)
+    assert a.image.shape == FIELD and a.instances.shape[1:] == FIELD and a.labels.dtype == np.uint16
+    assert not np.array_equal(a.image, make_scene(124).image)
+
+
+@pytest.mark.parametrize("style", ["brightfield", "fluorescence"])
+def test_styles_contrast(style):
+    scene = make_scene(5, SceneConfig(style=style, worms=(15, 15)))
+    img = scene.image.astype(float)
+    fg = scene.instances.any(0)
+    assert 5 <= len(scene.instances) <= 15
+    if style == "brightfield":
+        assert np.median(img[fg]) < np.median(img[~fg])  # dark worms
+    else:
+        assert np.median(img[fg]) > np.median(img[~fg])  # bright worms
+
+
+def test_worm_geometry_and_overlaps():
+    scenes = [make_scene(s, SceneConfig(worms=(25, 30))) for s in range(3)]
+    areas = np.concatenate([s.instances.sum((1, 2)) for s in scenes])
+    # half-width 6-10 px, length 150-300 px: a whole worm covers roughly 1,500-6,000 px
+    assert np.median(areas) > 1000 and areas.max() < 8000
+    assert any((s.instances.sum(0) > 1).any() for s in scenes)  # crossing worms exist
+    for s in scenes:  # the label image shows the top worm where they cross
+        top = s.labels[s.instances.sum(0) > 1]
+        assert top.min() > 0
+
+
+def test_window_matches_field():
+    full = make_scene(9, SceneConfig(style="fluorescence", dtypes=("float32",)))
+    crop = make_scene(9, SceneConfig(style="fluorescence", dtypes=("float32",)), window=(100, 200, 128, 160))
+    assert crop.image.shape == (128, 160)
+    fg_full = full.instances.any(0)[100:228, 200:360]
+    assert np.array_equal(crop.instances.any(0), fg_full)

@@ -1,0 +1,44 @@
+import numpy as np
+import torch
+
+from napari_semiconv.data.sources import SyntheticSource
+from napari_semiconv.model import ModelConfig, build_model, load_model
+from napari_semiconv.train import TrainConfig, train_iter, train_to_file
+
+TINY = ModelConfig(width=8, depth=3)
+
+
+def test_training_lowers_the_loss_on_a_fixed_crop():
+    torch.manual_seed(0)
+    sample = SyntheticSource(96)(np.random.default_rng(3))
+    model = build_model(TINY)
+    config = TrainConfig(steps=40, batch=2, crop=96, lr=3e-3, augment=False, warmup=1)
+    losses = [p.losses["total"] for p in train_iter(model, lambda rng: sample, config)]
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    assert not model.training
+
+
+def test_train_to_file_resume_and_cancel(tmp_path):
+    out = tmp_path / "m.pt"
+    config = TrainConfig(steps=6, batch=1, crop=64)
+    source = SyntheticSource(64)
+    seen = []
+
+    def stop_after_4(p):
+        seen.append(p.step)
+        if p.step == 4:
+            raise KeyboardInterrupt  # the user hits Ctrl-C during training
+
+    try:
+        train_to_file(build_model(TINY), source, config, out, checkpoint_every=2, progress=stop_after_4)
+    except KeyboardInterrupt:
+        pass
+    assert not out.exists() and out.with_suffix(".ckpt").exists()  # no partial model, a checkpoint
+    steps = []
+    meta = train_to_file(build_model(TINY), source, config, out, checkpoint_every=2, resume=True,
+                         progress=lambda p: steps.append(p.step))
+    assert steps == [5, 6] and meta["steps"] == 6
+    assert load_model(out).metadata["steps"] == 6
+    assert out.with_suffix(".log.csv").read_text().count("\n") == 7  # header + 6 steps
+    assert out.with_suffix(".log.png").stat().st_size > 1000
+    assert not out.with_suffix(".ckpt").exists()
