@@ -11,6 +11,9 @@ from ..metrics import as_stack
 from ._common import META_KEY, features_table
 
 
+EMPTY = {"data": [], "index": [], "columns": []}
+
+
 class MeasureWidget(Container):
     """Shows per-worm length, width, curvature, straightness, intensity; exports CSV."""
 
@@ -18,7 +21,7 @@ class MeasureWidget(Container):
         self.viewer = viewer
         self.worms = create_widget(annotation="napari.layers.Labels", label="worms layer")
         self.measure_button = PushButton(text="Measure (after editing labels)")
-        self.table = Table(value={})
+        self.table = Table(value=EMPTY)
         self.path = FileEdit(label="CSV file", mode="w", filter="*.csv")
         self.export_button = PushButton(text="Export CSV")
         self.status = Label(value="")
@@ -33,7 +36,7 @@ class MeasureWidget(Container):
         """Show the layer's features table."""
         layer = self.worms.value
         df = layer.features if layer is not None else None
-        self.table.value = {} if df is None or not len(df) else df.drop(columns="index", errors="ignore").round(3).to_dict("list")
+        self.table.value = EMPTY if df is None or not len(df) else df.drop(columns="index", errors="ignore").round(3).to_dict("list")
 
     def measure(self, *_):
         """(Re)measure the layer's labels (2-D) against its image and store them as features."""

@@ -6,12 +6,15 @@ from torch import nn
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
+    # circular padding: the image border gives the net no clue of absolute position, so Phi
+    # must learn *relative* displacements (a net that can locate itself in a training crop
+    # learns Phi = -u + c, which fails on larger images)
     groups = min(8, cout // 4) or 1
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False, padding_mode="circular"),
         nn.GroupNorm(groups, cout),
         nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False, padding_mode="circular"),
         nn.GroupNorm(groups, cout),
         nn.ReLU(inplace=True),
     )
@@ -21,7 +24,7 @@ class UNet(nn.Module):
     """U-Net with ``depth`` downsamplings; channels ``width * 2**level`` capped at ``max_width``.
 
     Input ``(B, C, H, W)`` float32, output ``(B, width, H, W)`` features at full resolution.
-    H and W need not be multiples of ``2**depth``: the input is reflect-padded and cropped back.
+    H and W need not be multiples of ``2**depth``: the input is padded (circularly) and cropped back.
     """
 
     def __init__(self, in_channels: int = 1, width: int = 16, depth: int = 4, max_width: int = 128):
@@ -40,7 +43,7 @@ class UNet(nn.Module):
         m = 2**self.depth
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
-            mode = "reflect" if h > ph and w > pw else "replicate"
+            mode = "circular" if h >= ph and w >= pw else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         skips = []
         for i, block in enumerate(self.down):

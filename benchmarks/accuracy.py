@@ -1,0 +1,104 @@
+"""Accuracy and speed of a model on held-out synthetic scenes (and BBBC010's test split).
+
+    python benchmarks/accuracy.py [--model M.pt] [--scenes 10] [--bbbc010 DIR] [--device cpu]
+
+Scenes use seeds TEST_SEED0 + i (never drawn in training: training seeds are < 1e9). Time per
+image is end to end: read the TIFF, normalize, forward, decode, write the three output files.
+Peak memory is the process's maximum resident set size. Writes a section of docs/benchmarks.md.
+"""
+
+import argparse
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+from napari_semiconv.cli import resolve_model, segment_files
+from napari_semiconv.data.sources import TEST_SEED0
+from napari_semiconv.data.synthetic import SceneConfig, make_scene
+from napari_semiconv.decode import DecodeConfig
+from napari_semiconv.metrics import as_stack, evaluate
+from napari_semiconv.segment import SegmentConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_set(model, images, truths, config, device) -> dict:
+    """Segment ``images`` through files (end to end) and score them; returns metrics + timing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        paths = []
+        for i, im in enumerate(images):
+            paths.append(tmp / f"im{i:03d}.tif")
+            tifffile.imwrite(paths[-1], im)
+        segment_files(paths[:1], tmp / "warm", model, config, quiet=True)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        segment_files(paths, tmp / "out", model, config, quiet=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        secs = (time.perf_counter() - t0) / len(paths)
+        preds = [as_stack(tifffile.imread(tmp / "out" / f"{p.stem}_instances.tif")) for p in paths]
+        scores = [np.loadtxt(tmp / "out" / f"{p.stem}_instances.csv", delimiter=",", skiprows=1, usecols=1, ndmin=1)
+                  for p in paths]
+    m = evaluate(preds, scores, truths)
+    m["s_per_image"] = secs
+    return m
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model")
+    ap.add_argument("--scenes", type=int, default=10, help="scenes per style")
+    ap.add_argument("--bbbc010")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--report", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = ap.parse_args(argv)
+    model = resolve_model(args.model, args.device)
+    device = next(model.parameters()).device
+    rows = {}
+    for style in ("brightfield", "fluorescence"):
+        scenes = [make_scene(TEST_SEED0 + 1000 * (style == "fluorescence") + i, SceneConfig(style=style))
+                  for i in range(args.scenes)]
+        for overlap in (True, False):
+            cfg = SegmentConfig(decode=DecodeConfig(overlap=overlap), keep_embedding=False)
+            rows[f"{style}, {'instance stack (overlaps)' if overlap else 'label image'}"] = run_set(
+                model, [s.image for s in scenes], [s.instances for s in scenes], cfg, device)
+        rows[f"{style}, binary foreground input"] = run_set(
+            model, [s.instances.any(0).astype(np.uint8) for s in scenes], [s.instances for s in scenes],
+            SegmentConfig(binary=True, keep_embedding=False), device)
+    if args.bbbc010:
+        from napari_semiconv.data.readers import read_bbbc010
+
+        test = read_bbbc010(args.bbbc010, "test")
+        rows["BBBC010 test split (C03-E04), brightfield"] = run_set(
+            model, [a.image for a in test], [a.instances for a in test], SegmentConfig(keep_embedding=False), device)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines = ["| images | n | S@0.5 | S@0.7 | S@0.9 | avS | AP | AP50 | AP75 | s / image |", "|---" * 10 + "|"]
+    for name, m in rows.items():
+        lines.append(f"| {name} | {m['images']} | {m['S@0.5']:.3f} | {m['S@0.7']:.3f} | {m['S@0.9']:.3f} | "
+                     f"{m['avS']:.3f} | {m['AP']:.3f} | {m['AP50']:.3f} | {m['AP75']:.3f} | {m['s_per_image']:.2f} |")
+    machine = (f"{platform.machine()}, {torch.get_num_threads()} CPU threads" if device.type == "cpu"
+               else torch.cuda.get_device_name(device) if device.type == "cuda" else device.type)
+    section = ("## Accuracy and speed (held-out synthetic scenes, 696 x 520)\n\n"
+               f"Model: `{getattr(model, 'metadata', {}).get('path', 'shipped default')}`. "
+               f"Device: {device.type} ({machine}), torch {torch.__version__}. Peak resident memory {peak_mb:.0f} MB.\n"
+               "S(t) = TP/(TP+FP+FN) at IoU > t (one-to-one), avS = mean over t = 0.5..0.9; AP is COCO mask AP "
+               "(0.50:0.95). Seconds per image are end to end (read TIFF, normalize, forward, decode, write 3 files).\n\n"
+               + "\n".join(lines) +
+               f"\n\nCommand: `python benchmarks/accuracy.py --scenes {args.scenes} --device {args.device}"
+               + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + "`\n")
+    print(section)
+    from synthetic_dots import replace_section
+
+    replace_section(Path(args.report), "## Accuracy and speed", section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_semiconv import SemiconvError
+from napari_semiconv.finetune import FinetuneConfig, check_annotations, finetune_iter, finetune_to_file
+from napari_semiconv.model import ModelConfig, build_model, load_model, save_model
+from napari_semiconv.registry import Registry
+from napari_semiconv.train import TrainProgress
+
+
+def _pair():
+    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+
+    s = make_scene(11, SceneConfig(worms=(20, 20)), window=(100, 100, 128, 128))
+    return s.image, s.labels
+
+
+def test_bad_annotations():
+    img, lab = _pair()
+    with pytest.raises(SemiconvError, match="no worm painted"):
+        check_annotations([img], [np.zeros_like(lab)])
+    with pytest.raises(SemiconvError, match="shape"):
+        check_annotations([img], [lab[:100]])
+    with pytest.raises(SemiconvError, match="RGB"):
+        check_annotations([np.stack([img] * 3, -1)], [lab])
+    region = np.zeros(lab.shape, bool)
+    region[lab == 0] = True
+    with pytest.raises(SemiconvError, match="inside the region"):
+        check_annotations([img], [lab], [region])
+
+
+def test_finetune_copies_base_and_cancel_yields_nothing(tmp_path):
+    img, lab = _pair()
+    base = build_model(ModelConfig(width=8, depth=3))
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    config = FinetuneConfig(steps=3, crop=96, batch=1)
+    items = list(finetune_iter(base, [img], [lab], config=config))
+    assert all(isinstance(i, TrainProgress) for i in items[:-1]) and len(items) == 4
+    new = items[-1]
+    assert any(not torch.equal(new.state_dict()[k], v) for k, v in before.items())
+    assert all(torch.equal(base.state_dict()[k], v) for k, v in before.items())  # base untouched
+    calls = iter(range(100))
+    stopped = list(finetune_iter(base, [img], [lab], config=config, should_stop=lambda: next(calls) >= 1))
+    assert stopped[-1] is None and len(stopped) == 2
+
+
+def test_finetune_to_file_refuses_base_path_and_registry(tmp_path):
+    img, lab = _pair()
+    path = save_model(build_model(ModelConfig(width=8, depth=3)), tmp_path / "base.pt")
+    base = load_model(path)
+    with pytest.raises(SemiconvError, match="is the base model"):
+        finetune_to_file(base, [img], [lab], FinetuneConfig(steps=1, crop=96, batch=1), path)
+    meta = finetune_to_file(base, [img], [lab], FinetuneConfig(steps=2, crop=96, batch=1), tmp_path / "new.pt",
+                            image_names=["a.tif"])
+    assert meta["base_model"] == str(path) and meta["steps"] == 2 and meta["images"] == ["a.tif"]
+    reg = Registry()
+    e1 = reg.add(load_model(tmp_path / "new.pt"), "lab model", meta)
+    e2 = reg.add(load_model(tmp_path / "new.pt"), "lab model", meta)
+    assert (e1.name, e2.name) == ("lab_model", "lab_model-2")
+    reg.rename("lab_model-2", "other")
+    with pytest.raises(SemiconvError, match="already exists"):
+        reg.rename("other", "lab_model")
+    assert reg.export("other", tmp_path).name == "other.pt"
+    reg.delete("other")
+    assert [e.name for e in reg.list()] == ["lab_model"]

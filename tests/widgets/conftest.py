@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+
+from napari_semiconv.data.sources import TEST_SEED0
+from napari_semiconv.data.synthetic import SceneConfig, make_scene
+
+
+@pytest.fixture
+def scene():
+    """A small brightfield field (a window of a fresh held-out scene) to keep widget tests fast."""
+    return make_scene(TEST_SEED0 + 901, SceneConfig(style="brightfield", worms=(25, 25)), window=(60, 100, 256, 320))
+
+
+@pytest.fixture
+def viewer_with_scene(make_napari_viewer, scene):
+    viewer = make_napari_viewer()
+    viewer.window._qt_window.resize(1400, 900)
+    layer = viewer.add_image(scene.image, name="field")
+    return viewer, layer, scene
+
+
+def wait_worker(qtbot, worker, timeout=120_000):
+    with qtbot.waitSignal(worker.finished, timeout=timeout):
+        pass
+    qtbot.wait(50)

@@ -1,0 +1,65 @@
+import numpy as np
+
+from napari_semiconv._widgets.inspect import InspectWidget
+from napari_semiconv._widgets.measure import MeasureWidget
+from napari_semiconv._widgets.segment import SegmentWidget
+
+from .conftest import wait_worker
+
+
+def _segmented(viewer, qtbot):
+    seg = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(seg, area="right")
+    seg.image.reset_choices()
+    wait_worker(qtbot, seg.run())
+    return viewer.layers["field worms"]
+
+
+def test_click_shows_affinity_and_plot_selects_worm(viewer_with_scene, qtbot):
+    viewer, layer, scene = viewer_with_scene
+    worms = _segmented(viewer, qtbot)
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget, area="right")
+    widget.worms.value = worms
+    label = int(np.bincount(worms.data[worms.data > 0]).argmax())
+    r, c = np.argwhere(worms.data == label)[len(np.argwhere(worms.data == label)) // 2]
+    aff = widget.inspect(int(r), int(c))
+    affinity = viewer.layers["field affinity"]
+    assert affinity.data.shape == layer.data.shape and affinity.data[r, c] == 1.0
+    inside = aff[worms.data == label].mean()
+    outside = aff[(worms.data > 0) & (worms.data != label)].mean()
+    assert inside > 0.5 > outside
+    seeded = viewer.layers["field seeded worm"].data.astype(bool)
+    iou = (seeded & (worms.data == label)).sum() / (seeded | (worms.data == label)).sum()
+    assert iou > 0.5
+    # click in the plot at the marked pixel's spatial embedding -> that worm gets selected
+    psi = worms.metadata["napari_semiconv"]["results"][0].embedding[:, r, c] * 64.0
+    assert widget.select_from_plot(0, psi[0], psi[1]) == label
+    assert worms.selected_label == label and worms.show_selected_label
+    rgb = widget.show_rgb()
+    assert rgb.rgb and rgb.data.shape == layer.data.shape + (3,)
+
+
+def test_mouse_click_callback_is_wired(viewer_with_scene, qtbot):
+    viewer, layer, _ = viewer_with_scene
+    worms = _segmented(viewer, qtbot)
+    widget = InspectWidget(viewer)
+    widget.worms.value = worms
+    assert widget._on_click in worms.mouse_drag_callbacks and widget._on_click in layer.mouse_drag_callbacks
+
+
+def test_measure_table_and_export(viewer_with_scene, qtbot, tmp_path):
+    viewer, layer, _ = viewer_with_scene
+    worms = _segmented(viewer, qtbot)
+    widget = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(widget, area="right")
+    widget.worms.value = worms
+    n = len(np.unique(worms.data)) - 1
+    assert widget.table.shape[0] == n
+    worms.data[worms.data == 1] = 0  # the user deletes a worm, then re-measures
+    widget.measure()
+    assert len(worms.features) == n - 1 and 1 not in set(worms.features["label"])
+    widget.path.value = tmp_path / "worms.csv"
+    out = widget.export()
+    lines = out.read_text().splitlines()
+    assert len(lines) == n and lines[0].startswith("label,score,area")

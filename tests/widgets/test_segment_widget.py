@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from napari_semiconv._widgets.segment import SegmentWidget
+from napari_semiconv.metrics import s_score
+
+from .conftest import wait_worker
+
+
+def _dock(viewer):
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, area="right")
+    widget.image.reset_choices()
+    return widget
+
+
+def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot):
+    viewer, layer, scene = viewer_with_scene
+    widget = _dock(viewer)
+    assert widget.image.value is layer
+    wait_worker(qtbot, widget.run())
+    worms = viewer.layers["field worms"]
+    vectors = viewer.layers["field displacement"]
+    fg = viewer.layers["field foreground"]
+    assert type(worms).__name__ == "Labels" and worms.data.shape == scene.image.shape
+    assert type(vectors).__name__ == "Vectors" and vectors.data.shape[1:] == (2, 2) and len(vectors.data) > 50
+    assert type(fg).__name__ == "Image" and not fg.visible
+    n = len(np.unique(worms.data)) - 1
+    assert 0.5 * len(scene.instances) <= n <= 1.6 * len(scene.instances)
+    assert s_score(worms.data, scene.instances, 0.5) > 0.4
+    assert {"label", "score", "length", "straightness"} <= set(worms.features.columns)
+    # arrows point to a point shared by their worm: their tips gather, the tails do not
+    tips = vectors.data[:, 0] + vectors.data[:, 1]
+    ids = vectors.features["worm"].to_numpy()
+    big = np.bincount(ids[ids > 0]).argmax()
+    assert tips[ids == big].std(0).sum() < 0.5 * vectors.data[ids == big, 0].std(0).sum()
+    n_layers, n_vectors = len(viewer.layers), len(vectors.data)
+    widget.stride.value = 16
+    wait_worker(qtbot, widget.run())
+    assert len(viewer.layers) == n_layers  # updated, not duplicated
+    assert viewer.layers["field worms"] is worms and len(vectors.data) < 0.5 * n_vectors
+
+
+def test_edited_labels_are_not_replaced_without_asking(viewer_with_scene, qtbot):
+    viewer, layer, scene = viewer_with_scene
+    widget = _dock(viewer)
+    wait_worker(qtbot, widget.run())
+    worms = viewer.layers["field worms"]
+    worms.data[:20, :20] = 99  # the user paints
+    worms.refresh()
+    asked = []
+    widget.confirm = lambda q: asked.append(q) or False  # the user answers "No"
+    wait_worker(qtbot, widget.run())
+    assert asked and (worms.data[:20, :20] == 99).all()
+    assert len([lyr for lyr in viewer.layers if lyr.name.startswith("field worms")]) == 2
+
+
+def test_cancel_leaves_no_layers(viewer_with_scene, qtbot):
+    viewer, layer, _ = viewer_with_scene
+    viewer.add_image(np.stack([layer.data] * 4), name="stack")
+    widget = _dock(viewer)
+    widget.image.value = viewer.layers["stack"]
+    worker = widget.run()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        widget.cancel()
+    assert "stack worms" not in viewer.layers and widget.status.value == "cancelled"
+    assert widget.run_button.enabled
+
+
+def test_stack_runs_plane_by_plane(viewer_with_scene, qtbot):
+    viewer, layer, _ = viewer_with_scene
+    viewer.add_image(np.stack([layer.data, layer.data[:, ::-1]]), name="stack")
+    widget = _dock(viewer)
+    widget.image.value = viewer.layers["stack"]
+    wait_worker(qtbot, widget.run())
+    worms = viewer.layers["stack worms"].data
+    assert worms.shape == (2,) + layer.data.shape
+    assert viewer.layers["stack displacement"].data.shape[2] == 3
+    assert abs((worms[0] > 0).sum() - (worms[1] > 0).sum()) < 0.2 * (worms[0] > 0).sum()
+
+
+def test_rgb_image_gets_a_clear_message(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="rgb", rgb=True)
+    widget = _dock(viewer)
+    assert widget.run() is None
+    assert "RGB" in widget.status.value and "rgb worms" not in viewer.layers
