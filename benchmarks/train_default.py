@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=3500)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--crop", type=int, default=320)
     ap.add_argument("--out", default=str(ROOT / "src/napari_semiconv/models/default.pt"))

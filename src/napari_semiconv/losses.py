@@ -22,7 +22,8 @@ class LossWeights:
     kernel: float = 1.0  # BCE of K_sigma(seed, .) against each instance mask
     seed: float = 1.0  # BCE of the seed logit against K_sigma(Psi_u, instance mean)
     margin: float = 0.0  # optional repulsive hinge between instance means
-    margin_delta: float = 1.5  # hinge distance, in units of sigma
+    margin_delta: float = 0.6  # hinge distance between instance means, Psi units (absolute, so
+    # the embedding cannot shrink as a whole with sigma: eq. 5 alone has no repulsion)
 
 
 def pairwise_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -89,7 +90,7 @@ def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch
             mu = masks @ p / n[:, None]
             gap = pairwise_distance(mu, mu)
             off = ~torch.eye(len(mu), dtype=torch.bool, device=mu.device)
-            out["margin"] = F.relu(weights.margin_delta * sigma - gap[off]).pow(2).mean()
+            out["margin"] = F.relu(weights.margin_delta - gap[off]).pow(2).mean()
     out["total"] = sum(getattr(weights, key) * out[key]
                        for key in ("embedding", "foreground", "kernel", "seed", "margin"))
     return out

@@ -37,7 +37,8 @@ class TrainConfig:
     binary_prob: float = 0.1  # share of samples shown as binary foreground
     seed: int = 0
     val_every: int = 0  # steps between validations (0 = only at the end if val data given)
-    weights: LossWeights = field(default_factory=LossWeights)
+    # the repulsive margin is on for training: without it the embedding and sigma shrink together
+    weights: LossWeights = field(default_factory=lambda: LossWeights(margin=1.0))
 
 
 @dataclass

@@ -23,3 +23,11 @@ def wait_worker(qtbot, worker, timeout=120_000):
     with qtbot.waitSignal(worker.finished, timeout=timeout):
         pass
     qtbot.wait(50)
+
+
+def dock(viewer, widget_class):
+    """Create a dock widget, add it to the viewer's right side, populate its layer choices."""
+    widget = widget_class(viewer)
+    viewer.window.add_dock_widget(widget, area="right")
+    (widget.controls if hasattr(widget, "controls") else widget).reset_choices()
+    return widget

@@ -5,14 +5,11 @@ from napari_semiconv.model import load_model
 from napari_semiconv.models import DEFAULT_MODEL
 from napari_semiconv.registry import Registry
 
-from .conftest import wait_worker
+from .conftest import dock, wait_worker
 
 
 def _dock(viewer):
-    widget = FinetuneWidget(viewer)
-    viewer.window.add_dock_widget(widget, area="right")
-    widget.controls.reset_choices()
-    return widget
+    return dock(viewer, FinetuneWidget)
 
 
 def test_finetune_cancel_then_finish(viewer_with_scene, qtbot):

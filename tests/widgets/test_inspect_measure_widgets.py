@@ -4,13 +4,11 @@ from napari_semiconv._widgets.inspect import InspectWidget
 from napari_semiconv._widgets.measure import MeasureWidget
 from napari_semiconv._widgets.segment import SegmentWidget
 
-from .conftest import wait_worker
+from .conftest import dock, wait_worker
 
 
 def _segmented(viewer, qtbot):
-    seg = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(seg, area="right")
-    seg.image.reset_choices()
+    seg = dock(viewer, SegmentWidget)
     wait_worker(qtbot, seg.run())
     return viewer.layers["field worms"]
 

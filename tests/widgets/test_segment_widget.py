@@ -4,14 +4,11 @@ import pytest
 from napari_semiconv._widgets.segment import SegmentWidget
 from napari_semiconv.metrics import s_score
 
-from .conftest import wait_worker
+from .conftest import dock, wait_worker
 
 
 def _dock(viewer):
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget, area="right")
-    widget.image.reset_choices()
-    return widget
+    return dock(viewer, SegmentWidget)
 
 
 def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot):

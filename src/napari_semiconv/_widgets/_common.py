@@ -171,3 +171,19 @@ def _worm_colors(worms, ids: np.ndarray) -> np.ndarray:
     colors[ids == 0] = (0.7, 0.7, 0.7, 1.0)
     colors[:, 3] = 1.0
     return colors
+
+
+class RunControls:
+    """Mixin for docks with ``run_button``, ``cancel_button`` and a ``status`` label."""
+
+    def _set_running(self, running: bool):
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+
+    def _error(self, exc):
+        from napari.utils.notifications import show_error
+
+        self._set_running(False)
+        self.status.value = f"error: {exc}"
+        show_error(str(exc))
+        return None

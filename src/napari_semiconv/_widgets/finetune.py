@@ -11,13 +11,13 @@ from ..finetune import FinetuneConfig, finetune_iter, finetune_metadata
 from ..registry import Registry
 from ..segment import SegmentConfig
 from ..train import TrainProgress
-from ._common import ModelChooser, show_results
+from ._common import ModelChooser, RunControls, show_results
 from .segment import image_planes, segment_planes
 
 WHOLE = "whole image"
 
 
-class FinetuneWidget(QWidget):
+class FinetuneWidget(RunControls, QWidget):
     """Choose image + corrected labels (+ region), budget; Run with a live loss curve; Cancel."""
 
     def __init__(self, viewer: "napari.viewer.Viewer"):
@@ -183,15 +183,3 @@ class FinetuneWidget(QWidget):
         self.ax.set_ylabel("loss")
         self.ax.set_title("fine-tuning loss", fontsize=8)
         self.canvas.draw_idle()
-
-    def _set_running(self, running: bool):
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-
-    def _error(self, exc):
-        from napari.utils.notifications import show_error
-
-        self._set_running(False)
-        self.status.value = f"error: {exc}"
-        show_error(str(exc))
-        return None

@@ -7,7 +7,7 @@ from ..decode import DECODERS, DecodeConfig
 from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..segment import Progress, SegmentConfig, segment_iter
-from ._common import ModelChooser, ask_user, show_results
+from ._common import ModelChooser, RunControls, ask_user, show_results
 
 
 def segment_planes(model, planes: np.ndarray, config: SegmentConfig):
@@ -35,7 +35,7 @@ def image_planes(layer) -> np.ndarray:
                         "or a (T/Z, H, W) stack")
 
 
-class SegmentWidget(Container):
+class SegmentWidget(RunControls, Container):
     """Dock: choose image, model, decoder; Run in a thread with progress; Cancel."""
 
     def __init__(self, viewer: "napari.viewer.Viewer"):
@@ -118,15 +118,3 @@ class SegmentWidget(Container):
         if self.worker is not None:
             self.worker.quit()
             self.status.value = "cancelled"
-
-    def _set_running(self, running: bool):
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-
-    def _error(self, exc):
-        from napari.utils.notifications import show_error
-
-        self._set_running(False)
-        self.status.value = f"error: {exc}"
-        show_error(str(exc))
-        return None
