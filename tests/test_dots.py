@@ -10,7 +10,7 @@ spec.loader.exec_module(dots)
 
 
 def test_semiconv_separates_identical_dots_conv_does_not():
-    semi = dots.run(semiconv=True, steps=60)
-    conv = dots.run(semiconv=False, steps=60)
+    semi = dots.run(semiconv=True, steps=100)
+    conv = dots.run(semiconv=False, steps=100)
     assert semi["S@0.5"] >= 0.9 and semi["ARI"] >= 0.9
     assert conv["S@0.5"] <= 0.5 and conv["ARI"] <= 0.5

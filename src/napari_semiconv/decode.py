@@ -30,6 +30,7 @@ class DecodeConfig:
     meanshift_points: int = 4000  # meanshift: pixels sampled to find the modes
     meanshift_iters: int = 30
     max_instances: int = 1000
+    merge_threshold: float = 0.15  # seeded: touching pieces whose centres have K above this merge (0 = off)
 
     def __post_init__(self):
         if self.name not in DECODERS:
@@ -65,6 +66,9 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed_prob: torch.Tensor, si
         seed_px = torch.zeros(0, dtype=torch.long, device=psi.device)
     elif config.name == "seeded":
         members, seed_px = _seeded(points, seeds, sigma, config)
+        if config.merge_threshold > 0 and len(members) > 1:
+            members, seed_px = _merge_touching(members, seed_px, points, seeds, idx, (h, w), sigma,
+                                               config.merge_threshold)
     elif config.name == "meanshift":
         members, seed_px = _meanshift(points, seeds, sigma, config)
     else:
@@ -99,6 +103,44 @@ def _seeded(points, seeds, sigma, config):
         members.append(inside if config.overlap else new)
         seed_px.append(best)
     return _stack(members, len(points), points.device), torch.tensor(seed_px, device=points.device)
+
+
+def _merge_touching(members, seed_px, points, seeds, idx, shape, sigma, threshold):
+    """Merge instances that touch in the image and whose mean embeddings have K > threshold.
+
+    Pieces of one worm whose embedding spread exceeds the kernel radius touch each other and have
+    close centres; two touching worms are held apart by the training margin. Union-find over the
+    (few) touching pairs; members (N, P) bool, seed_px (N,) -> merged versions.
+    """
+    h, w = shape
+    m = members.float()
+    centres = m @ points / m.sum(1, keepdim=True)
+    owner = torch.zeros(h * w, dtype=torch.long, device=points.device)
+    owner[idx] = torch.where(members.any(0), members.float().argmax(0) + 1, 0)
+    owner = owner.reshape(h, w)
+    pairs = torch.cat([torch.stack([owner[1:, :].reshape(-1), owner[:-1, :].reshape(-1)], 1),
+                       torch.stack([owner[:, 1:].reshape(-1), owner[:, :-1].reshape(-1)], 1)])
+    pairs = pairs[(pairs[:, 0] > 0) & (pairs[:, 1] > 0) & (pairs[:, 0] != pairs[:, 1])] - 1
+    pairs = torch.unique(torch.sort(pairs, 1).values, dim=0)
+    if len(pairs) == 0:
+        return members, seed_px
+    k = kernel(torch.linalg.norm(centres[pairs[:, 0]] - centres[pairs[:, 1]], dim=1), sigma)
+    parent = list(range(len(members)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for (a, b), ok in zip(pairs.tolist(), (k > threshold).tolist()):  # loop over instance pairs
+        if ok:
+            parent[root(a)] = root(b)
+    roots = torch.tensor([root(i) for i in range(len(members))], device=points.device)
+    groups = torch.unique(roots)
+    merged = torch.stack([members[roots == g].any(0) for g in groups])
+    best = torch.stack([seed_px[roots == g][seeds[seed_px[roots == g]].argmax()] for g in groups])
+    return merged, best
 
 
 def _meanshift(points, seeds, sigma, config):
