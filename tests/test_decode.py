@@ -28,13 +28,13 @@ def _three_blobs():
 def test_seeded_finds_instances_and_overlap():
     psi, fg, seed = _three_blobs()
     sigma = 2.5 / np.log(2) * 1.05  # the halfway band is just inside both kernels
-    dec = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=True))
+    dec = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=True, merge_threshold=0))
     assert len(dec.instances) == 3 and dec.labels.dtype == np.uint16
     overlap = dec.instances.sum(0) > 1
     assert overlap[8:10, 2:12].all() and overlap.sum() == 20
     assert set(np.unique(dec.labels)) == {0, 1, 2, 3}
     assert np.all((dec.scores > 0) & (dec.scores <= 1))
-    no_overlap = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=False))
+    no_overlap = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=False, merge_threshold=0))
     assert no_overlap.instances.sum(0).max() == 1
 
 
@@ -63,3 +63,17 @@ def test_decoder_config_errors():
         DecodeConfig(name="watershed")
     with pytest.raises(SemiconvError, match="number of instances"):
         DecodeConfig(name="kmeans", k=0)
+
+
+def test_touching_pieces_with_close_centres_merge():
+    psi = torch.zeros(2, 10, 30)
+    fg = torch.zeros(10, 30)
+    fg[2:8, 2:28] = 1
+    psi[0][:, 15:] = 1.0  # one object whose two halves sit 1.0 apart in Psi
+    psi[0][:, 25:] = 4.0  # and a third touching piece far away in Psi: another object
+    seed = fg * 0.9
+    sigma = 0.5  # radius 0.35: the halves are split by growth, K between them is exp(-2) = 0.14
+    split = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, merge_threshold=0))
+    merged = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, merge_threshold=0.1))
+    assert len(split.instances) == 3 and len(merged.instances) == 2
+    assert merged.labels[4, 5] == merged.labels[4, 20] != merged.labels[4, 27]

@@ -44,7 +44,7 @@ def test_instance_losses_terms_and_gradients():
     fg = torch.zeros(16, 16, requires_grad=True)
     seed = torch.zeros(16, 16, requires_grad=True)
     log_sigma = torch.tensor(0.0, requires_grad=True)
-    out = instance_losses(psi, fg, seed, log_sigma.exp(), inst, LossWeights(margin=1.0))
+    out = instance_losses(psi, fg, seed, log_sigma.exp(), inst, LossWeights(margin=1.0, margin_delta=100.0))
     for key in ("embedding", "foreground", "kernel", "seed", "margin"):
         assert torch.isfinite(out[key]) and out[key].item() > 0
     out["total"].backward()

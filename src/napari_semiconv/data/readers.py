@@ -78,12 +78,12 @@ def read_folder(root: str | Path) -> list[Annotated]:
         raise SemiconvError(f"{root} must contain images/ and masks/ folders")
     images = sorted(f for f in images_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     masks = sorted(f for f in masks_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise SemiconvError(f"{images_dir} holds no images")
     stems = {f.stem for f in images}
     orphans = [m.name for m in masks if not any(m.stem == s or m.stem.startswith(s + "_") for s in stems)]
     if orphans:
         raise SemiconvError(f"masks without an image in {images_dir}: {', '.join(orphans[:5])}")
+    if not images:
+        raise SemiconvError(f"{images_dir} holds no images")
     out = []
     for f in images:
         m = _mask_for(masks_dir, f.stem)
