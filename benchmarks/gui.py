@@ -89,7 +89,9 @@ def main(argv=None):
     ft.labels.value = worms
     ft.steps.value = 20
     wait(ft.run(), app)
-    wait(ft.segment_worker, app)
+    while "worms brightfield fine-tuned worms" not in viewer.layers:
+        app.processEvents()
+        time.sleep(0.01)
     shot(viewer, app, "finetune")
     section = ("## Viewer responsiveness while segmenting\n\n"
                f"Longest event-loop stall during a 696 x 520 segmentation in the Segment worms dock: "

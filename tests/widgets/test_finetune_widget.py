@@ -33,7 +33,7 @@ def test_finetune_cancel_then_finish(viewer_with_scene, qtbot):
     assert [e.name for e in entries] == ["my_worms"] and entries[0].metadata["steps"] == 4
     assert entries[0].metadata["images"] == ["field"] and load_model(entries[0].path).config
     assert widget.model.source.value == "my_worms"
-    wait_worker(qtbot, widget.segment_worker)
+    qtbot.waitUntil(lambda: "field fine-tuned worms" in viewer.layers, timeout=120_000)
     after = viewer.layers["field fine-tuned worms"]
     assert after.data.shape == layer.data.shape and after.data.max() > 0
     assert len(widget.losses) == 4
