@@ -62,6 +62,7 @@ class SegmentWidget(RunControls, Container):
         self.cancel_button.changed.connect(self.cancel)
         self.confirm = lambda question: ask_user(self.native, question)
         self.worker = None
+        self.cancelled = False
         self.layers: dict = {}
 
     def config(self) -> SegmentConfig:
@@ -86,8 +87,11 @@ class SegmentWidget(RunControls, Container):
             return self._error(exc)
         results, tables = [None] * len(planes), [None] * len(planes)
         bar = progress(total=len(planes), desc=f"segment {layer.name}")
+        self.cancelled = False
 
         def on_yield(item):
+            if self.cancelled:
+                return
             if isinstance(item, Progress):
                 self.status.value = f"{item.stage} {item.done}/{item.total}"
                 if item.stage.startswith("plane"):
@@ -100,7 +104,9 @@ class SegmentWidget(RunControls, Container):
         def on_done():
             bar.close()
             self._set_running(False)
-            if all(r is not None for r in results):
+            if self.cancelled:
+                self.status.value = "cancelled"
+            elif all(r is not None for r in results):
                 self.layers = show_results(self.viewer, layer, results, tables, stride=self.stride.value,
                                            length=self.length.value, confirm=self.confirm)
                 n = sum(len(r.scores) for r in results)
@@ -116,5 +122,6 @@ class SegmentWidget(RunControls, Container):
 
     def cancel(self, *_):
         if self.worker is not None:
+            self.cancelled = True
             self.worker.quit()
             self.status.value = "cancelled"
