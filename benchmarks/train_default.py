@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from napari_semiconv import __version__
 from napari_semiconv.data.sources import SyntheticSource, validation_scenes
-from napari_semiconv.model import build_model
+from napari_semiconv.model import build_model, load_model
 from napari_semiconv.train import TrainConfig, train_to_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +31,14 @@ def main(argv=None):
     ap.add_argument("--crop", type=int, default=320)
     ap.add_argument("--out", default=str(ROOT / "src/napari_semiconv/models/default.pt"))
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", help="start from this model's weights (continue training)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    config = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, val_every=500)
-    model = build_model()
+    config = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, val_every=500, lr=args.lr,
+                         seconds=args.seconds)
+    model = load_model(args.init) if args.init else build_model()
     bar = tqdm(total=config.steps, desc="train default")
     out = Path(args.out)
 

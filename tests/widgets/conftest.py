@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from napari_semiconv.data.sources import TEST_SEED0

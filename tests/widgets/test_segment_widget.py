@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from napari_semiconv._widgets.segment import SegmentWidget
 from napari_semiconv.metrics import s_score

@@ -2,6 +2,7 @@
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit
@@ -10,6 +11,9 @@ from ..model import load_model, pick_device
 from ..models import DEFAULT_MODEL
 from ..registry import Registry
 from ..segment import Result
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHIPPED = "shipped default"
 FROM_FILE = "model file..."

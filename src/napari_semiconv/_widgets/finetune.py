@@ -1,5 +1,7 @@
 """Fine-tune dock: corrected labels -> a new model in the registry -> re-segmented image."""
 
+from typing import TYPE_CHECKING
+
 import time
 
 import numpy as np
@@ -13,6 +15,9 @@ from ..segment import SegmentConfig
 from ..train import TrainProgress
 from ._common import ModelChooser, RunControls, show_results
 from .segment import image_planes, segment_planes
+
+if TYPE_CHECKING:
+    import napari
 
 WHOLE = "whole image"
 

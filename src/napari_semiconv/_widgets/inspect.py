@@ -1,12 +1,17 @@
 """Inspect embedding dock: click a pixel -> its kernel affinity and the worm it would seed;
 a plot of the embedding space linked to the worms layer."""
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from magicgui.widgets import Container, Label, PushButton, create_widget
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..affinity import affinity_map, embedding_points, embedding_rgb, seeded_region
 from ._common import META_KEY
+
+if TYPE_CHECKING:
+    import napari
 
 
 class InspectWidget(QWidget):

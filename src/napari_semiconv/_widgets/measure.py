@@ -1,5 +1,7 @@
 """Worm measurements dock: the worms layer's ``features`` as a table, re-measure, export CSV."""
 
+from typing import TYPE_CHECKING
+
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,9 @@ from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..metrics import as_stack
 from ._common import META_KEY, features_table
+
+if TYPE_CHECKING:
+    import napari
 
 
 EMPTY = {"data": [], "index": [], "columns": []}

@@ -1,5 +1,7 @@
 """Segment worms dock: image -> worms (Labels), displacement (Vectors), foreground (Image)."""
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
 
@@ -8,6 +10,9 @@ from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..segment import Progress, SegmentConfig, segment_iter
 from ._common import ModelChooser, RunControls, ask_user, show_results
+
+if TYPE_CHECKING:
+    import napari
 
 
 def segment_planes(model, planes: np.ndarray, config: SegmentConfig):
