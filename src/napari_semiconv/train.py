@@ -8,7 +8,7 @@ Saving is the caller's business: a cancelled run never touches any file.
 import csv
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -170,12 +170,6 @@ class TrainLog:
         ax2.set_title("validation (held-out synthetic scenes)")
         fig.tight_layout()
         fig.savefig(png, dpi=80)
-
-
-def with_steps(config: TrainConfig, steps: int | None = None, seconds: float | None = None) -> TrainConfig:
-    """Copy of ``config`` with a new step/time budget (None keeps the old value)."""
-    return replace(config, steps=config.steps if steps is None else steps,
-                   seconds=config.seconds if seconds is None else seconds)
 
 
 def train_to_file(model, source: Callable, config: TrainConfig, out: str | Path, *, val_scenes=None,
