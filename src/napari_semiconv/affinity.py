@@ -21,12 +21,18 @@ def seeded_region(result: Result, row: int, col: int, threshold: float = 0.5,
     return (affinity_map(result, row, col) > threshold) & (result.foreground > fg_threshold)
 
 
+def _pca_basis(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(d,)`` and first ``k`` principal axes ``(k, d)`` of ``(P, d)`` samples."""
+    mean = x.mean(0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return mean, vt[:k]
+
+
 def _pca(x: np.ndarray, k: int) -> np.ndarray:
     """``(P, d)`` -> ``(P, k)`` principal components (deterministic signs)."""
-    x = x - x.mean(0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    vt = vt[:k] * np.sign(vt[:k].sum(1, keepdims=True) + 1e-12)
-    return x @ vt.T
+    mean, vt = _pca_basis(x, k)
+    vt = vt * np.sign(vt.sum(1, keepdims=True) + 1e-12)
+    return (x - mean) @ vt.T
 
 
 def embedding_points(result: Result, max_points: int = 4000, seed: int = 0):
@@ -53,9 +59,8 @@ def embedding_rgb(result: Result) -> np.ndarray:
     flat = result.embedding.reshape(d, -1).T
     fg = result.foreground.reshape(-1) > 0.5
     ref = flat[fg] if fg.sum() > 3 else flat
-    mean = ref.mean(0)
-    _, _, vt = np.linalg.svd(ref - mean, full_matrices=False)
-    proj = (flat - mean) @ vt[:3].T
+    mean, vt = _pca_basis(ref, 3)
+    proj = (flat - mean) @ vt.T
     lo, hi = np.percentile(proj[fg] if fg.any() else proj, [1, 99], axis=0)
     rgb = np.clip((proj - lo) / np.maximum(hi - lo, 1e-9), 0, 1)
     rgb *= (0.25 + 0.75 * fg)[:, None]
