@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from napari_semiconv.losses import LossWeights, attractive_loss, instance_losses, pairwise_distance
+from napari_semiconv.losses import LossWeights, attractive_loss, instance_losses, margin_loss, pairwise_distance
 
 
 def test_eq5_hand_computed():
@@ -70,3 +70,15 @@ def test_valid_mask_ignores_pixels():
     out = instance_losses(psi, torch.zeros(16, 16), torch.zeros(16, 16), torch.tensor(1.0), inst, LossWeights(), valid)
     out["total"].backward()
     assert psi.grad[:, :, 7:].abs().sum() == 0 and psi.grad[:, :, :7].abs().sum() > 0
+
+
+def test_margin_separates_coinciding_worms_in_the_appearance_dims():
+    # two crossing worms: centres 3 px apart (0.05 units), appearance parts almost equal -> the
+    # hinge must push the appearance parts apart, not only the centres along their small gap
+    means = torch.tensor([[1.0, 1.0, 0.001, 0.0], [1.05, 1.0, 0.0, 0.001]], requires_grad=True)
+    loss = margin_loss(means, delta=0.6)
+    loss.backward()
+    assert loss.item() > 0.6  # both hinges violated
+    assert means.grad[:, 2:].norm() > 0.5 * means.grad.norm()
+    far = torch.tensor([[0.0, 0.0, 0.0, 0.0], [5.0, 0.0, 0.0, 0.0]])  # far apart: no penalty
+    assert margin_loss(far, delta=0.6).item() == pytest.approx(0.0, abs=1e-6)

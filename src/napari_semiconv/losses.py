@@ -50,6 +50,22 @@ def attractive_loss(psi: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return ((masks * pairwise_distance(means, psi)).sum(1) / n).sum()
 
 
+def margin_loss(means: torch.Tensor, delta: float) -> torch.Tensor:
+    """Repulsive hinge between the ``(N, d)`` instance means, summed over pairs, per instance.
+
+    Two terms: the full means must be ``delta`` apart, and pairs closer than ``delta`` (worms that
+    cross or lie side by side, so that their centres nearly coincide) must also be ``delta`` apart
+    in the appearance dims (2:). Without the second term the appearance dims stay collapsed: when
+    two means share their appearance part, the full hinge pushes only along the spatial difference.
+    """
+    off = ~torch.eye(len(means), dtype=torch.bool, device=means.device)
+    gap = pairwise_distance(means, means)[off]
+    app_gap = pairwise_distance(means[:, 2:], means[:, 2:])[off]
+    near = (gap < delta).detach().float()
+    hinge = F.relu(delta - gap).pow(2) + near * F.relu(delta - app_gap).pow(2)
+    return hinge.sum() / len(means)
+
+
 def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch.Tensor,
                     sigma: torch.Tensor, instances: torch.Tensor, weights: LossWeights,
                     valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -87,10 +103,7 @@ def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch
         k = kernel(pairwise_distance(seeds, p), sigma).clamp(_EPS, 1 - _EPS)
         out["kernel"] = F.binary_cross_entropy(k, masks)
         if weights.margin > 0 and len(means) > 1:
-            mu = masks @ p / n[:, None]
-            gap = pairwise_distance(mu, mu)
-            off = ~torch.eye(len(mu), dtype=torch.bool, device=mu.device)
-            out["margin"] = F.relu(weights.margin_delta - gap[off]).pow(2).mean()
+            out["margin"] = margin_loss(masks @ p / n[:, None], weights.margin_delta)
     out["total"] = sum(getattr(weights, key) * out[key]
                        for key in ("embedding", "foreground", "kernel", "seed", "margin"))
     return out
