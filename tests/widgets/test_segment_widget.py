@@ -81,3 +81,26 @@ def test_rgb_image_gets_a_clear_message(make_napari_viewer, qtbot):
     widget = _dock(viewer)
     assert widget.run() is None
     assert "RGB" in widget.status.value and "rgb worms" not in viewer.layers
+
+
+def test_registry_models_can_be_renamed_exported_and_deleted(make_napari_viewer, qtbot, tmp_path):
+    from napari_semiconv.model import build_model, load_model
+    from napari_semiconv.registry import Registry
+
+    Registry().add(build_model(), "lab scope", {"steps": 3})
+    widget = _dock(make_napari_viewer())
+    chooser = widget.model
+    chooser.refresh(select="lab_scope")
+    assert not chooser.manage.native.isHidden()  # the rename/delete/export row shows
+    chooser.ask_name = lambda current: "scope 2"
+    chooser.rename()
+    assert [e.name for e in Registry().list()] == ["scope_2"] and chooser.source.value == "scope_2"
+    chooser.ask_path = lambda name: str(tmp_path / "shared.pt")
+    chooser.export()
+    assert load_model(tmp_path / "shared.pt").metadata["steps"] == 3
+    chooser.confirm = lambda question: False  # the user says No: nothing is deleted
+    chooser.delete()
+    assert [e.name for e in Registry().list()] == ["scope_2"]
+    chooser.confirm = lambda question: True
+    chooser.delete()
+    assert Registry().list() == [] and chooser.source.value == "shipped default" and chooser.manage.native.isHidden()

@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit
+from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 
+from ..errors import SemiconvError
 from ..model import load_model, pick_device
 from ..models import DEFAULT_MODEL
 from ..registry import Registry
@@ -21,15 +22,58 @@ META_KEY = "napari_semiconv"
 
 
 class ModelChooser(Container):
-    """Shipped model, a registry model, or a file; and a device. ``load()`` caches the model."""
+    """Shipped model, a registry model, or a file; and a device. ``load()`` caches the model.
+
+    A registry model can be renamed, deleted (after a confirmation) or exported from here. The
+    dialogs are attributes (``ask_name``, ``confirm``, ``ask_path``) so scripts and tests can answer.
+    """
 
     def __init__(self, **kwargs):
         self.source = ComboBox(label="model", choices=self._choices)
         self.file = FileEdit(label="model file", filter="*.pt", visible=False)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
-        super().__init__(widgets=[self.source, self.file, self.device], **kwargs)
-        self.source.changed.connect(lambda v: setattr(self.file, "visible", v == FROM_FILE))
+        buttons = [PushButton(text=text) for text in ("rename...", "delete...", "export...")]
+        self.manage = Container(widgets=buttons, layout="horizontal", labels=False, visible=False)
+        super().__init__(widgets=[self.source, self.file, self.manage, self.device], **kwargs)
+        self.source.changed.connect(self._on_source)
+        for button, action in zip(buttons, (self.rename, self.delete, self.export)):
+            button.changed.connect(lambda *_, action=action: action())
+        self.ask_name = lambda current: _ask_text(self.native, f"New name for '{current}':", current)
+        self.confirm = lambda question: ask_user(self.native, question)
+        self.ask_path = lambda name: _ask_save_path(self.native, f"{name}.pt")
         self._cache: tuple | None = None
+
+    def _on_source(self, value):
+        self.file.visible = value == FROM_FILE
+        self.manage.visible = value not in (SHIPPED, FROM_FILE)
+
+    def rename(self) -> None:
+        """Rename the chosen registry model (asks for the new name)."""
+        old = self.source.value
+        new = self.ask_name(old)
+        if new and new != old:
+            self._registry_action(lambda reg: self.refresh(select=reg.rename(old, new).stem))
+
+    def delete(self) -> None:
+        """Delete the chosen registry model after a confirmation."""
+        name = self.source.value
+        if self.confirm(f"Delete the model '{name}' from the registry? This cannot be undone."):
+            self._registry_action(lambda reg: (reg.delete(name), self.refresh(select=SHIPPED)))
+
+    def export(self) -> None:
+        """Copy the chosen registry model to a path the user picks."""
+        name = self.source.value
+        dest = self.ask_path(name)
+        if dest:
+            self._registry_action(lambda reg: reg.export(name, dest))
+
+    def _registry_action(self, action) -> None:
+        from napari.utils.notifications import show_error
+
+        try:
+            action(Registry())
+        except (SemiconvError, OSError) as exc:
+            show_error(str(exc))
 
     @staticmethod
     def _choices(_widget=None):
@@ -106,6 +150,20 @@ def features_table(tables: list[dict]) -> "pd.DataFrame":
     if len(df):
         df.insert(0, "index", df["label"].to_numpy())
     return df
+
+
+def _ask_text(parent, question: str, current: str) -> str | None:
+    from qtpy.QtWidgets import QInputDialog
+
+    text, ok = QInputDialog.getText(parent, "napari-semiconv", question, text=current)
+    return text.strip() if ok else None
+
+
+def _ask_save_path(parent, suggested: str) -> str | None:
+    from qtpy.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getSaveFileName(parent, "Export model", suggested, "PyTorch model (*.pt)")
+    return path or None
 
 
 def ask_user(parent, question: str) -> bool:
