@@ -54,6 +54,7 @@ def train_cellpose(images, labels, minutes: float, workdir: Path):
     t0 = time.perf_counter()
     flows = dynamics.labels_to_flows(labels, device=model.device)
     t_flows = time.perf_counter() - t0
+    print(f"flows of {len(labels)} training images: {t_flows:.0f} s", flush=True)
     per_epoch = 64  # images drawn per epoch
     t0 = time.perf_counter()  # calibrate: seconds per epoch on this machine
     train.train_seg(model.net, images[:8], flows[:8], channels=[0, 0], n_epochs=2, nimg_per_epoch=per_epoch,
@@ -61,6 +62,7 @@ def train_cellpose(images, labels, minutes: float, workdir: Path):
     s_epoch = (time.perf_counter() - t0) / 2
     model = models.CellposeModel(gpu=torch.cuda.is_available(), pretrained_model=None, model_type=None)
     epochs = max(10, int(minutes * 60 / s_epoch))
+    print(f"{s_epoch:.1f} s per epoch of {per_epoch} images: training {epochs} epochs", flush=True)
     t0 = time.perf_counter()
     path, losses, _ = train.train_seg(model.net, images, flows, channels=[0, 0], n_epochs=epochs,
                                       nimg_per_epoch=per_epoch, save_path=workdir, model_name="worms",
