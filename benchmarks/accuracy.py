@@ -8,6 +8,7 @@ Peak memory is the process's maximum resident set size. Writes a section of docs
 """
 
 import argparse
+import json
 import platform
 import resource
 import tempfile
@@ -80,6 +81,19 @@ def main(argv=None):
         rows["BBBC010 test split (C03-E04), brightfield"] = run_set(
             model, [a.image for a in test], [a.instances for a in test], SegmentConfig(keep_embedding=False), device)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peer = ROOT / "docs" / "peer_cellpose.json"  # written by benchmarks/cellpose_peer.py (own venv)
+    peer_note = ""
+    if peer.is_file():
+        report = json.loads(peer.read_text())
+        rows.update(report["rows"])
+        train = report["training"]
+        peer_note = (f"\n\ncellpose rows: cellpose {report['cellpose']} trained from scratch for "
+                     f"{train['train_seconds'] / 60:.0f} min ({train['epochs']} epochs, {train['images_seen']} "
+                     f"images seen, from {train['training_images']} full training scenes; flows "
+                     f"{train['flow_seconds']:.0f} s) on {report['machine']}, same test scenes, scored on "
+                     f"its label image (it cannot express overlaps); no instance score, so its AP ranks "
+                     f"instances arbitrarily. Pretrained cyto3: {report['cyto3']}. Command (cellpose venv): "
+                     f"`{report['command']}`.")
     lines = ["| images | n | S@0.5 | S@0.7 | S@0.9 | avS | AP | AP50 | AP75 | s / image |", "|---" * 10 + "|"]
     for name, m in rows.items():
         lines.append(f"| {name} | {m['images']} | {m['S@0.5']:.3f} | {m['S@0.7']:.3f} | {m['S@0.9']:.3f} | "
@@ -93,7 +107,7 @@ def main(argv=None):
                "(0.50:0.95). Seconds per image are end to end (read TIFF, normalize, forward, decode, write 3 files).\n\n"
                + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/accuracy.py --scenes {args.scenes} --device {args.device}"
-               + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + "`\n")
+               + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + "`" + peer_note + "\n")
     print(section)
     from synthetic_dots import replace_section
 
