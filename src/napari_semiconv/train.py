@@ -90,17 +90,21 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
     if optimizer_state:
         opt.load_state_dict(optimizer_state)
 
-    def lr_at(step):
+    def lr_at(step, elapsed):
+        """Warm-up, then a cosine over whichever budget (steps or seconds) runs out first."""
         warm = min(1.0, (step + 1) / max(config.warmup, 1))
-        return config.lr * warm * 0.5 * (1 + math.cos(math.pi * min(step / max(config.steps, 1), 1)))
+        done = max(step / max(config.steps, 1), elapsed / config.seconds if config.seconds else 0.0)
+        return config.lr * warm * 0.5 * (1 + math.cos(math.pi * min(done, 1)))
 
     model.train()
     t0 = time.perf_counter()
     for step in range(start_step, config.steps):
-        if should_stop() or (config.seconds and time.perf_counter() - t0 > config.seconds):
+        elapsed = time.perf_counter() - t0
+        if should_stop() or (config.seconds and elapsed > config.seconds):
             break
+        lr = lr_at(step, elapsed)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = lr
         x, inss, vals = batch_from(source, rng, config)
         out = model(x.to(device))
         terms = [instance_losses(out.psi[b], out.fg_logit[b, 0], out.seed_logit[b, 0], model.sigma,
@@ -117,7 +121,7 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
         val = None
         if val_scenes and ((config.val_every and (step + 1) % config.val_every == 0) or last):
             val = validate(model, val_scenes)
-        yield TrainProgress(step + 1, config.steps, losses, lr_at(step), time.perf_counter() - t0, val, opt)
+        yield TrainProgress(step + 1, config.steps, losses, lr, time.perf_counter() - t0, val, opt)
     model.eval()
 
 
