@@ -27,14 +27,14 @@ def _three_blobs():
 
 def test_seeded_finds_instances_and_overlap():
     psi, fg, seed = _three_blobs()
-    sigma = 2.5 / np.log(2) * 1.05  # the halfway band is just inside both kernels
-    dec = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=True, merge_threshold=0))
+    sigma = 2.5 / np.log(2) * 1.05  # the halfway band is just inside both kernels at threshold 0.5
+    dec = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=True, merge_threshold=0, kernel_threshold=0.5))
     assert len(dec.instances) == 3 and dec.labels.dtype == np.uint16
     overlap = dec.instances.sum(0) > 1
     assert overlap[8:10, 2:12].all() and overlap.sum() == 20
     assert set(np.unique(dec.labels)) == {0, 1, 2, 3}
     assert np.all((dec.scores > 0) & (dec.scores <= 1))
-    no_overlap = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=False, merge_threshold=0))
+    no_overlap = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, overlap=False, merge_threshold=0, kernel_threshold=0.5))
     assert no_overlap.instances.sum(0).max() == 1
 
 

@@ -51,9 +51,12 @@ class SegmentWidget(RunControls, Container):
         self.k = SpinBox(label="k (kmeans)", value=10, min=1, max=1000, visible=False)
         self.overlap = CheckBox(text="overlapping worms (instance stack)", value=True)
         self.binary = CheckBox(text="binary foreground input", value=False)
-        self.fg_threshold = FloatSpinBox(label="foreground threshold", value=0.5, min=0.05, max=0.95, step=0.05)
-        self.kernel_threshold = FloatSpinBox(label="kernel threshold", value=0.5, min=0.05, max=0.95, step=0.05)
-        self.min_size = SpinBox(label="min worm size (px)", value=60, min=1, max=100000)
+        defaults = DecodeConfig()
+        self.fg_threshold = FloatSpinBox(label="foreground threshold", value=defaults.fg_threshold, min=0.05,
+                                         max=0.95, step=0.05)
+        self.kernel_threshold = FloatSpinBox(label="kernel threshold", value=defaults.kernel_threshold, min=0.05,
+                                             max=0.95, step=0.05)
+        self.min_size = SpinBox(label="min worm size (px)", value=defaults.min_size, min=1, max=100000)
         self.stride = SpinBox(label="arrow stride (px)", value=8, min=2, max=128)
         self.length = FloatSpinBox(label="arrow length", value=1.0, min=0.05, max=5.0, step=0.05)
         self.run_button = PushButton(text="Segment")
