@@ -18,13 +18,9 @@ def viewer_with_scene(make_napari_viewer, scene):
     return viewer, layer, scene
 
 
-def wait_worker(qtbot, worker, widget=None, timeout=120_000):
-    """Wait for ``worker`` to finish and, given its ``widget``, for the widget to be idle again
-    (the Segment dock adds its layers one per event-loop turn after the worker ends)."""
+def wait_worker(qtbot, worker, timeout=120_000):
     with qtbot.waitSignal(worker.finished, timeout=timeout):
         pass
-    if widget is not None:
-        qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=10_000)
     qtbot.wait(50)
 
 

@@ -9,7 +9,7 @@ from .conftest import dock, wait_worker
 
 def _segmented(viewer, qtbot):
     seg = dock(viewer, SegmentWidget)
-    wait_worker(qtbot, seg.run(), seg)
+    wait_worker(qtbot, seg.run())
     return viewer.layers["field worms"]
 
 

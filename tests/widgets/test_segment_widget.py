@@ -14,7 +14,7 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
     viewer, layer, scene = viewer_with_scene
     widget = _dock(viewer)
     assert widget.image.value is layer
-    wait_worker(qtbot, widget.run(), widget)
+    wait_worker(qtbot, widget.run())
     worms = viewer.layers["field worms"]
     vectors = viewer.layers["field displacement"]
     fg = viewer.layers["field foreground"]
@@ -32,7 +32,7 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
     assert tips[ids == big].std(0).sum() < 0.5 * vectors.data[ids == big, 0].std(0).sum()
     n_layers, n_vectors = len(viewer.layers), len(vectors.data)
     widget.stride.value = 16
-    wait_worker(qtbot, widget.run(), widget)
+    wait_worker(qtbot, widget.run())
     assert len(viewer.layers) == n_layers  # updated, not duplicated
     assert viewer.layers["field worms"] is worms and len(vectors.data) < 0.5 * n_vectors
 
@@ -40,13 +40,13 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
 def test_edited_labels_are_not_replaced_without_asking(viewer_with_scene, qtbot):
     viewer, layer, scene = viewer_with_scene
     widget = _dock(viewer)
-    wait_worker(qtbot, widget.run(), widget)
+    wait_worker(qtbot, widget.run())
     worms = viewer.layers["field worms"]
     worms.data[:20, :20] = 99  # the user paints
     worms.refresh()
     asked = []
     widget.confirm = lambda q: asked.append(q) or False  # the user answers "No"
-    wait_worker(qtbot, widget.run(), widget)
+    wait_worker(qtbot, widget.run())
     assert asked and (worms.data[:20, :20] == 99).all()
     assert len([lyr for lyr in viewer.layers if lyr.name.startswith("field worms")]) == 2
 
@@ -68,7 +68,7 @@ def test_stack_runs_plane_by_plane(viewer_with_scene, qtbot):
     viewer.add_image(np.stack([layer.data, layer.data[:, ::-1]]), name="stack")
     widget = _dock(viewer)
     widget.image.value = viewer.layers["stack"]
-    wait_worker(qtbot, widget.run(), widget)
+    wait_worker(qtbot, widget.run())
     worms = viewer.layers["stack worms"].data
     assert worms.shape == (2,) + layer.data.shape
     assert viewer.layers["stack displacement"].data.shape[2] == 3

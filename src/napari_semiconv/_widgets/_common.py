@@ -176,19 +176,20 @@ def ask_user(parent, question: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def result_layer_steps(viewer, image_layer, results: list[Result], tables: list[dict], *, stride: int = 8,
-                       length: float = 1.0, suffix: str = "", confirm=lambda question: True):
+def show_results(viewer, image_layer, results: list[Result], tables: list[dict], *, stride: int = 8,
+                 length: float = 1.0, suffix: str = "", confirm=lambda question: True) -> dict:
     """Add or update the worms (Labels), displacement (Vectors), foreground (Image) layers.
 
-    A generator that yields after each layer (so that a caller can give the event loop a turn
-    between them) and returns {"worms": layer, "displacement": layer, "foreground": layer}.
     Layers are named after the image (+ ``suffix``) and updated in place on a re-run; a worms
     layer the user edited is replaced only if ``confirm`` says so, else a new layer is added.
+    Returns {"worms": layer, "displacement": layer, "foreground": layer}.
     """
     base = f"{image_layer.name}{suffix}"
     labels = stack_planes(results, "labels")
+    fg = stack_planes(results, "foreground")
+    vec, vec_ids = displacement_vectors(results, stride)
+    feats = features_table(tables)
     meta = {META_KEY: {"results": results, "image": image_layer.name, "checksum": checksum(labels)}}
-    place = dict(scale=image_layer.scale, translate=image_layer.translate)
     out = {}
     name = f"{base} worms"
     worms = viewer.layers[name] if name in viewer.layers else None
@@ -197,66 +198,33 @@ def result_layer_steps(viewer, image_layer, results: list[Result], tables: list[
             "(No keeps your edits and adds the result as a new layer.)"):
         worms = None
     if worms is None:
-        worms = viewer.add_labels(labels, name=name, features=features_table(tables), metadata=meta, **place)
+        worms = viewer.add_labels(labels, name=name, features=feats, metadata=meta,
+                                  scale=image_layer.scale, translate=image_layer.translate)
     else:
         worms.data = labels
-        worms.features = features_table(tables)
+        worms.features = feats
         worms.metadata.update(meta)
     out["worms"] = worms
-    yield
-    vec, vec_ids = displacement_vectors(results, stride)
     vname = f"{base} displacement"
+    vkw = dict(features={"worm": vec_ids}, edge_width=1.0, length=length, vector_style="arrow")
     if vname in viewer.layers:
         vl = viewer.layers[vname]
         vl.data = vec
         vl.features = {"worm": vec_ids}
         vl.length = length
     else:
-        vl = viewer.add_vectors(vec, name=vname, features={"worm": vec_ids}, edge_width=1.0, length=length,
-                                vector_style="arrow", **place)
+        vl = viewer.add_vectors(vec, name=vname, scale=image_layer.scale, translate=image_layer.translate, **vkw)
     if len(vec_ids):
         vl.edge_color = _worm_colors(worms, vec_ids)
     out["displacement"] = vl
-    yield
     fname = f"{base} foreground"
-    fg = stack_planes(results, "foreground")
     if fname in viewer.layers:
         viewer.layers[fname].data = fg
     else:
-        viewer.add_image(fg, name=fname, visible=False, colormap="viridis", contrast_limits=(0, 1), **place)
+        viewer.add_image(fg, name=fname, visible=False, colormap="viridis", contrast_limits=(0, 1),
+                         scale=image_layer.scale, translate=image_layer.translate)
     out["foreground"] = viewer.layers[fname]
     return out
-
-
-def show_results(*args, **kwargs) -> dict:
-    """Run :func:`result_layer_steps` to the end at once; returns its layers."""
-    steps = result_layer_steps(*args, **kwargs)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
-
-
-def show_results_in_turns(on_done, *args, **kwargs) -> None:
-    """Run :func:`result_layer_steps` one layer per event-loop turn, then ``on_done(layers)``.
-
-    Creating the three layers at once blocks the viewer for a few hundred ms the first time
-    (vispy visuals, shaders); one layer per turn keeps each block short.
-    """
-    from qtpy.QtCore import QTimer
-
-    steps = result_layer_steps(*args, **kwargs)
-
-    def step():
-        try:
-            next(steps)
-        except StopIteration as stop:
-            on_done(stop.value)
-            return
-        QTimer.singleShot(0, step)
-
-    step()
 
 
 def _worm_colors(worms, ids: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from ..decode import DECODERS, DecodeConfig
 from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..segment import Progress, SegmentConfig, segment_iter
-from ._common import ModelChooser, RunControls, ask_user, show_results_in_turns
+from ._common import ModelChooser, RunControls, ask_user, show_results
 
 if TYPE_CHECKING:
     import napari
@@ -109,21 +109,16 @@ class SegmentWidget(RunControls, Container):
                 t, result, table = item
                 results[t], tables[t] = result, table
 
-        def shown(layers):
-            self.layers = layers
-            self.status.value = f"{sum(len(r.scores) for r in results)} worms in {layer.name}"
-            self._set_running(False)
-
         def on_done():
             bar.close()
+            self._set_running(False)
             if self.cancelled:
                 self.status.value = "cancelled"
-            if self.cancelled or not all(r is not None for r in results):  # cancelled or failed
-                self._set_running(False)
-                return
-            self.status.value = "adding layers..."
-            show_results_in_turns(shown, self.viewer, layer, results, tables, stride=self.stride.value,
-                                  length=self.length.value, confirm=self.confirm)
+            elif all(r is not None for r in results):
+                self.layers = show_results(self.viewer, layer, results, tables, stride=self.stride.value,
+                                           length=self.length.value, confirm=self.confirm)
+                n = sum(len(r.scores) for r in results)
+                self.status.value = f"{n} worms in {layer.name}"
 
         self.worker = create_worker(segment_planes, model, planes, config, _start_thread=False)
         self.worker.yielded.connect(on_yield)
