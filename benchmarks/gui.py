@@ -96,7 +96,11 @@ def main(argv=None):
     section = ("## Viewer responsiveness while segmenting\n\n"
                f"Longest event-loop stall during a 696 x 520 segmentation in the Segment worms dock: "
                f"{', '.join(f'{g:.0f}' for g in gaps)} ms over {args.runs} runs (target < 200 ms). "
-               f"{platform.machine()}, {torch.get_num_threads()} CPU threads, Xvfb.\n"
+               f"{platform.machine()}, {torch.get_num_threads()} CPU threads, Xvfb (software OpenGL).\n"
+               "The network, decoder and measurements run in a worker thread; the first run's stall is the "
+               "main thread adding the layers, above all napari building a new Labels layer's vispy visuals "
+               "(profiled: one `viewer.add_labels` call, 250-430 ms here). Later runs update the layers in "
+               "place.\n"
                "Command: `xvfb-run -a -s \"-screen 0 1600x1200x24\" python benchmarks/gui.py`\n")
     print(section)
     from synthetic_dots import replace_section

@@ -88,11 +88,13 @@ def main(argv=None):
 
 
 def replace_section(report: Path, heading: str, section: str) -> None:
-    """Put ``section`` in ``report`` in place of the one starting with ``heading``."""
+    """Put ``section`` in ``report`` where the one starting with ``heading`` is (else at the end)."""
     text = report.read_text() if report.exists() else "# Benchmarks\n"
     parts = text.split("\n## ")
-    kept = [p for p in parts[1:] if not ("## " + p).startswith(heading)]
-    report.write_text("\n## ".join([parts[0].rstrip() + "\n"] + kept).rstrip() + "\n\n" + section)
+    sections = ["## " + p.strip() + "\n" for p in parts[1:]]
+    at = next((i for i, p in enumerate(sections) if p.startswith(heading)), len(sections))
+    sections[at:at + 1] = [section.strip() + "\n"]
+    report.write_text(parts[0].rstrip() + "\n\n" + "\n".join(sections))
 
 
 if __name__ == "__main__":
