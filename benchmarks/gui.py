@@ -55,6 +55,9 @@ def responsiveness(viewer, widget, app, runs: int) -> list[float]:
 def shot(viewer, app, name):
     for _ in range(30):
         app.processEvents()
+    viewer.reset_view()  # after the docks have settled, so the whole image is in view
+    for _ in range(30):
+        app.processEvents()
     (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(ROOT / "docs" / "images" / f"{name}.png"), canvas_only=False)
 
@@ -69,14 +72,15 @@ def main(argv=None):
     for data, kw, kind in brightfield_scene():
         getattr(viewer, f"add_{kind}")(data, **kw)
     seg = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(seg, area="right", name="Segment worms")
+    seg_dock = viewer.window.add_dock_widget(seg, area="right", name="Segment worms")
     seg.image.reset_choices()
     seg.image.value = viewer.layers["worms brightfield"]
     gaps = responsiveness(viewer, seg, app, args.runs)
     shot(viewer, app, "segment")
     worms = viewer.layers["worms brightfield worms"]
     insp = InspectWidget(viewer)
-    viewer.window.add_dock_widget(insp, area="right", name="Inspect embedding")
+    seg_dock.hide()  # one dock at a time, so each screenshot shows its dock at full height
+    insp_dock = viewer.window.add_dock_widget(insp, area="right", name="Inspect embedding")
     insp.worms.value = worms
     label = int(np.bincount(worms.data[worms.data > 0]).argmax())
     r, c = np.argwhere(worms.data == label)[len(np.argwhere(worms.data == label)) // 2]
@@ -84,6 +88,7 @@ def main(argv=None):
     viewer.layers["worms brightfield displacement"].visible = False
     shot(viewer, app, "inspect")
     ft = FinetuneWidget(viewer)
+    insp_dock.hide()
     viewer.window.add_dock_widget(ft, area="right", name="Fine-tune")
     ft.controls.reset_choices()
     ft.labels.value = worms

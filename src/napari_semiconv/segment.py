@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .decode import DecodeConfig, decode
+from .displacement import vote_offset
 from .model.embedding import SemiConvNet, pixel_coordinates
 from .normalize import normalize
 
@@ -46,7 +47,8 @@ class Result:
     seeds: np.ndarray  # (N, 2) int row, col of each instance's seed pixel
     foreground: np.ndarray  # (H, W) float32 probability
     seediness: np.ndarray  # (H, W) float32 predicted K(Psi_u, own centre)
-    displacement: np.ndarray  # (2, H, W) float32 Phi^g in pixels, (dy, dx)
+    displacement: np.ndarray  # (2, H, W) float32 Phi^g in pixels, (dy, dx), common shift removed
+    vote_offset: np.ndarray  # (2,) float32 px, the common shift of all votes (displacement.vote_offset)
     embedding: np.ndarray | None  # (d, H, W) float32 Psi (u_hat in coord_scale units)
     sigma: float  # kernel bandwidth, Psi units
     coord_scale: float  # pixels per Psi unit in the spatial dims
@@ -117,10 +119,12 @@ def segment_iter(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = 
     yield Progress("decode", 1, 1)
     scale = model.config.coord_scale
     phi_g = out["phi"][:2].cpu().numpy() * scale  # (dx, dy) in pixels
+    displacement = np.stack([phi_g[1], phi_g[0]]).astype(np.float32)
+    offset = vote_offset(displacement, dec.labels)
     yield Result(
         labels=dec.labels, instances=dec.instances, scores=dec.scores, seeds=dec.seeds,
         foreground=out["fg"].cpu().numpy(), seediness=out["seed"].cpu().numpy(),
-        displacement=np.stack([phi_g[1], phi_g[0]]).astype(np.float32),
+        displacement=displacement - offset[:, None, None], vote_offset=offset,
         embedding=out["psi"].cpu().numpy() if config.keep_embedding else None,
         sigma=sigma, coord_scale=scale,
     )

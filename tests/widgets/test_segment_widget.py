@@ -30,6 +30,10 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
     ids = vectors.features["worm"].to_numpy()
     big = np.bincount(ids[ids > 0]).argmax()
     assert tips[ids == big].std(0).sum() < 0.5 * vectors.data[ids == big, 0].std(0).sum()
+    # ... and they point at their worm: the model's common shift of all votes is removed
+    rows, cols = np.nonzero(worms.data == big)
+    extent = np.hypot(np.ptp(rows), np.ptp(cols))
+    assert np.linalg.norm(np.median(tips[ids == big], 0) - (rows.mean(), cols.mean())) < 0.3 * extent
     n_layers, n_vectors = len(viewer.layers), len(vectors.data)
     widget.stride.value = 16
     wait_worker(qtbot, widget.run())
