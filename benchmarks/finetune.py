@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from napari_semiconv.cli import resolve_model
-from napari_semiconv.data.sources import TEST_SEED0
+from napari_semiconv.data.sources import TEST_SEED0, VAL_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.finetune import FinetuneConfig, finetune_iter
 from napari_semiconv.train import TrainProgress, validate
@@ -31,13 +31,18 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--test", type=int, default=6)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--lr", type=float, default=FinetuneConfig.lr)
+    ap.add_argument("--replay", type=float, default=FinetuneConfig.replay)
+    ap.add_argument("--validation", action="store_true",
+                    help="use validation seeds (to choose --lr/--replay) and print only, no report")
     ap.add_argument("--report", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args(argv)
     base = resolve_model(None, args.device)
-    train = [make_scene(TEST_SEED0 + 5000 + i, DOMAIN) for i in range(2)]
-    test = [make_scene(TEST_SEED0 + 6000 + i, DOMAIN) for i in range(args.test)]
+    seed0 = VAL_SEED0 if args.validation else TEST_SEED0
+    train = [make_scene(seed0 + 5000 + i, DOMAIN) for i in range(2)]
+    test = [make_scene(seed0 + 6000 + i, DOMAIN) for i in range(args.test)]
     before = validate(base, test)
-    config = FinetuneConfig(steps=10_000, seconds=args.seconds)
+    config = FinetuneConfig(steps=10_000, seconds=args.seconds, lr=args.lr, replay=args.replay)
     t0, last, model = time.perf_counter(), None, None
     for item in finetune_iter(base, [s.image for s in train], [s.labels for s in train], config=config):
         if isinstance(item, TrainProgress):
@@ -52,11 +57,15 @@ def main(argv=None):
     section = ("## Fine-tuning on a shifted domain\n\n"
                "Domain: fluorescence at 1.7x magnification (synthetic). Fine-tuned on 2 labelled images "
                f"(replay of synthetic base data 25%), tested on {args.test} other images of the domain.\n\n"
+               f"Learning rate {args.lr:g}, replay {args.replay:g} (the defaults; chosen on validation images of the "
+               "domain with `--validation`, see below).\n\n"
                "| model | avS | S@0.5 | AP |\n|---|---|---|---|\n" + "\n".join(rows) +
                f"\n\nPeak resident memory {peak_mb:.0f} MB; {platform.machine()}, {torch.get_num_threads()} CPU threads, "
                f"torch {torch.__version__}.\nCommand: `python benchmarks/finetune.py --seconds {args.seconds:g} "
                f"--test {args.test}`\n")
     print(section)
+    if args.validation:
+        return
     from synthetic_dots import replace_section
 
     replace_section(Path(args.report), "## Fine-tuning", section)

@@ -233,6 +233,8 @@ def _segment_options(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .finetune import FinetuneConfig
+
     ap = argparse.ArgumentParser(prog="napari-semiconv", description="Semi-convolutional worm segmentation")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -273,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--labels", nargs="+", required=True, help="(H, W) label images, one per image")
     f.add_argument("--steps", type=int, default=200)
     f.add_argument("--seconds", type=float, default=0.0)
-    f.add_argument("--lr", type=float, default=1e-3)
+    f.add_argument("--lr", type=float, default=FinetuneConfig.lr)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", required=True, help="new model file (.pt); never the base model")
     f.add_argument("--device", default="auto")

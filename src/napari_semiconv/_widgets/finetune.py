@@ -37,7 +37,7 @@ class FinetuneWidget(RunControls, QWidget):
         self.model = ModelChooser(label="base model")
         self.steps = SpinBox(label="steps", value=150, min=1, max=100000)
         self.seconds = FloatSpinBox(label="time budget (s, 0 = none)", value=60.0, min=0, max=36000)
-        self.lr = FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1e-1, step=1e-4)
+        self.lr = FloatSpinBox(label="learning rate", value=FinetuneConfig.lr, min=1e-6, max=1e-1, step=1e-4)
         self.augment = CheckBox(text="augment (flips, rotations, intensity, scale)", value=True)
         self.name = LineEdit(label="new model name", value="finetuned")
         self.run_button = PushButton(text="Fine-tune")
