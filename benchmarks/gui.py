@@ -12,8 +12,8 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import napari
+import numpy as np
 import torch
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication

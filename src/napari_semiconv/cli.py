@@ -163,8 +163,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_finetune(args) -> None:
-    from .finetune import FinetuneConfig, finetune_to_file
     from .data.readers import read_image
+    from .finetune import FinetuneConfig, finetune_to_file
 
     if len(args.images) != len(args.labels):
         raise SemiconvError(f"{len(args.images)} --images but {len(args.labels)} --labels: give one labels file per image")

@@ -7,9 +7,9 @@ it count (the annotation is complete there only).
 
 import copy
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 

@@ -92,8 +92,7 @@ def write_csv(path, table: dict[str, np.ndarray]) -> None:
     n = len(table[keys[0]]) if keys else 0
     with open(path, "w") as fh:
         fh.write(",".join(keys) + "\n")
-        for j in range(n):
-            fh.write(",".join(_fmt(table[k][j]) for k in keys) + "\n")
+        fh.writelines(",".join(_fmt(table[k][j]) for k in keys) + "\n" for j in range(n))
 
 
 def _fmt(v) -> str:

@@ -5,8 +5,8 @@
 ``segment`` simply runs it to the end.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import torch

@@ -8,9 +8,9 @@ Saving is the caller's business: a cancelled run never touches any file.
 import csv
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch

@@ -248,4 +248,3 @@ class RunControls:
         self._set_running(False)
         self.status.value = f"error: {exc}"
         show_error(str(exc))
-        return None

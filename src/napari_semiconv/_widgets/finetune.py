@@ -1,11 +1,20 @@
 """Fine-tune dock: corrected labels -> a new model in the registry -> re-segmented image."""
 
+import time
 from typing import TYPE_CHECKING
 
-import time
-
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..errors import SemiconvError

@@ -1,8 +1,7 @@
 """Worm measurements dock: the worms layer's ``features`` as a table, re-measure, export CSV."""
 
-from typing import TYPE_CHECKING
-
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import Container, FileEdit, Label, PushButton, Table, create_widget
