@@ -48,9 +48,14 @@ def resolve_model(path: str | None, device: str | None = None):
     return load_model(path, dev)
 
 
+STACK_LIMIT = 2**30  # bytes of the largest (N, H, W) instance stack the CLI writes
+
+
 def segment_files(paths, out: Path, model, config, quiet: bool = False) -> list[int]:
     """Segment image files into ``out``: <stem>_labels.tif, _instances.tif, _instances.csv.
 
+    _instances.tif is the (N, H, W) uint8 stack that keeps overlaps; for mosaics where it would
+    exceed STACK_LIMIT bytes it is left out (said on the console), labels and CSV are written.
     All inputs are read and checked first; each output file is written atomically.
     Returns the number of worms per image.
     """
@@ -70,9 +75,13 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False) -> list[
         image = read_image(p)
         result = segment(model, image, config)
         table = measure_worms(result.instances, image, result.scores)
-        stack = result.instances.astype(np.uint8)
         _atomic_write(out / f"{p.stem}_labels.tif", lambda t: tifffile.imwrite(t, result.labels, compression="zlib"))
-        _atomic_write(out / f"{p.stem}_instances.tif", lambda t: tifffile.imwrite(t, stack, compression="zlib"))
+        if len(result.instances) * result.labels.size <= STACK_LIMIT:
+            stack = result.instances.to_stack().astype(np.uint8)
+            _atomic_write(out / f"{p.stem}_instances.tif", lambda t: tifffile.imwrite(t, stack, compression="zlib"))
+        elif not quiet:
+            tqdm.write(f"{p.name}: the (N, H, W) overlap stack would take {len(result.instances) * result.labels.size / 1e9:.1f}"
+                       " GB: not written (the labels image and CSV are)")
         _atomic_write(out / f"{p.stem}_instances.csv", lambda t: write_csv(t, table))
         counts.append(len(result.scores))
         if not quiet:

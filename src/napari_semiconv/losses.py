@@ -22,6 +22,7 @@ class LossWeights:
     kernel: float = 1.0  # BCE of K_sigma(seed, .) against each instance mask
     seed: float = 1.0  # BCE of the seed logit against K_sigma(Psi_u, instance mean)
     margin: float = 0.0  # optional repulsive hinge between instance means
+    centroid: float = 0.0  # pull Psi's spatial dims to the instance centroid (anchors the votes)
     margin_delta: float = 0.6  # hinge distance between instance means, Psi units (absolute, so
     # the embedding cannot shrink as a whole with sigma: eq. 5 alone has no repulsion)
 
@@ -66,14 +67,37 @@ def margin_loss(means: torch.Tensor, delta: float) -> torch.Tensor:
     return hinge.sum() / len(means)
 
 
+def centroid_loss(psi_xy: torch.Tensor, coords: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Eq. 5 with the instance's centroid as the centre, in Psi's two spatial dims.
+
+    psi_xy, coords : (P, 2) spatial Psi and u_hat of P pixels; masks : (N, P) float. The attractive
+    loss is blind to a common shift of all instances (the net may vote hundreds of pixels off);
+    this term makes Phi^g the displacement to the worm's centre, so the field can be read directly.
+    """
+    n = masks.sum(1).clamp_min(1)
+    centres = masks @ coords / n[:, None]
+    return ((masks * pairwise_distance(centres, psi_xy)).sum(1) / n).sum()
+
+
+def _cut(instances: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: instances touching the image border or the invalid region (their centroid is unknown)."""
+    edge = torch.zeros_like(valid)
+    edge[[0, -1], :] = True
+    edge[:, [0, -1]] = True
+    return (instances & (edge | ~valid)).flatten(1).any(1)
+
+
 def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch.Tensor,
                     sigma: torch.Tensor, instances: torch.Tensor, weights: LossWeights,
-                    valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                    valid: torch.Tensor | None = None, coords: torch.Tensor | None = None
+                    ) -> dict[str, torch.Tensor]:
     """All loss terms for one image.
 
     psi : (d, H, W); fg_logit, seed_logit : (H, W); sigma : scalar tensor;
     instances : (N, H, W) bool, may overlap; valid : (H, W) bool, pixels where the annotation is
-    complete (others are ignored), None for all. Returns a dict of scalar tensors with "total".
+    complete (others are ignored), None for all; coords : (2, H, W) u_hat in Psi units, needed by
+    the centroid term (instances cut by the border or the invalid region are left out of it).
+    Returns a dict of scalar tensors with "total".
     """
     d = psi.shape[0]
     valid = torch.ones_like(fg_logit, dtype=torch.bool) if valid is None else valid.bool()
@@ -82,7 +106,7 @@ def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch
     out = {"foreground": F.binary_cross_entropy_with_logits(fg_logit[valid], fg_target[valid])
            if vflat.any() else fg_logit.sum() * 0}
     zero = psi.sum() * 0
-    for key in ("embedding", "kernel", "seed", "margin"):
+    for key in ("embedding", "kernel", "seed", "margin", "centroid"):
         out[key] = zero
     fg_pix = (fg_target.reshape(-1) > 0) & vflat
     if len(instances) and fg_pix.any():
@@ -91,6 +115,10 @@ def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch
         keep = masks.sum(1) > 0
         masks = masks[keep]
         out["embedding"] = attractive_loss(p, masks)
+        whole = ~_cut(instances.bool(), valid)[keep]
+        if weights.centroid > 0 and coords is not None and whole.any():
+            u = coords.reshape(2, -1)[:, fg_pix].T
+            out["centroid"] = centroid_loss(p[:, :2], u, masks[whole])
         n = masks.sum(1)
         means = (masks @ p / n[:, None]).detach()
         k_mean = kernel(pairwise_distance(means, p), sigma).detach()  # (N, P)
@@ -105,5 +133,5 @@ def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch
         if weights.margin > 0 and len(means) > 1:
             out["margin"] = margin_loss(masks @ p / n[:, None], weights.margin_delta)
     out["total"] = sum(getattr(weights, key) * out[key]
-                       for key in ("embedding", "foreground", "kernel", "seed", "margin"))
+                       for key in ("embedding", "foreground", "kernel", "seed", "margin", "centroid"))
     return out

@@ -1,4 +1,4 @@
-"""Per-worm measurements from an (N, H, W) instance stack (overlaps respected).
+"""Per-worm measurements of sparse worm instances or an (N, H, W) stack (overlaps respected).
 
 Units are pixels and radians; intensities in the image's own units.
 """
@@ -7,6 +7,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
 from skimage.morphology import skeletonize
+
+from .instances import Instances
 
 COLUMNS = ("label", "score", "area", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
            "length", "mean_width", "curvature", "straightness", "mean_intensity")
@@ -52,35 +54,35 @@ def _curvature(mask: np.ndarray, skel: np.ndarray) -> float:
     return float(np.median(rate[skel])) if skel.any() else 0.0
 
 
-def measure_worms(instances: np.ndarray, image: np.ndarray | None = None,
+def measure_worms(instances: Instances | np.ndarray, image: np.ndarray | None = None,
                   scores: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Measurements of each worm in ``instances (N, H, W)`` bool.
+    """Measurements of each worm in ``instances`` (:class:`Instances` or an ``(N, H, W)`` bool stack).
 
     image : optional (H, W) intensities for mean_intensity; scores : optional (N,) float.
     Returns a dict of equal-length columns (see COLUMNS), label = index + 1.
     straightness = end-to-end distance of the skeleton / its length, 1 for a straight rod.
     """
+    if isinstance(instances, np.ndarray):
+        instances = Instances.from_stack(instances)
     n = len(instances)
     cols = {k: np.zeros(n, np.float64) for k in COLUMNS}
     cols["label"] = np.arange(1, n + 1)
     cols["score"] = np.asarray(scores if scores is not None else np.full(n, np.nan), np.float64)
-    for i, m in enumerate(instances):
-        if not m.any():
+    for i, (box, tight) in enumerate(zip(instances.boxes, instances.crops)):
+        if not tight.any():
             continue
-        rows, cc = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-        r0, r1, c0, c1 = max(rows[0] - 4, 0), rows[-1] + 5, max(cc[0] - 4, 0), cc[-1] + 5
-        crop = m[r0:r1, c0:c1]
+        crop = np.pad(tight, 4)  # room for the smoothing in _curvature
         skel = skeletonize(crop)
         length = _skeleton_length(skel)
         props = regionprops(crop.astype(np.uint8))[0]
         cols["area"][i] = props.area
-        cols["bbox_min_row"][i], cols["bbox_max_row"][i] = rows[0], rows[-1] + 1
-        cols["bbox_min_col"][i], cols["bbox_max_col"][i] = cc[0], cc[-1] + 1
+        cols["bbox_min_row"][i], cols["bbox_min_col"][i], cols["bbox_max_row"][i], cols["bbox_max_col"][i] = box
         cols["length"][i] = length
         cols["mean_width"][i] = props.area / length
         cols["curvature"][i] = _curvature(crop, skel)
         cols["straightness"][i] = min(_end_to_end(skel) / length, 1.0) if length > 1 else 1.0
-        cols["mean_intensity"][i] = float(image[r0:r1, c0:c1][crop].mean()) if image is not None else np.nan
+        cols["mean_intensity"][i] = (float(image[box[0]:box[2], box[1]:box[3]][tight].mean())
+                                     if image is not None else np.nan)
     for k in ("label", "area", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col"):
         cols[k] = cols[k].astype(np.int64)
     return cols

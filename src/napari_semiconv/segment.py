@@ -13,7 +13,8 @@ import torch
 
 from .decode import DecodeConfig, decode
 from .displacement import vote_offset
-from .model.embedding import SemiConvNet, pixel_coordinates
+from .instances import Instances
+from .model.embedding import SemiConvNet
 from .normalize import normalize
 
 
@@ -23,8 +24,9 @@ class SegmentConfig:
 
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     binary: bool = False  # input is a binary foreground mask (BBBC010 protocol)
-    tile: int = 1024  # planes larger than this run in overlapping tiles
-    overlap: int = 128  # tile overlap (px), each side keeps half
+    tile: int = 1024  # planes larger than this are segmented tile by tile (memory bounded)
+    overlap: int = 384  # tile overlap (px); a worm is kept by the tile whose core holds its centre,
+    # so half the overlap must exceed half a worm's length (BBBC010 worms: <= 300 px)
     keep_embedding: bool = True  # keep Psi (d, H, W) in the Result (for Inspect)
 
 
@@ -41,8 +43,8 @@ class Progress:
 class Result:
     """Everything the model says about one plane."""
 
-    labels: np.ndarray  # (H, W) uint16
-    instances: np.ndarray  # (N, H, W) bool, overlaps kept
+    labels: np.ndarray  # (H, W) uint16 (uint32 beyond 65,535 worms)
+    instances: Instances  # N worm masks in their bounding boxes, overlaps kept
     scores: np.ndarray  # (N,) float32
     seeds: np.ndarray  # (N, 2) int row, col of each instance's seed pixel
     foreground: np.ndarray  # (H, W) float32 probability
@@ -54,13 +56,41 @@ class Result:
     coord_scale: float  # pixels per Psi unit in the spatial dims
 
 
-def _tiles(n: int, tile: int, overlap: int):
+def _starts(n: int, tile: int, overlap: int) -> list[int]:
     """Start offsets along one axis so tiles of size ``tile`` cover 0..n with ``overlap``."""
     if n <= tile:
         return [0]
-    step = tile - overlap
-    starts = list(range(0, n - tile, step)) + [n - tile]
+    starts = list(range(0, n - tile, tile - overlap)) + [n - tile]
     return sorted(set(starts))
+
+
+def _tiles(h: int, w: int, config: SegmentConfig) -> list[tuple[slice, slice, slice, slice]]:
+    """Tiles of an ``(h, w)`` plane as (rows, cols, core rows, core cols) slices.
+
+    The first two are the tile in the plane; the core slices (relative to the tile) are the part
+    it owns: the cores tile the plane exactly, each inner border giving up half the overlap.
+    """
+    half = config.overlap // 2
+    th, tw = min(config.tile, h), min(config.tile, w)
+    out = []
+    for r in _starts(h, config.tile, config.overlap):
+        for c in _starts(w, config.tile, config.overlap):
+            core_r = slice(0 if r == 0 else half, th if r + th >= h else th - half)
+            core_c = slice(0 if c == 0 else half, tw if c + tw >= w else tw - half)
+            out.append((slice(r, r + th), slice(c, c + tw), core_r, core_c))
+    return out
+
+
+def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice) -> dict:
+    """The network on one tile of a normalized plane: fg, seed (h, w) and phi, psi (d, h, w) tensors.
+
+    u_hat uses the tile's origin, so Psi is in the plane's frame and tiles agree.
+    """
+    device = next(model.parameters()).device
+    patch = torch.from_numpy(np.ascontiguousarray(x[rows, cols]))[None, None].to(device)
+    out = model(patch, origin=(rows.start, cols.start))
+    return {"fg": torch.sigmoid(out.fg_logit[0, 0]), "seed": torch.sigmoid(out.seed_logit[0, 0]),
+            "phi": out.phi[0], "psi": out.psi[0]}
 
 
 @torch.no_grad()
@@ -68,66 +98,108 @@ def predict_iter(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> It
     """Run the network on a normalized ``(H, W)`` float32 plane, tile by tile.
 
     Yields Progress per tile, then a dict of torch tensors on the model's device:
-    fg (H, W), seed (H, W), phi (d, H, W), psi (d, H, W). Tiles share one global coordinate
-    frame (u_hat uses the tile's origin), so Psi stitches without seams; each tile keeps its
-    centre, half the overlap is dropped at inner borders.
+    fg (H, W), seed (H, W), phi (d, H, W), psi (d, H, W), each pixel from the tile owning it.
     """
     device = next(model.parameters()).device
     h, w = x.shape
-    d = model.config.dim
-    fg = torch.empty((h, w), device=device)
-    seed = torch.empty((h, w), device=device)
-    phi = torch.empty((d, h, w), device=device)
-    rows, cols = _tiles(h, config.tile, config.overlap), _tiles(w, config.tile, config.overlap)
-    total, half = len(rows) * len(cols), config.overlap // 2
-    done = 0
-    for r in rows:
-        for c in cols:
-            th, tw = min(config.tile, h), min(config.tile, w)
-            patch = torch.from_numpy(np.ascontiguousarray(x[r : r + th, c : c + tw]))[None, None].to(device)
-            out = model(patch, origin=(r, c))
-            # region of this tile that it owns
-            r0 = 0 if r == 0 else half
-            c0 = 0 if c == 0 else half
-            r1 = th if r + th >= h else th - half
-            c1 = tw if c + tw >= w else tw - half
-            sl = (slice(r + r0, r + r1), slice(c + c0, c + c1))
-            fg[sl] = torch.sigmoid(out.fg_logit[0, 0, r0:r1, c0:c1])
-            seed[sl] = torch.sigmoid(out.seed_logit[0, 0, r0:r1, c0:c1])
-            phi[(slice(None),) + sl] = out.phi[0, :, r0:r1, c0:c1]
-            done += 1
-            yield Progress("network", done, total)
-    psi = phi
-    if model.config.semiconv:
-        psi = phi + pixel_coordinates(h, w, d, model.config.coord_scale, device=device)
-    yield {"fg": fg, "seed": seed, "phi": phi, "psi": psi}
+    full = {"fg": torch.empty((h, w), device=device), "seed": torch.empty((h, w), device=device),
+            "phi": torch.empty((model.config.dim, h, w), device=device),
+            "psi": torch.empty((model.config.dim, h, w), device=device)}
+    tiles = _tiles(h, w, config)
+    for i, (rows, cols, core_r, core_c) in enumerate(tiles):
+        out = _forward(model, x, rows, cols)
+        dst = (slice(rows.start + core_r.start, rows.start + core_r.stop),
+               slice(cols.start + core_c.start, cols.start + core_c.stop))
+        for key, value in out.items():
+            full[key][(...,) + dst] = value[..., core_r, core_c]
+        yield Progress("network", i + 1, len(tiles))
+    yield full
+
+
+def _displacement(phi: torch.Tensor, scale: float) -> np.ndarray:
+    """Phi^g ``(d, H, W)`` tensor in Psi units -> ``(2, H, W)`` float32 (dy, dx) in pixels."""
+    g = phi[:2].cpu().numpy() * scale
+    return np.stack([g[1], g[0]]).astype(np.float32)
 
 
 def segment_iter(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = SegmentConfig()
                  ) -> Iterator[Progress | Result]:
-    """Segment one ``(H, W)`` plane. Yields Progress messages, then the Result (last item)."""
+    """Segment one ``(H, W)`` plane. Yields Progress messages, then the Result (last item).
+
+    Planes up to one tile are decoded whole; larger ones (mosaics) tile by tile, see
+    :func:`_segment_tiled`.
+    """
     x = normalize(image, binary=config.binary)
     yield Progress("normalize", 1, 1)
-    out = None
-    for item in predict_iter(model, x, config):
-        if isinstance(item, Progress):
-            yield item
-        else:
-            out = item
+    if max(x.shape) > config.tile:
+        yield from _segment_tiled(model, x, config)
+        return
+    *progress, out = predict_iter(model, x, config)
+    yield from progress
     sigma = model.sigma.item()
     dec = decode(out["psi"], out["fg"], out["seed"], sigma, config.decode)
     yield Progress("decode", 1, 1)
-    scale = model.config.coord_scale
-    phi_g = out["phi"][:2].cpu().numpy() * scale  # (dx, dy) in pixels
-    displacement = np.stack([phi_g[1], phi_g[0]]).astype(np.float32)
-    offset = vote_offset(displacement, dec.labels)
-    yield Result(
-        labels=dec.labels, instances=dec.instances, scores=dec.scores, seeds=dec.seeds,
-        foreground=out["fg"].cpu().numpy(), seediness=out["seed"].cpu().numpy(),
-        displacement=displacement - offset[:, None, None], vote_offset=offset,
-        embedding=out["psi"].cpu().numpy() if config.keep_embedding else None,
-        sigma=sigma, coord_scale=scale,
-    )
+    yield _result(model, dec.labels, Instances.from_stack(dec.instances), dec.scores, dec.seeds,
+                  out["fg"].cpu().numpy(), out["seed"].cpu().numpy(),
+                  _displacement(out["phi"], model.config.coord_scale),
+                  out["psi"].cpu().numpy() if config.keep_embedding else None)
+
+
+@torch.no_grad()
+def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> Iterator:
+    """Forward and decode tile by tile; memory grows with the plane, not with (worms x pixels).
+
+    Each tile is decoded alone (Psi is in the plane's frame, so the kernel means the same in every
+    tile) and keeps the worms whose centroid lies in its core; a worm already kept by a
+    neighbouring tile (half of its pixels labelled) is not added twice.
+    """
+    h, w = x.shape
+    scale, sigma = model.config.coord_scale, model.sigma.item()
+    labels = np.zeros((h, w), np.uint32)
+    fg, seed = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    disp = np.zeros((2, h, w), np.float32)
+    emb = np.zeros((model.config.dim, h, w), np.float32) if config.keep_embedding else None
+    parts, scores, seeds = [], [], []
+    tiles = _tiles(h, w, config)
+    for i, (rows, cols, core_r, core_c) in enumerate(tiles):
+        out = _forward(model, x, rows, cols)
+        dec = decode(out["psi"], out["fg"], out["seed"], sigma, config.decode)
+        dst = (slice(rows.start + core_r.start, rows.start + core_r.stop),
+               slice(cols.start + core_c.start, cols.start + core_c.stop))
+        fg[dst] = out["fg"][core_r, core_c].cpu().numpy()
+        seed[dst] = out["seed"][core_r, core_c].cpu().numpy()
+        disp[(slice(None),) + dst] = _displacement(out["phi"], scale)[:, core_r, core_c]
+        if emb is not None:
+            emb[(slice(None),) + dst] = out["psi"][:, core_r, core_c].cpu().numpy()
+        found = Instances.from_stack(dec.instances, (rows.start, cols.start), (h, w))
+        centre = found.centroids()
+        own = ((centre[:, 0] >= dst[0].start) & (centre[:, 0] < dst[0].stop)
+               & (centre[:, 1] >= dst[1].start) & (centre[:, 1] < dst[1].stop))
+        tile_labels = dec.labels.astype(np.uint32)
+        for j in np.flatnonzero(own):  # the worms this tile keeps
+            r0, c0, r1, c1 = found.boxes[j]
+            box = (slice(r0, r1), slice(c0, c1))
+            if (labels[box][found.crops[j]] > 0).mean() > 0.5:
+                continue
+            new_id = len(scores) + 1
+            mine = tile_labels[r0 - rows.start : r1 - rows.start, c0 - cols.start : c1 - cols.start] == j + 1
+            labels[box][mine & (labels[box] == 0)] = new_id
+            parts.append(Instances(found.shape, found.boxes[j : j + 1], [found.crops[j]]))
+            scores.append(dec.scores[j])
+            seeds.append(dec.seeds[j] + (rows.start, cols.start))
+        yield Progress("tiles", i + 1, len(tiles))
+    if len(scores) < 2**16:
+        labels = labels.astype(np.uint16)
+    yield _result(model, labels, Instances.concatenate(parts, (h, w)), np.asarray(scores, np.float32),
+                  np.asarray(seeds, np.int64).reshape(-1, 2), fg, seed, disp, emb)
+
+
+def _result(model, labels, instances, scores, seeds, fg, seed, displacement, embedding) -> Result:
+    """Package one plane's outputs; removes the common vote shift from the displacement."""
+    offset = vote_offset(displacement, labels)
+    return Result(labels=labels, instances=instances, scores=scores, seeds=seeds, foreground=fg,
+                  seediness=seed, displacement=displacement - offset[:, None, None], vote_offset=offset,
+                  embedding=embedding, sigma=model.sigma.item(), coord_scale=model.config.coord_scale)
 
 
 def segment(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = SegmentConfig()) -> Result:

@@ -18,6 +18,7 @@ import torch
 from .data.augment import augment, crop_resize
 from .losses import LossWeights, instance_losses
 from .metrics import evaluate
+from .model.embedding import pixel_coordinates
 from .segment import SegmentConfig, segment
 
 
@@ -37,8 +38,9 @@ class TrainConfig:
     binary_prob: float = 0.1  # share of samples shown as binary foreground
     seed: int = 0
     val_every: int = 0  # steps between validations (0 = only at the end if val data given)
-    # the repulsive margin is on for training: without it the embedding and sigma shrink together
-    weights: LossWeights = field(default_factory=lambda: LossWeights(margin=1.0))
+    # the repulsive margin is on for training: without it the embedding and sigma shrink together;
+    # the centroid term anchors the votes to the worms' centres (a readable displacement field)
+    weights: LossWeights = field(default_factory=lambda: LossWeights(margin=1.0, centroid=1.0))
 
 
 @dataclass
@@ -75,7 +77,7 @@ def validate(model, scenes, config: SegmentConfig = SegmentConfig(keep_embedding
     model.eval()
     results = [segment(model, s.image, config) for s in scenes]
     model.train(was_training)
-    return evaluate([r.instances for r in results], [r.scores for r in results],
+    return evaluate([r.instances.to_stack() for r in results], [r.scores for r in results],
                     [s.instances for s in scenes])
 
 
@@ -107,8 +109,10 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
             group["lr"] = lr
         x, inss, vals = batch_from(source, rng, config)
         out = model(x.to(device))
+        coords = (pixel_coordinates(*x.shape[-2:], 2, model.config.coord_scale, device=device)
+                  if model.config.semiconv else None)
         terms = [instance_losses(out.psi[b], out.fg_logit[b, 0], out.seed_logit[b, 0], model.sigma,
-                                 inss[b].to(device), config.weights, vals[b].to(device))
+                                 inss[b].to(device), config.weights, vals[b].to(device), coords)
                  for b in range(len(inss))]
         loss = sum(t["total"] for t in terms) / len(terms)
         opt.zero_grad(set_to_none=True)
