@@ -13,32 +13,15 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from napari_semiconv import __version__
 from napari_semiconv.data.sources import SyntheticSource, validation_scenes
 from napari_semiconv.model import build_model, load_model
-from napari_semiconv.segment import SegmentConfig, segment
-from napari_semiconv.train import TrainConfig, train_to_file
+from napari_semiconv.train import TrainConfig, recentre_votes, train_to_file
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@torch.no_grad()
-def recentre(model) -> None:
-    """Shift Psi's spatial dims by the model's common vote offset (measured on validation scenes).
-
-    The attractive loss is blind to a common shift, so a model trained without the centroid term
-    may vote hundreds of pixels off; removing the shift through the output bias changes no
-    clustering and starts the centroid term near its optimum instead of at a huge loss.
-    """
-    offsets = [segment(model, s.image, SegmentConfig(keep_embedding=False)).vote_offset
-               for s in validation_scenes(2)]
-    dy, dx = np.mean(offsets, 0) / model.config.coord_scale
-    model.phi_head[-1].bias[:2] -= torch.tensor([dx, dy], dtype=torch.float32)
-    print(f"recentred the votes by ({dy * model.config.coord_scale:.0f}, {dx * model.config.coord_scale:.0f}) px")
 
 
 def main(argv=None):
@@ -57,7 +40,8 @@ def main(argv=None):
                          seconds=args.seconds)
     model = load_model(args.init) if args.init else build_model()
     if args.init:
-        recentre(model)
+        shift = recentre_votes(model, [s.image for s in validation_scenes(2)])
+        print(f"recentred the votes by ({shift[0]:.0f}, {shift[1]:.0f}) px")
     bar = tqdm(total=config.steps, desc="train default")
     out = Path(args.out)
 

@@ -18,7 +18,7 @@ from .data.sources import ListSource, MixedSource, SyntheticSource
 from .errors import SemiconvError
 from .metrics import as_stack
 from .normalize import check_image
-from .train import TrainConfig, TrainProgress, train_iter
+from .train import TrainConfig, TrainProgress, recentre_votes, train_iter
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     """
     imgs, stacks, valid = check_annotations(images, labels, regions)
     model = copy.deepcopy(base)
+    if model.config.semiconv:
+        recentre_votes(model, imgs[:2])
     user = ListSource(imgs, stacks, valid)
     source = MixedSource([user, SyntheticSource(config.crop)], [1 - config.replay, config.replay]) \
         if config.replay > 0 else user

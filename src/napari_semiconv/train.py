@@ -81,6 +81,20 @@ def validate(model, scenes, config: SegmentConfig = SegmentConfig(keep_embedding
                     [s.instances for s in scenes])
 
 
+@torch.no_grad()
+def recentre_votes(model, images) -> np.ndarray:
+    """Remove ``model``'s common vote shift, measured on ``images`` (list of (H, W)), via its output bias.
+
+    A model trained without the centroid term may vote hundreds of pixels off its worms (eq. 5 is
+    blind to a common shift). Shifting Psi by a constant changes no clustering and starts the
+    centroid term near its optimum. Returns the removed ``(2,)`` (dy, dx) shift in pixels.
+    """
+    shift = np.mean([segment(model, im, SegmentConfig(keep_embedding=False)).vote_offset for im in images], 0)
+    dy, dx = shift / model.config.coord_scale
+    model.phi_head[-1].bias[:2] -= torch.tensor([dx, dy], dtype=torch.float32, device=model.log_sigma.device)
+    return shift
+
+
 def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
                should_stop: Callable[[], bool] = lambda: False, start_step: int = 0,
                optimizer_state: dict | None = None) -> Iterator[TrainProgress]:
