@@ -42,7 +42,7 @@ def responsiveness(viewer, widget, app, runs: int) -> list[float]:
     for _ in range(runs):
         ticks = []
         timer = QTimer()
-        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        timer.timeout.connect(lambda ticks=ticks: ticks.append(time.perf_counter()))
         timer.start(5)
         t0 = time.perf_counter()
         wait(widget.run(), app)

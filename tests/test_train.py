@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import torch
 
@@ -51,4 +53,4 @@ def test_time_budget_drives_the_cosine_schedule():
     progress = list(train_iter(build_model(TINY), lambda rng: sample, config))
     assert 3 <= len(progress) < 100_000
     assert progress[0].lr > 0.95e-3 and progress[-1].lr < 0.5e-3  # (by steps alone it would stay ~1e-3)
-    assert all(a.lr >= b.lr for a, b in zip(progress, progress[1:]))
+    assert all(a.lr >= b.lr for a, b in itertools.pairwise(progress))

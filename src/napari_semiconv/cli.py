@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,12 @@ def resolve_model(path: str | None, device: str | None = None):
 STACK_LIMIT = 2**30  # bytes of the largest (N, H, W) instance stack the CLI writes
 
 
+def _write_tif(path, array: np.ndarray) -> None:
+    import tifffile
+
+    tifffile.imwrite(path, array, compression="zlib")
+
+
 def segment_files(paths, out: Path, model, config, quiet: bool = False) -> list[int]:
     """Segment image files into ``out``: <stem>_labels.tif, _instances.tif, _instances.csv.
 
@@ -59,7 +66,6 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False) -> list[
     All inputs are read and checked first; each output file is written atomically.
     Returns the number of worms per image.
     """
-    import tifffile
     from tqdm import tqdm
 
     from .data.readers import read_image
@@ -75,14 +81,15 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False) -> list[
         image = read_image(p)
         result = segment(model, image, config)
         table = measure_worms(result.instances, image, result.scores)
-        _atomic_write(out / f"{p.stem}_labels.tif", lambda t: tifffile.imwrite(t, result.labels, compression="zlib"))
-        if len(result.instances) * result.labels.size <= STACK_LIMIT:
-            stack = result.instances.to_stack().astype(np.uint8)
-            _atomic_write(out / f"{p.stem}_instances.tif", lambda t: tifffile.imwrite(t, stack, compression="zlib"))
+        _atomic_write(out / f"{p.stem}_labels.tif", partial(_write_tif, array=result.labels))
+        stack_bytes = len(result.instances) * result.labels.size
+        if stack_bytes <= STACK_LIMIT:
+            _atomic_write(out / f"{p.stem}_instances.tif",
+                          partial(_write_tif, array=result.instances.to_stack().astype(np.uint8)))
         elif not quiet:
-            tqdm.write(f"{p.name}: the (N, H, W) overlap stack would take {len(result.instances) * result.labels.size / 1e9:.1f}"
-                       " GB: not written (the labels image and CSV are)")
-        _atomic_write(out / f"{p.stem}_instances.csv", lambda t: write_csv(t, table))
+            tqdm.write(f"{p.name}: the (N, H, W) overlap stack would take {stack_bytes / 1e9:.1f} GB: "
+                       "not written (the labels image and CSV are)")
+        _atomic_write(out / f"{p.stem}_instances.csv", partial(write_csv, table=table))
         counts.append(len(result.scores))
         if not quiet:
             tqdm.write(f"{p.name}: {len(result.scores)} worms")

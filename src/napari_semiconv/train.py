@@ -71,8 +71,9 @@ def batch_from(source: Callable, rng, config: TrainConfig):
     return torch.stack(imgs)[:, None], inss, vals
 
 
-def validate(model, scenes, config: SegmentConfig = SegmentConfig(keep_embedding=False)) -> dict:
+def validate(model, scenes, config: SegmentConfig | None = None) -> dict:
     """Metrics of ``model`` on scenes (objects with .image and .instances)."""
+    config = config or SegmentConfig(keep_embedding=False)
     was_training = model.training
     model.eval()
     results = [segment(model, s.image, config) for s in scenes]

@@ -40,7 +40,7 @@ def test_finetune_cancel_then_finish(viewer_with_scene, qtbot):
 
 
 def test_finetune_refuses_bad_input(viewer_with_scene, qtbot):
-    viewer, layer, scene = viewer_with_scene
+    viewer, _layer, scene = viewer_with_scene
     viewer.add_labels(np.zeros_like(scene.labels), name="empty")
     viewer.add_labels(np.zeros((10, 10), np.uint16), name="small")
     viewer.add_labels(scene.labels, name="corrected")

@@ -14,7 +14,7 @@ def _segmented(viewer, qtbot):
 
 
 def test_click_shows_affinity_and_plot_selects_worm(viewer_with_scene, qtbot):
-    viewer, layer, scene = viewer_with_scene
+    viewer, layer, _scene = viewer_with_scene
     worms = _segmented(viewer, qtbot)
     widget = InspectWidget(viewer)
     viewer.window.add_dock_widget(widget, area="right")
@@ -47,7 +47,7 @@ def test_mouse_click_callback_is_wired(viewer_with_scene, qtbot):
 
 
 def test_measure_table_and_export(viewer_with_scene, qtbot, tmp_path):
-    viewer, layer, _ = viewer_with_scene
+    viewer, _layer, _ = viewer_with_scene
     worms = _segmented(viewer, qtbot)
     widget = MeasureWidget(viewer)
     viewer.window.add_dock_widget(widget, area="right")

@@ -42,7 +42,7 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
 
 
 def test_edited_labels_are_not_replaced_without_asking(viewer_with_scene, qtbot):
-    viewer, layer, scene = viewer_with_scene
+    viewer, _layer, _scene = viewer_with_scene
     widget = _dock(viewer)
     wait_worker(qtbot, widget.run())
     worms = viewer.layers["field worms"]

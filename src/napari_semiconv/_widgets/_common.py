@@ -192,7 +192,7 @@ def show_results(viewer, image_layer, results: list[Result], tables: list[dict],
     meta = {META_KEY: {"results": results, "image": image_layer.name, "checksum": checksum(labels)}}
     out = {}
     name = f"{base} worms"
-    worms = viewer.layers[name] if name in viewer.layers else None
+    worms = viewer.layers.get(name, None)
     if worms is not None and was_edited(worms) and not confirm(
             f"'{name}' was edited since it was segmented. Replace it with the new result?\n"
             "(No keeps your edits and adds the result as a new layer.)"):
@@ -206,7 +206,7 @@ def show_results(viewer, image_layer, results: list[Result], tables: list[dict],
         worms.metadata.update(meta)
     out["worms"] = worms
     vname = f"{base} displacement"
-    vkw = dict(features={"worm": vec_ids}, edge_width=1.0, length=length, vector_style="arrow")
+    vkw = {"features": {"worm": vec_ids}, "edge_width": 1.0, "length": length, "vector_style": "arrow"}
     if vname in viewer.layers:
         vl = viewer.layers[vname]
         vl.data = vec

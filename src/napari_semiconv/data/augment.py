@@ -14,7 +14,7 @@ def crop_resize(image: np.ndarray, instances: np.ndarray, valid: np.ndarray | No
     image (crop, crop) float32, instances (M, crop, crop) bool (empty ones dropped), valid bool.
     """
     h, w = image.shape
-    src = max(8, int(round(crop / zoom)))
+    src = max(8, round(crop / zoom))
     r = rng.integers(0, max(h - src, 0) + 1)
     c = rng.integers(0, max(w - src, 0) + 1)
     sl = (slice(r, r + src), slice(c, c + src))

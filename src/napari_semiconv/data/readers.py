@@ -41,7 +41,7 @@ def read_image(path: str | Path) -> np.ndarray:
         import imageio.v3 as iio
 
         return np.asarray(iio.imread(path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any failure -> one clear message)
         raise SemiconvError(f"cannot read {path} as an image ({type(exc).__name__}: {exc})") from None
 
 

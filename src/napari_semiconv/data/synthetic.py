@@ -160,7 +160,7 @@ def _render(worms, shape, well, style, rng, config):
         r = _render_worm(pts, widths, shape)
         if r is None:
             continue
-        r0, c0, dist, sidx, wid = r
+        r0, c0, dist, _sidx, wid = r
         cover = np.clip(wid - dist + 0.5, 0, 1)
         if cover.sum() < 30:
             continue

@@ -50,7 +50,7 @@ def read_model_file(path: str | os.PathLike) -> dict:
         raise SemiconvError(f"model file not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated, pickled code, not a torch file
+    except Exception as exc:  # noqa: BLE001, corrupt, truncated, pickled code, not a torch file
         raise SemiconvError(
             f"{path} is not a readable napari-semiconv model file ({type(exc).__name__}); "
             "pass a .pt file saved by napari-semiconv, or omit --model to use the shipped one"
