@@ -19,7 +19,7 @@ from napari_semiconv.normalize import normalize
 from napari_semiconv.segment import SegmentConfig, predict_iter
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = {"kernel_threshold": (0.1, 0.2, 0.3, 0.4, 0.5), "merge_threshold": (0.0, 0.15, 0.3),
+GRID = {"kernel_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "merge_threshold": (0.0, 0.15, 0.3, 0.45),
         "fg_threshold": (0.4, 0.5)}
 
 

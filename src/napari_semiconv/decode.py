@@ -22,7 +22,7 @@ class DecodeConfig:
 
     name: str = "seeded"
     fg_threshold: float = 0.5  # foreground probability above which a pixel is clustered
-    kernel_threshold: float = 0.3  # K_sigma(seed, u) above which u joins the seed's instance (chosen on
+    kernel_threshold: float = 0.5  # K_sigma(seed, u) above which u joins the seed's instance (chosen on
     # validation scenes: benchmarks/tune_decoder.py)
     min_size: int = 60  # instances smaller than this (pixels) are dropped
     overlap: bool = True  # seeded: a pixel may join several instances (crossing worms)
@@ -31,7 +31,7 @@ class DecodeConfig:
     meanshift_points: int = 4000  # meanshift: pixels sampled to find the modes
     meanshift_iters: int = 30
     max_instances: int = 1000
-    merge_threshold: float = 0.15  # seeded: touching pieces whose centres have K above this merge (0 = off)
+    merge_threshold: float = 0.3  # seeded: touching pieces whose centres have K above this merge (0 = off)
 
     def __post_init__(self):
         if self.name not in DECODERS:
