@@ -17,3 +17,25 @@ def test_vote_offset_recovers_the_common_shift():
     assert np.allclose(vote_offset(displacement, labels), shift, atol=1e-3)
     assert np.allclose(vote_offset(displacement - shift[:, None, None], labels), 0, atol=1e-3)
     assert np.array_equal(vote_offset(displacement, np.zeros_like(labels)), np.zeros(2, np.float32))
+
+
+def test_recentre_votes_keeps_the_worms(shipped):
+    import copy
+
+    import torch
+
+    from napari_semiconv.data.sources import TEST_SEED0
+    from napari_semiconv.data.synthetic import make_scene
+    from napari_semiconv.segment import SegmentConfig, segment
+    from napari_semiconv.train import recentre_votes
+
+    model = copy.deepcopy(shipped)
+    with torch.no_grad():
+        model.phi_head[-1].bias[:2] += torch.tensor([3.0, -2.0])  # votes 192 px right, 128 px up
+    image = make_scene(TEST_SEED0 + 99).image
+    before = segment(model, image, SegmentConfig(keep_embedding=False))
+    shift = recentre_votes(model, [image])
+    after = segment(model, image, SegmentConfig(keep_embedding=False))
+    scale = model.config.coord_scale
+    assert np.allclose(shift - before.vote_offset, 0, atol=1) and abs(shift[1] - 3 * scale) < 20
+    assert np.abs(after.vote_offset).max() < 1 and np.array_equal(after.labels, before.labels)

@@ -82,3 +82,25 @@ def test_margin_separates_coinciding_worms_in_the_appearance_dims():
     assert means.grad[:, 2:].norm() > 0.5 * means.grad.norm()
     far = torch.tensor([[0.0, 0.0, 0.0, 0.0], [5.0, 0.0, 0.0, 0.0]])  # far apart: no penalty
     assert margin_loss(far, delta=0.6).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_centroid_term_anchors_votes_and_skips_cut_worms():
+    from napari_semiconv.model.embedding import pixel_coordinates
+
+    inst = torch.zeros(2, 16, 16, dtype=torch.bool)
+    inst[0, 4:8, 3:11] = True  # wholly inside
+    inst[1, 10:16, 2:6] = True  # touches the bottom border: its centroid is unknown
+    coords = pixel_coordinates(16, 16, 2, 8.0)
+    psi = torch.zeros(3, 16, 16)
+    centre = coords[:, inst[0]].mean(1)
+    psi[:2, inst[0]] = centre[:, None]  # worm 0 votes exactly at its centroid
+    psi[:2, inst[1]] = 5.0  # worm 1 votes anywhere
+    weights = LossWeights(centroid=1.0)
+    fg = torch.zeros(16, 16)
+    out = instance_losses(psi, fg, fg, torch.tensor(0.5), inst, weights, coords=coords)
+    assert out["centroid"].item() == pytest.approx(0, abs=1e-2)
+    shifted = psi.clone()
+    shifted[0, inst[0]] += 0.5  # all of worm 0 votes 4 px (0.5 units) to the right: eq. 5 is blind to it
+    out = instance_losses(shifted, fg, fg, torch.tensor(0.5), inst, weights, coords=coords)
+    assert out["centroid"].item() == pytest.approx(0.5, abs=1e-2)
+    assert out["embedding"].item() == pytest.approx(0, abs=1e-2)
