@@ -13,6 +13,7 @@ import platform
 import resource
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,27 +60,32 @@ def main(argv=None):
     ap.add_argument("--scenes", type=int, default=10, help="scenes per style")
     ap.add_argument("--bbbc010")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--kernel-threshold", type=float, default=DecodeConfig.kernel_threshold,
+                    help="seeded decoder thresholds (to score an older model at the ones chosen for it)")
+    ap.add_argument("--merge-threshold", type=float, default=DecodeConfig.merge_threshold)
     ap.add_argument("--report", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
     device = next(model.parameters()).device
+    decoder = DecodeConfig(kernel_threshold=args.kernel_threshold, merge_threshold=args.merge_threshold)
     rows = {}
     for style in ("brightfield", "fluorescence"):
         scenes = [make_scene(TEST_SEED0 + 1000 * (style == "fluorescence") + i, SceneConfig(style=style))
                   for i in range(args.scenes)]
         for overlap in (True, False):
-            cfg = SegmentConfig(decode=DecodeConfig(overlap=overlap), keep_embedding=False)
+            cfg = SegmentConfig(decode=replace(decoder, overlap=overlap), keep_embedding=False)
             rows[f"{style}, {'instance stack (overlaps)' if overlap else 'label image'}"] = run_set(
                 model, [s.image for s in scenes], [s.instances for s in scenes], cfg, device)
         rows[f"{style}, binary foreground input"] = run_set(
             model, [s.instances.any(0).astype(np.uint8) for s in scenes], [s.instances for s in scenes],
-            SegmentConfig(binary=True, keep_embedding=False), device)
+            SegmentConfig(decode=decoder, binary=True, keep_embedding=False), device)
     if args.bbbc010:
         from napari_semiconv.data.readers import read_bbbc010
 
         test = read_bbbc010(args.bbbc010, "test")
         rows["BBBC010 test split (C03-E04), brightfield"] = run_set(
-            model, [a.image for a in test], [a.instances for a in test], SegmentConfig(keep_embedding=False), device)
+            model, [a.image for a in test], [a.instances for a in test], SegmentConfig(decode=decoder, keep_embedding=False),
+            device)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peer = ROOT / "docs" / "peer_cellpose.json"  # written by benchmarks/cellpose_peer.py (own venv)
     peer_note = ""
