@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def mosaic(size: int) -> tuple[np.ndarray, int]:
-    """A ``(size, size)`` float32 mosaic of normalized scenes and the number of worms wholly inside."""
+    """A ``(size, size)`` float32 mosaic of normalized scenes and the number of worms with pixels in it."""
     rows, cols = -(-size // FIELD[0]), -(-size // FIELD[1])
     grid, worms = [], 0
     for r in range(rows):
@@ -36,8 +36,8 @@ def mosaic(size: int) -> tuple[np.ndarray, int]:
         for c in range(cols):
             scene = make_scene(TEST_SEED0 + 50000 + r * cols + c, SceneConfig(style="brightfield"))
             line.append(normalize(scene.image))
-            inside = (r + 1) * FIELD[0] <= size and (c + 1) * FIELD[1] <= size
-            worms += len(scene.instances) if inside else 0
+            seen = scene.instances[:, : size - r * FIELD[0], : size - c * FIELD[1]]
+            worms += int(seen.any((1, 2)).sum())
         grid.append(np.concatenate(line, 1))
     return np.concatenate(grid, 0)[:size, :size], worms
 
@@ -50,7 +50,7 @@ def main(argv=None):
     ap.add_argument("--report", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
-    image, whole_worms = mosaic(args.size)
+    image, worms = mosaic(args.size)
     config = SegmentConfig(keep_embedding=False)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
@@ -62,8 +62,8 @@ def main(argv=None):
     device = next(model.parameters()).device
     section = (
         "## Mosaics: tile-by-tile segmentation\n\n"
-        f"A {args.size} x {args.size} mosaic of held-out brightfield scenes ({whole_worms} worms in the scenes "
-        f"wholly inside it), tiles of {config.tile} px with {config.overlap} px overlap, decoded tile by tile; "
+        f"A {args.size} x {args.size} mosaic of held-out brightfield scenes ({worms} worms, some cut "
+        f"by its right and bottom edges), tiles of {config.tile} px with {config.overlap} px overlap, decoded tile by tile; "
         "each worm is kept by the tile whose core holds its centroid, instances are stored in their bounding "
         "boxes.\n\n"
         "| worms found | seconds | peak RSS (MB) | RSS before segmenting (MB) | a dense (N, H, W) stack would take |\n"
