@@ -192,7 +192,7 @@ def show_results(viewer, image_layer, results: list[Result], tables: list[dict],
     meta = {META_KEY: {"results": results, "image": image_layer.name, "checksum": checksum(labels)}}
     out = {}
     name = f"{base} worms"
-    worms = viewer.layers.get(name, None)
+    worms = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401 (LayerList has no .get)
     if worms is not None and was_edited(worms) and not confirm(
             f"'{name}' was edited since it was segmented. Replace it with the new result?\n"
             "(No keeps your edits and adds the result as a new layer.)"):
