@@ -174,7 +174,7 @@ class TrainLog:
         fig = Figure(figsize=(9, 3.5))
         ax1, ax2 = fig.subplots(1, 2)
         steps = np.array([r["step"] for r in self.rows])
-        for key in ("total", "embedding", "foreground", "kernel", "seed"):
+        for key in ("total", "embedding", "foreground", "kernel", "seed", "margin", "centroid"):
             vals = np.array([r.get(key, np.nan) for r in self.rows], float)
             k = max(1, len(vals) // 100)
             smooth = np.convolve(vals, np.ones(k) / k, mode="valid")
