@@ -11,6 +11,7 @@ import json
 import platform
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -34,10 +35,13 @@ def main(argv=None):
     ap.add_argument("--init", help="start from this model's weights (continue training)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
+    ap.add_argument("--margin", type=float, default=1.0, help="weight of the repulsive margin")
+    ap.add_argument("--kernel", type=float, default=1.0, help="weight of the kernel BCE")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     config = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, val_every=500, lr=args.lr,
-                         seconds=args.seconds)
+                         seconds=args.seconds, weights=replace(TrainConfig().weights, margin=args.margin,
+                                                               kernel=args.kernel))
     model = load_model(args.init) if args.init else build_model()
     if args.init:
         shift = recentre_votes(model, [s.image for s in validation_scenes(2)])
