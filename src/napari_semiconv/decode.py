@@ -22,7 +22,7 @@ class DecodeConfig:
 
     name: str = "seeded"
     fg_threshold: float = 0.5  # foreground probability above which a pixel is clustered
-    kernel_threshold: float = 0.5  # K_sigma(seed, u) above which u joins the seed's instance (chosen on
+    kernel_threshold: float = 0.4  # K_sigma(seed, u) above which u joins the seed's instance (chosen on
     # validation scenes: benchmarks/tune_decoder.py)
     min_size: int = 60  # instances smaller than this (pixels) are dropped
     overlap: bool = True  # seeded: a pixel may join several instances (crossing worms)
