@@ -108,3 +108,18 @@ def test_registry_models_can_be_renamed_exported_and_deleted(make_napari_viewer,
     chooser.confirm = lambda question: True
     chooser.delete()
     assert Registry().list() == [] and chooser.source.value == "shipped default" and chooser.manage.native.isHidden()
+
+
+def test_decoder_controls_reach_the_config(viewer_with_scene):
+    from dataclasses import replace
+
+    from napari_semiconv.decode import DecodeConfig
+
+    viewer, _layer, _scene = viewer_with_scene
+    widget = _dock(viewer)
+    # the dock starts at the validated defaults (k only matters for kmeans)
+    assert replace(widget.config().decode, k=0) == DecodeConfig()
+    widget.merge_threshold.value = 0.0
+    widget.kernel_threshold.value = 0.6
+    dec = widget.config().decode
+    assert dec.merge_threshold == 0.0 and dec.kernel_threshold == 0.6

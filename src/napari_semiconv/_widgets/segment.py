@@ -56,6 +56,8 @@ class SegmentWidget(RunControls, Container):
                                          max=0.95, step=0.05)
         self.kernel_threshold = FloatSpinBox(label="kernel threshold", value=defaults.kernel_threshold, min=0.05,
                                              max=0.95, step=0.05)
+        self.merge_threshold = FloatSpinBox(label="merge threshold (0 = off)", value=defaults.merge_threshold,
+                                            min=0.0, max=0.95, step=0.05)
         self.min_size = SpinBox(label="min worm size (px)", value=defaults.min_size, min=1, max=100000)
         self.stride = SpinBox(label="arrow stride (px)", value=8, min=2, max=128)
         self.length = FloatSpinBox(label="arrow length", value=1.0, min=0.05, max=5.0, step=0.05)
@@ -63,7 +65,8 @@ class SegmentWidget(RunControls, Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
         super().__init__(widgets=[self.image, self.model, self.decoder, self.k, self.overlap, self.binary,
-                                  self.fg_threshold, self.kernel_threshold, self.min_size, self.stride,
+                                  self.fg_threshold, self.kernel_threshold, self.merge_threshold, self.min_size,
+                                  self.stride,
                                   self.length, self.run_button, self.cancel_button, self.status])
         self.decoder.changed.connect(lambda v: setattr(self.k, "visible", v == "kmeans"))
         self.run_button.changed.connect(self.run)
@@ -76,6 +79,7 @@ class SegmentWidget(RunControls, Container):
     def config(self) -> SegmentConfig:
         dec = DecodeConfig(name=self.decoder.value, fg_threshold=self.fg_threshold.value,
                            kernel_threshold=self.kernel_threshold.value, min_size=self.min_size.value,
+                           merge_threshold=self.merge_threshold.value,
                            overlap=self.overlap.value, k=self.k.value)
         return SegmentConfig(decode=dec, binary=self.binary.value)
 
