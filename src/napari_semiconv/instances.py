@@ -36,13 +36,6 @@ class Instances:
             crops.append(np.ascontiguousarray(m[r0:r1, c0:c1]))
         return cls(tuple(shape or stack.shape[1:]), np.array(boxes, np.int64).reshape(-1, 4), crops)
 
-    @classmethod
-    def concatenate(cls, parts: list["Instances"], shape: tuple[int, int]) -> "Instances":
-        """All instances of ``parts`` (already in the plane's frame) in one object."""
-        boxes = [p.boxes for p in parts]
-        return cls(tuple(shape), np.concatenate(boxes) if boxes else np.zeros((0, 4), np.int64),
-                   [c for p in parts for c in p.crops])
-
     def mask(self, i: int) -> np.ndarray:
         """Instance ``i`` as an ``(H, W)`` bool mask."""
         out = np.zeros(self.shape, bool)

@@ -41,14 +41,15 @@ def kernel(dist: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return torch.exp(-dist / sigma)
 
 
-def attractive_loss(psi: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Eq. 5: sum over instances of the mean unsquared L2 distance of Psi_u to the instance mean.
+def attractive_loss(psi: torch.Tensor, masks: torch.Tensor, centres: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 5: sum over instances of the mean unsquared L2 distance of Psi_u to the instance centre.
 
-    psi : (P, d) float embeddings of P pixels; masks : (N, P) float, 1 where pixel in instance.
+    psi : (P, d) float embeddings of P pixels; masks : (N, P) float, 1 where pixel in instance;
+    centres : (N, d), the instance means of psi when None.
     """
     n = masks.sum(1).clamp_min(1)
-    means = masks @ psi / n[:, None]
-    return ((masks * pairwise_distance(means, psi)).sum(1) / n).sum()
+    centres = masks @ psi / n[:, None] if centres is None else centres
+    return ((masks * pairwise_distance(centres, psi)).sum(1) / n).sum()
 
 
 def margin_loss(means: torch.Tensor, delta: float) -> torch.Tensor:
@@ -74,9 +75,7 @@ def centroid_loss(psi_xy: torch.Tensor, coords: torch.Tensor, masks: torch.Tenso
     loss is blind to a common shift of all instances (the net may vote hundreds of pixels off);
     this term makes Phi^g the displacement to the worm's centre, so the field can be read directly.
     """
-    n = masks.sum(1).clamp_min(1)
-    centres = masks @ coords / n[:, None]
-    return ((masks * pairwise_distance(centres, psi_xy)).sum(1) / n).sum()
+    return attractive_loss(psi_xy, masks, masks @ coords / masks.sum(1, keepdim=True).clamp_min(1))
 
 
 def _cut(instances: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -115,10 +114,11 @@ def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch
         keep = masks.sum(1) > 0
         masks = masks[keep]
         out["embedding"] = attractive_loss(p, masks)
-        whole = ~_cut(instances.bool(), valid)[keep]
-        if weights.centroid > 0 and coords is not None and whole.any():
-            u = coords.reshape(2, -1)[:, fg_pix].T
-            out["centroid"] = centroid_loss(p[:, :2], u, masks[whole])
+        if weights.centroid > 0 and coords is not None:  # the border check only when the term is on
+            whole = ~_cut(instances.bool(), valid)[keep]
+            if whole.any():
+                u = coords.reshape(2, -1)[:, fg_pix].T
+                out["centroid"] = centroid_loss(p[:, :2], u, masks[whole])
         n = masks.sum(1)
         means = (masks @ p / n[:, None]).detach()
         k_mean = kernel(pairwise_distance(means, p), sigma).detach()  # (N, P)

@@ -7,6 +7,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -64,12 +65,18 @@ def _starts(n: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
-def _tiles(h: int, w: int, config: SegmentConfig) -> list[tuple[slice, slice, slice, slice]]:
-    """Tiles of an ``(h, w)`` plane as (rows, cols, core rows, core cols) slices.
+class Tile(NamedTuple):
+    """One tile of a plane: where it is, and the part of it that it owns (its core)."""
 
-    The first two are the tile in the plane; the core slices (relative to the tile) are the part
-    it owns: the cores tile the plane exactly, each inner border giving up half the overlap.
-    """
+    rows: slice  # the tile in the plane
+    cols: slice
+    core: tuple[slice, slice]  # the core, relative to the tile
+    dst: tuple[slice, slice]  # the same core in the plane
+
+
+def _tiles(h: int, w: int, config: SegmentConfig) -> list[Tile]:
+    """Overlapping tiles of an ``(h, w)`` plane; the cores tile the plane exactly, each inner
+    border giving up half the overlap."""
     half = config.overlap // 2
     th, tw = min(config.tile, h), min(config.tile, w)
     out = []
@@ -77,7 +84,8 @@ def _tiles(h: int, w: int, config: SegmentConfig) -> list[tuple[slice, slice, sl
         for c in _starts(w, config.tile, config.overlap):
             core_r = slice(0 if r == 0 else half, th if r + th >= h else th - half)
             core_c = slice(0 if c == 0 else half, tw if c + tw >= w else tw - half)
-            out.append((slice(r, r + th), slice(c, c + tw), core_r, core_c))
+            dst = (slice(r + core_r.start, r + core_r.stop), slice(c + core_c.start, c + core_c.stop))
+            out.append(Tile(slice(r, r + th), slice(c, c + tw), (core_r, core_c), dst))
     return out
 
 
@@ -106,12 +114,10 @@ def predict_iter(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> It
             "phi": torch.empty((model.config.dim, h, w), device=device),
             "psi": torch.empty((model.config.dim, h, w), device=device)}
     tiles = _tiles(h, w, config)
-    for i, (rows, cols, core_r, core_c) in enumerate(tiles):
-        out = _forward(model, x, rows, cols)
-        dst = (slice(rows.start + core_r.start, rows.start + core_r.stop),
-               slice(cols.start + core_c.start, cols.start + core_c.stop))
+    for i, t in enumerate(tiles):
+        out = _forward(model, x, t.rows, t.cols)
         for key, value in out.items():
-            full[key][(...,) + dst] = value[..., core_r, core_c]
+            full[key][(..., *t.dst)] = value[(..., *t.core)]
         yield Progress("network", i + 1, len(tiles))
     yield full
 
@@ -159,38 +165,37 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
     fg, seed = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
     disp = np.zeros((2, h, w), np.float32)
     emb = np.zeros((model.config.dim, h, w), np.float32) if config.keep_embedding else None
-    parts, scores, seeds = [], [], []
+    boxes, crops, scores, seeds = [], [], [], []
     tiles = _tiles(h, w, config)
-    for i, (rows, cols, core_r, core_c) in enumerate(tiles):
-        out = _forward(model, x, rows, cols)
+    for i, t in enumerate(tiles):
+        out = _forward(model, x, t.rows, t.cols)
         dec = decode(out["psi"], out["fg"], out["seed"], sigma, config.decode)
-        dst = (slice(rows.start + core_r.start, rows.start + core_r.stop),
-               slice(cols.start + core_c.start, cols.start + core_c.stop))
-        fg[dst] = out["fg"][core_r, core_c].cpu().numpy()
-        seed[dst] = out["seed"][core_r, core_c].cpu().numpy()
-        disp[(slice(None),) + dst] = _displacement(out["phi"], scale)[:, core_r, core_c]
+        fg[t.dst] = out["fg"][t.core].cpu().numpy()
+        seed[t.dst] = out["seed"][t.core].cpu().numpy()
+        disp[(slice(None), *t.dst)] = _displacement(out["phi"], scale)[(slice(None), *t.core)]
         if emb is not None:
-            emb[(slice(None),) + dst] = out["psi"][:, core_r, core_c].cpu().numpy()
-        found = Instances.from_stack(dec.instances, (rows.start, cols.start), (h, w))
+            emb[(slice(None), *t.dst)] = out["psi"][(slice(None), *t.core)].cpu().numpy()
+        origin = np.array([t.rows.start, t.cols.start])
+        found = Instances.from_stack(dec.instances, tuple(origin), (h, w))
         centre = found.centroids()
-        own = ((centre[:, 0] >= dst[0].start) & (centre[:, 0] < dst[0].stop)
-               & (centre[:, 1] >= dst[1].start) & (centre[:, 1] < dst[1].stop))
-        tile_labels = dec.labels.astype(np.uint32)
+        (r_lo, r_hi), (c_lo, c_hi) = ((d.start, d.stop) for d in t.dst)
+        own = (centre[:, 0] >= r_lo) & (centre[:, 0] < r_hi) & (centre[:, 1] >= c_lo) & (centre[:, 1] < c_hi)
         for j in np.flatnonzero(own):  # the worms this tile keeps
             r0, c0, r1, c1 = found.boxes[j]
             box = (slice(r0, r1), slice(c0, c1))
             if (labels[box][found.crops[j]] > 0).mean() > 0.5:
                 continue
-            new_id = len(scores) + 1
-            mine = tile_labels[r0 - rows.start : r1 - rows.start, c0 - cols.start : c1 - cols.start] == j + 1
-            labels[box][mine & (labels[box] == 0)] = new_id
-            parts.append(Instances(found.shape, found.boxes[j : j + 1], [found.crops[j]]))
+            mine = dec.labels[r0 - origin[0] : r1 - origin[0], c0 - origin[1] : c1 - origin[1]] == j + 1
+            labels[box][mine & (labels[box] == 0)] = len(scores) + 1
+            boxes.append(found.boxes[j])
+            crops.append(found.crops[j])
             scores.append(dec.scores[j])
-            seeds.append(dec.seeds[j] + (rows.start, cols.start))
+            seeds.append(dec.seeds[j] + origin)
         yield Progress("tiles", i + 1, len(tiles))
     if len(scores) < 2**16:
         labels = labels.astype(np.uint16)
-    yield _result(model, labels, Instances.concatenate(parts, (h, w)), np.asarray(scores, np.float32),
+    instances = Instances((h, w), np.array(boxes, np.int64).reshape(-1, 4), crops)
+    yield _result(model, labels, instances, np.asarray(scores, np.float32),
                   np.asarray(seeds, np.int64).reshape(-1, 2), fg, seed, disp, emb)
 
 
