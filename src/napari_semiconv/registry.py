@@ -45,12 +45,17 @@ class Registry:
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root else registry_dir()
 
-    def list(self) -> list[Entry]:
-        """Registered models, newest first; unreadable files are skipped."""
+    def files(self) -> list[Path]:
+        """The registry's model files, newest first, unread (cheap: napari refreshes the dock's
+        model list on every layer change, so listing must not load the models)."""
         if not self.root.is_dir():
             return []
+        return sorted(self.root.glob("*.pt"), key=lambda f: f.stat().st_mtime, reverse=True)
+
+    def list(self) -> list[Entry]:
+        """Registered models with their metadata, newest first; unreadable files are skipped."""
         out = []
-        for f in sorted(self.root.glob("*.pt"), key=lambda f: f.stat().st_mtime, reverse=True):
+        for f in self.files():
             try:
                 out.append(Entry(f.stem, f, read_model_file(f).get("metadata", {})))
             except SemiconvError:

@@ -18,10 +18,12 @@ def viewer_with_scene(make_napari_viewer, scene):
     return viewer, layer, scene
 
 
-def wait_worker(qtbot, worker, timeout=120_000):
+def run_and_wait(qtbot, widget, timeout=120_000):
+    """Run a dock, wait for its worker, then for the dock to be idle again (its layers are shown)."""
+    worker = widget.run()
     with qtbot.waitSignal(worker.finished, timeout=timeout):
         pass
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=timeout)
 
 
 def dock(viewer, widget_class):

@@ -5,7 +5,7 @@ from napari_semiconv.model import load_model
 from napari_semiconv.models import DEFAULT_MODEL
 from napari_semiconv.registry import Registry
 
-from .conftest import dock, wait_worker
+from .conftest import dock, run_and_wait
 
 
 def _dock(viewer):
@@ -28,12 +28,12 @@ def test_finetune_cancel_then_finish(viewer_with_scene, qtbot):
     assert widget.model.source.value == "shipped default" and DEFAULT_MODEL.read_bytes() == before
     widget.steps.value = 4
     widget.name.value = "my worms"
-    wait_worker(qtbot, widget.run())
+    run_and_wait(qtbot, widget)
     entries = Registry().list()
     assert [e.name for e in entries] == ["my_worms"] and entries[0].metadata["steps"] == 4
     assert entries[0].metadata["images"] == ["field"] and load_model(entries[0].path).config
     assert widget.model.source.value == "my_worms"
-    qtbot.waitUntil(lambda: "field fine-tuned worms" in viewer.layers, timeout=120_000)
+    qtbot.waitUntil(lambda: "worms after fine-tuning" in widget.status.value, timeout=120_000)  # layers shown
     after = viewer.layers["field fine-tuned worms"]
     assert after.data.shape == layer.data.shape and after.data.max() > 0
     assert len(widget.losses) == 4

@@ -4,12 +4,12 @@ from napari_semiconv._widgets.inspect import InspectWidget
 from napari_semiconv._widgets.measure import MeasureWidget
 from napari_semiconv._widgets.segment import SegmentWidget
 
-from .conftest import dock, wait_worker
+from .conftest import dock, run_and_wait
 
 
 def _segmented(viewer, qtbot):
     seg = dock(viewer, SegmentWidget)
-    wait_worker(qtbot, seg.run())
+    run_and_wait(qtbot, seg)
     return viewer.layers["field worms"]
 
 

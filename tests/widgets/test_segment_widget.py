@@ -3,7 +3,7 @@ import numpy as np
 from napari_semiconv._widgets.segment import SegmentWidget
 from napari_semiconv.metrics import s_score
 
-from .conftest import dock, wait_worker
+from .conftest import dock, run_and_wait
 
 
 def _dock(viewer):
@@ -14,7 +14,7 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
     viewer, layer, scene = viewer_with_scene
     widget = _dock(viewer)
     assert widget.image.value is layer
-    wait_worker(qtbot, widget.run())
+    run_and_wait(qtbot, widget)
     worms = viewer.layers["field worms"]
     vectors = viewer.layers["field displacement"]
     fg = viewer.layers["field foreground"]
@@ -36,7 +36,7 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
     assert np.linalg.norm(np.median(tips[ids == big], 0) - (rows.mean(), cols.mean())) < 0.3 * extent
     n_layers, n_vectors = len(viewer.layers), len(vectors.data)
     widget.stride.value = 16
-    wait_worker(qtbot, widget.run())
+    run_and_wait(qtbot, widget)
     assert len(viewer.layers) == n_layers  # updated, not duplicated
     assert viewer.layers["field worms"] is worms and len(vectors.data) < 0.5 * n_vectors
 
@@ -44,13 +44,13 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
 def test_edited_labels_are_not_replaced_without_asking(viewer_with_scene, qtbot):
     viewer, _layer, _scene = viewer_with_scene
     widget = _dock(viewer)
-    wait_worker(qtbot, widget.run())
+    run_and_wait(qtbot, widget)
     worms = viewer.layers["field worms"]
     worms.data[:20, :20] = 99  # the user paints
     worms.refresh()
     asked = []
     widget.confirm = lambda q: asked.append(q) or False  # the user answers "No"
-    wait_worker(qtbot, widget.run())
+    run_and_wait(qtbot, widget)
     assert asked and (worms.data[:20, :20] == 99).all()
     assert len([lyr for lyr in viewer.layers if lyr.name.startswith("field worms")]) == 2
 
@@ -72,7 +72,7 @@ def test_stack_runs_plane_by_plane(viewer_with_scene, qtbot):
     viewer.add_image(np.stack([layer.data, layer.data[:, ::-1]]), name="stack")
     widget = _dock(viewer)
     widget.image.value = viewer.layers["stack"]
-    wait_worker(qtbot, widget.run())
+    run_and_wait(qtbot, widget)
     worms = viewer.layers["stack worms"].data
     assert worms.shape == (2,) + layer.data.shape
     assert viewer.layers["stack displacement"].data.shape[2] == 3

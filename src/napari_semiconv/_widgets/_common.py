@@ -77,7 +77,7 @@ class ModelChooser(Container):
 
     @staticmethod
     def _choices(_widget=None):
-        return [SHIPPED] + [e.name for e in Registry().list()] + [FROM_FILE]
+        return [SHIPPED] + [f.stem for f in Registry().files()] + [FROM_FILE]
 
     def refresh(self, select: str | None = None) -> None:
         self.source.reset_choices()
@@ -176,21 +176,18 @@ def ask_user(parent, question: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def show_results(viewer, image_layer, results: list[Result], tables: list[dict], *, stride: int = 8,
-                 length: float = 1.0, suffix: str = "", confirm=lambda question: True) -> dict:
-    """Add or update the worms (Labels), displacement (Vectors), foreground (Image) layers.
+def result_layer_steps(viewer, image_layer, results: list[Result], tables: list[dict], *, stride: int = 8,
+                       length: float = 1.0, suffix: str = "", confirm=lambda question: True):
+    """Generator that adds or updates the worms (Labels), displacement (Vectors) and foreground (Image)
+    layers, yielding after each; its return value is {"worms": layer, "displacement": layer,
+    "foreground": layer}.
 
     Layers are named after the image (+ ``suffix``) and updated in place on a re-run; a worms
     layer the user edited is replaced only if ``confirm`` says so, else a new layer is added.
-    Returns {"worms": layer, "displacement": layer, "foreground": layer}.
     """
     base = f"{image_layer.name}{suffix}"
     labels = stack_planes(results, "labels")
-    fg = stack_planes(results, "foreground")
-    vec, vec_ids = displacement_vectors(results, stride)
-    feats = features_table(tables)
     meta = {META_KEY: {"results": results, "image": image_layer.name, "checksum": checksum(labels)}}
-    out = {}
     name = f"{base} worms"
     worms = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401 (LayerList has no .get)
     if worms is not None and was_edited(worms) and not confirm(
@@ -198,33 +195,82 @@ def show_results(viewer, image_layer, results: list[Result], tables: list[dict],
             "(No keeps your edits and adds the result as a new layer.)"):
         worms = None
     if worms is None:
-        worms = viewer.add_labels(labels, name=name, features=feats, metadata=meta,
+        worms = viewer.add_labels(labels, name=name, features=features_table(tables), metadata=meta,
                                   scale=image_layer.scale, translate=image_layer.translate)
     else:
         worms.data = labels
-        worms.features = feats
+        worms.features = features_table(tables)
         worms.metadata.update(meta)
-    out["worms"] = worms
+    yield
+    vec, vec_ids = displacement_vectors(results, stride)
     vname = f"{base} displacement"
-    vkw = {"features": {"worm": vec_ids}, "edge_width": 1.0, "length": length, "vector_style": "arrow"}
     if vname in viewer.layers:
         vl = viewer.layers[vname]
         vl.data = vec
         vl.features = {"worm": vec_ids}
         vl.length = length
     else:
-        vl = viewer.add_vectors(vec, name=vname, scale=image_layer.scale, translate=image_layer.translate, **vkw)
+        vl = viewer.add_vectors(vec, name=vname, scale=image_layer.scale, translate=image_layer.translate,
+                                features={"worm": vec_ids}, edge_width=1.0, length=length, vector_style="arrow")
     if len(vec_ids):
         vl.edge_color = _worm_colors(worms, vec_ids)
-    out["displacement"] = vl
+    yield
+    fg = stack_planes(results, "foreground")
     fname = f"{base} foreground"
     if fname in viewer.layers:
         viewer.layers[fname].data = fg
     else:
         viewer.add_image(fg, name=fname, visible=False, colormap="viridis", contrast_limits=(0, 1),
                          scale=image_layer.scale, translate=image_layer.translate)
-    out["foreground"] = viewer.layers[fname]
-    return out
+    return {"worms": worms, "displacement": vl, "foreground": viewer.layers[fname]}
+
+
+def show_results(viewer, image_layer, results: list[Result], tables: list[dict], **kwargs) -> dict:
+    """All of :func:`result_layer_steps` at once (scripts, tests); returns the three layers."""
+    steps = result_layer_steps(viewer, image_layer, results, tables, **kwargs)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def show_results_in_turns(viewer, image_layer, results: list[Result], tables: list[dict], *, on_done,
+                          on_error, **kwargs) -> None:
+    """:func:`result_layer_steps` one layer per Qt event-loop turn, then ``on_done(layers)``.
+
+    napari's first Labels, Vectors and Image layers each cost 50-70 ms of vispy setup here (2 CPU cores,
+    software GL); done in one turn they blocked the viewer ~180 ms, one per turn each stays well under.
+    An exception goes to ``on_error``.
+    """
+    from qtpy.QtCore import QTimer
+
+    steps = result_layer_steps(viewer, image_layer, results, tables, **kwargs)
+
+    def step():
+        try:
+            next(steps)
+        except StopIteration as stop:
+            on_done(stop.value)
+        except Exception as exc:  # noqa: BLE001, reported to the user, the dock stays usable
+            on_error(exc)
+        else:
+            QTimer.singleShot(10, step)  # a real timer, so paints and other timers run between steps
+
+    step()
+
+
+def freeze_long_lived_objects() -> None:
+    """Move the objects alive now (napari, torch, the model) out of the garbage collector's reach, once.
+
+    Python's full collection walks every tracked object; with napari and torch loaded that took 208 ms
+    here and, landing in the main thread after a segmentation, froze the viewer. ``gc.freeze`` leaves
+    those long-lived objects out of later collections (objects made afterwards are collected as usual).
+    """
+    import gc
+
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
 
 
 def _worm_colors(worms, ids: np.ndarray) -> np.ndarray:

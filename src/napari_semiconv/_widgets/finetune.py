@@ -22,7 +22,7 @@ from ..finetune import FinetuneConfig, finetune_iter, finetune_metadata
 from ..registry import Registry
 from ..segment import SegmentConfig
 from ..train import TrainProgress
-from ._common import ModelChooser, RunControls, show_results
+from ._common import ModelChooser, RunControls, freeze_long_lived_objects, show_results_in_turns
 from .segment import image_planes, segment_planes
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ class FinetuneWidget(RunControls, QWidget):
             check_annotations(list(planes), list(labels), [region] * len(planes) if region is not None else None)
         except SemiconvError as exc:
             return self._error(exc)
+        freeze_long_lived_objects()
         regions = [region] * len(planes) if region is not None else None
         self.losses = []
         state = {"model": None, "last": None, "cancelled": False, "t0": time.perf_counter()}
@@ -175,8 +176,11 @@ class FinetuneWidget(RunControls, QWidget):
 
         def on_done():
             if len(results) == len(planes):
-                show_results(self.viewer, img_layer, results, tables, suffix=" fine-tuned")
-                self.status.value = f"'{self.saved.name}': {sum(len(r.scores) for r in results)} worms after fine-tuning"
+                show_results_in_turns(self.viewer, img_layer, results, tables, suffix=" fine-tuned",
+                                      on_done=shown, on_error=self._error)
+
+        def shown(_layers):
+            self.status.value = f"'{self.saved.name}': {sum(len(r.scores) for r in results)} worms after fine-tuning"
 
         self.segment_worker = create_worker(segment_planes, model, planes, SegmentConfig(), _start_thread=False)
         self.segment_worker.yielded.connect(on_yield)

@@ -9,7 +9,7 @@ from ..decode import DECODERS, DecodeConfig
 from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..segment import Progress, SegmentConfig, segment_iter
-from ._common import ModelChooser, RunControls, ask_user, show_results
+from ._common import ModelChooser, RunControls, ask_user, freeze_long_lived_objects, show_results_in_turns
 
 if TYPE_CHECKING:
     import napari
@@ -84,7 +84,9 @@ class SegmentWidget(RunControls, Container):
         return SegmentConfig(decode=dec, binary=self.binary.value)
 
     def run(self, *_):
-        """Start segmenting the chosen image in a worker thread; returns the worker (or None)."""
+        """Start segmenting the chosen image in a worker thread; returns the worker (or None).
+
+        The dock stays busy (Segment disabled) until the layers are shown, a layer per event-loop turn."""
         from napari.qt.threading import create_worker
         from napari.utils import progress
 
@@ -97,6 +99,7 @@ class SegmentWidget(RunControls, Container):
             model = self.model.load()
         except SemiconvError as exc:
             return self._error(exc)
+        freeze_long_lived_objects()
         results, tables = [None] * len(planes), [None] * len(planes)
         bar = progress(total=len(planes), desc=f"segment {layer.name}")
         self.cancelled = False
@@ -115,14 +118,21 @@ class SegmentWidget(RunControls, Container):
 
         def on_done():
             bar.close()
-            self._set_running(False)
             if self.cancelled:
                 self.status.value = "cancelled"
-            elif all(r is not None for r in results):
-                self.layers = show_results(self.viewer, layer, results, tables, stride=self.stride.value,
-                                           length=self.length.value, confirm=self.confirm)
-                n = sum(len(r.scores) for r in results)
-                self.status.value = f"{n} worms in {layer.name}"
+            if self.cancelled or any(r is None for r in results):  # a failure was reported by errored
+                self._set_running(False)
+                return
+            self.status.value = "adding layers..."
+
+            def shown(layers):
+                self.layers = layers
+                self._set_running(False)
+                self.status.value = f"{sum(len(r.scores) for r in results)} worms in {layer.name}"
+
+            show_results_in_turns(self.viewer, layer, results, tables, stride=self.stride.value,
+                                  length=self.length.value, confirm=self.confirm, on_done=shown,
+                                  on_error=self._error)
 
         self.worker = create_worker(segment_planes, model, planes, config, _start_thread=False)
         self.worker.yielded.connect(on_yield)
