@@ -97,3 +97,21 @@ def test_killed_save_leaves_previous_model(tmp_path):
     assert proc.returncode != 0 and "WRITING" in proc.stdout
     model = load_model(path)
     assert model.metadata["generation"] == 1 and model.config == SMALL
+
+
+def test_input_scale_sees_a_magnified_image_as_the_original():
+    """A model with input_scale 2 on a 2x magnified image gives the original's outputs, displacements x2."""
+    config = ModelConfig(width=4, depth=2, dim=5, downsample=2)
+    model = build_model(config).eval()
+    wide = build_model(ModelConfig(**{**config.to_dict(), "input_scale": 2.0})).eval()
+    wide.load_state_dict(model.state_dict())
+    x = torch.rand(1, 1, 32, 48)
+    big = x.repeat_interleave(2, -2).repeat_interleave(2, -1)  # every worm twice as wide and long
+    with torch.no_grad():
+        a, b = model(x), wide(big)
+    assert b.psi.shape == (1, 5, 64, 96)
+    assert wide.sigma.item() == pytest.approx(2 * model.sigma.item())
+    pool = torch.nn.functional.avg_pool2d
+    assert torch.allclose(pool(b.fg_logit, 2), a.fg_logit, atol=0.05)
+    assert torch.allclose(pool(b.phi, 2), 2 * a.phi, atol=0.1)
+    assert not torch.allclose(pool(model(big).phi, 2), 2 * a.phi, atol=0.1)  # without the scale: not so

@@ -8,14 +8,16 @@ it count (the annotation is complete there only).
 import copy
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .data.sources import ListSource, MixedSource, SyntheticSource
+from .data.sources import VAL_SEED0, ListSource, MixedSource, SyntheticSource
+from .data.synthetic import SceneConfig, make_scene
 from .errors import SemiconvError
+from .measure import measure_worms
 from .metrics import as_stack
 from .normalize import check_image
 from .train import TrainConfig, TrainProgress, recentre_votes, train_iter
@@ -33,9 +35,12 @@ class FinetuneConfig:
     augment: bool = True
     replay: float = 0.25  # share of batches drawn from the synthetic base data
     seed: int = 0
+    match_size: bool = True  # the model resizes images so the user's worms look as wide as its training worms
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(steps=self.steps, seconds=self.seconds, batch=self.batch, crop=self.crop,
+    def train_config(self, input_scale: float = 1.0) -> TrainConfig:
+        """Training settings; crops grow with ``input_scale`` so the network sees the same context."""
+        return TrainConfig(steps=self.steps, seconds=self.seconds, batch=self.batch,
+                           crop=2 * round(self.crop * input_scale / 2),
                            lr=self.lr, warmup=10, augment=self.augment, binary_prob=0.0, seed=self.seed,
                            zoom=(0.8, 1.25) if self.augment else (1.0, 1.0))
 
@@ -76,6 +81,26 @@ def check_annotations(images, labels, regions=None):
     return out_i, out_s, out_v
 
 
+def worm_width(stacks: list[np.ndarray]) -> float:
+    """Median mean width (px: area / skeleton length) of the worms in ``(N, H, W)`` bool stacks; nan if none."""
+    widths = np.concatenate([measure_worms(stack)["mean_width"] for stack in stacks])
+    return float(np.median(widths)) if len(widths) else float("nan")
+
+
+def size_scale(stacks: list[np.ndarray], base_scale: float = 1.0) -> float:
+    """``input_scale`` for worms annotated in ``stacks``: their width over the synthetic training worms' width.
+
+    A different magnification makes worms wider or narrower than any the model learned; resizing the image
+    (cellpose's "diameter") brings them back in range. Within the training's scale augmentation (0.8-1.25x)
+    of ``base_scale`` the base model already copes, and ``base_scale`` is kept.
+    """
+    reference = worm_width([as_stack(make_scene(VAL_SEED0 + 500 + i).labels) for i in range(2)])
+    ratio = worm_width(stacks) / reference
+    if not np.isfinite(ratio) or abs(np.log(ratio / base_scale)) <= np.log(1.25):
+        return base_scale
+    return float(np.clip(ratio, 0.25, 4.0))
+
+
 def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = FinetuneConfig(),
                   should_stop: Callable[[], bool] = lambda: False) -> Iterator[TrainProgress | object]:
     """Fine-tune a copy of ``base``. Yields TrainProgress per step, then the new model (last).
@@ -85,11 +110,14 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     """
     imgs, stacks, valid = check_annotations(images, labels, regions)
     model = copy.deepcopy(base)
+    scale = size_scale(stacks, base.config.input_scale) if config.match_size else base.config.input_scale
+    model.config = replace(model.config, input_scale=scale)
+    train_config = config.train_config(scale)
     if model.config.semiconv:
         recentre_votes(model, imgs[:2])
     user = ListSource(imgs, stacks, valid)
-    source = MixedSource([user, SyntheticSource(config.crop)], [1 - config.replay, config.replay]) \
-        if config.replay > 0 else user
+    replay = SyntheticSource(train_config.crop, SceneConfig(scale=(scale, scale)))  # base data at the same size
+    source = MixedSource([user, replay], [1 - config.replay, config.replay]) if config.replay > 0 else user
     cancelled = False
 
     def stop():
@@ -97,7 +125,7 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
         cancelled = cancelled or should_stop()
         return cancelled
 
-    yield from train_iter(model, source, config.train_config(), should_stop=stop)
+    yield from train_iter(model, source, train_config, should_stop=stop)
     yield None if cancelled else model
 
 

@@ -91,7 +91,7 @@ def recentre_votes(model, images) -> np.ndarray:
     centroid term near its optimum. Returns the removed ``(2,)`` (dy, dx) shift in pixels.
     """
     shift = np.mean([segment(model, im, SegmentConfig(keep_embedding=False)).vote_offset for im in images], 0)
-    dy, dx = shift / model.config.coord_scale
+    dy, dx = shift / (model.config.coord_scale * model.config.input_scale)  # the bias is in training-data units
     model.phi_head[-1].bias[:2] -= torch.tensor([dx, dy], dtype=torch.float32, device=model.log_sigma.device)
     return shift
 

@@ -27,6 +27,9 @@ class ModelConfig:
     sigma_init: float = 0.5  # initial kernel bandwidth, in Psi units
     in_channels: int = 1
     downsample: int = 2  # the backbone runs at 1/downsample resolution; outputs are upsampled
+    input_scale: float = 1.0  # image pixels per pixel of the training data: worms this many times wider
+    # than those the model learned on (set by fine-tuning from the user's labels); the image is resized by
+    # 1/input_scale for the backbone and Psi, sigma are scaled back, so the kernel is unchanged
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,18 +75,23 @@ class SemiConvNet(nn.Module):
 
     @property
     def sigma(self) -> torch.Tensor:
-        return self.log_sigma.exp()
+        """Kernel bandwidth in Psi units of the input image."""
+        return self.log_sigma.exp() * self.config.input_scale
 
     def forward(self, x: torch.Tensor, origin=(0, 0)) -> Outputs:
         h, w = x.shape[-2:]
-        f = self.config.downsample
-        if f > 1:
-            x = F.interpolate(x, size=(-(-h // f), -(-w // f)), mode="area")
+        s = self.config.input_scale
+        f = self.config.downsample * s
+        if f != 1:
+            size = (max(1, round(h / f)), max(1, round(w / f)))
+            x = F.interpolate(x, size=size, mode="area" if f > 1 else "bilinear")
         feats = self.backbone(x)
         heads = torch.cat([self.fg_head(feats), self.seed_head(feats), self.phi_head(feats)], 1)
-        if f > 1:
+        if f != 1:
             heads = F.interpolate(heads, size=(h, w), mode="bilinear", align_corners=False)
         fg_logit, seed_logit, phi = heads[:, :1], heads[:, 1:2], heads[:, 2:]
+        if s != 1:  # displacements learned in training-data pixels -> image pixels (all dims, so K is kept)
+            phi = phi * s
         psi = phi
         if self.config.semiconv:
             psi = phi + pixel_coordinates(h, w, self.config.dim, self.config.coord_scale,
