@@ -103,12 +103,15 @@ def main(argv=None):
                f"Longest event-loop stall during a 696 x 520 segmentation in the Segment worms dock: "
                f"{', '.join(f'{g:.0f}' for g in gaps)} ms over {args.runs} runs (target < 200 ms). "
                f"{platform.machine()}, {torch.get_num_threads()} CPU threads, Xvfb (software OpenGL).\n"
-               "The network, decoder and measurements run in a worker thread. The main thread adds the three "
-               "layers one per event-loop turn (a first Labels, Vectors or Image layer costs 50-70 ms of vispy "
-               "setup each here) and the objects alive when the dock first runs (napari, torch, the model) are "
-               "frozen out of Python's garbage collector (`gc.freeze`): before, a full collection landing in the "
-               "main thread took 208 ms, and listing the model registry loaded every model file on each layer "
-               "change (~90 ms per layer with 10 models). Later runs update the layers in place.\n"
+               "The network, decoder, measurements and the three result layers' construction (features table, arrow "
+               "meshes, thumbnails) run in a worker thread; the main thread only adds the finished layers, one per "
+               "event-loop turn, and the objects alive when the dock first runs (napari, torch, the model) are frozen "
+               "out of Python's garbage collector (`gc.freeze`; a full collection landing in the main thread took "
+               "208 ms). What remains on the first run is napari's own work when a layer joins the viewer, measured "
+               "with cProfile in the main thread: its vispy visual (~50 ms per layer), its layer-controls panel and "
+               "the selection change (~40-110 ms), and the canvas repaint in software OpenGL (~100-200 ms with four "
+               "layers on a 1500 x 950 window); no GPU-backed display was available to compare. Later runs update "
+               "the layers in place.\n"
                "Command: `xvfb-run -a -s \"-screen 0 1600x1200x24\" python benchmarks/gui.py`\n")
     print(section)
     from synthetic_dots import replace_section

@@ -176,52 +176,78 @@ def ask_user(parent, question: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
+def build_result_layers(image_name: str, placement: dict, results: list[Result], tables: list[dict], *,
+                        stride: int = 8, length: float = 1.0, suffix: str = "") -> dict:
+    """The worms (Labels), displacement (Vectors) and foreground (Image) layers of ``results``, not yet in a
+    viewer: {"worms": Labels, "displacement": Vectors, "foreground": Image}, named ``image_name + suffix ...``.
+
+    Layer objects hold no Qt or GL state, so the docks build them in their worker thread: their construction
+    (features table, vector meshes, thumbnails: ~150 ms here) then stays off the event loop. ``placement``
+    holds the image layer's ``scale`` and ``translate``.
+    """
+    from napari.layers import Image, Labels, Vectors
+
+    base = f"{image_name}{suffix}"
+    labels = stack_planes(results, "labels")
+    meta = {META_KEY: {"results": results, "image": image_name, "checksum": checksum(labels)}}
+    worms = Labels(labels, name=f"{base} worms", features=features_table(tables), metadata=meta, **placement)
+    vec, vec_ids = displacement_vectors(results, stride)
+    colors = {"edge_color": _worm_colors(worms, vec_ids)} if len(vec_ids) else {}
+    vectors = Vectors(vec, name=f"{base} displacement", features={"worm": vec_ids}, edge_width=1.0, length=length,
+                      vector_style="arrow", **colors, **placement)
+    vectors._max_vectors_thumbnail = 256  # napari redraws the thumbnail on the main thread when the layer is added
+    foreground = Image(stack_planes(results, "foreground"), name=f"{base} foreground", visible=False,
+                       colormap="viridis", contrast_limits=(0, 1), **placement)
+    return {"worms": worms, "displacement": vectors, "foreground": foreground}
+
+
+def placement_of(layer) -> dict:
+    """``scale`` and ``translate`` of ``layer``, for result layers laid over it."""
+    return {"scale": layer.scale, "translate": layer.translate}
+
+
 def result_layer_steps(viewer, image_layer, results: list[Result], tables: list[dict], *, stride: int = 8,
-                       length: float = 1.0, suffix: str = "", confirm=lambda question: True):
+                       length: float = 1.0, suffix: str = "", confirm=lambda question: True, built: dict | None = None):
     """Generator that adds or updates the worms (Labels), displacement (Vectors) and foreground (Image)
     layers, yielding after each; its return value is {"worms": layer, "displacement": layer,
     "foreground": layer}.
 
     Layers are named after the image (+ ``suffix``) and updated in place on a re-run; a worms
     layer the user edited is replaced only if ``confirm`` says so, else a new layer is added.
+    ``built``: the layers from :func:`build_result_layers` when a worker made them, else they are built here.
     """
-    base = f"{image_layer.name}{suffix}"
-    labels = stack_planes(results, "labels")
-    meta = {META_KEY: {"results": results, "image": image_layer.name, "checksum": checksum(labels)}}
-    name = f"{base} worms"
+    new = built or build_result_layers(image_layer.name, placement_of(image_layer), results, tables,
+                                       stride=stride, length=length, suffix=suffix)
+    name = new["worms"].name
     worms = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401 (LayerList has no .get)
     if worms is not None and was_edited(worms) and not confirm(
             f"'{name}' was edited since it was segmented. Replace it with the new result?\n"
             "(No keeps your edits and adds the result as a new layer.)"):
         worms = None
     if worms is None:
-        worms = viewer.add_labels(labels, name=name, features=features_table(tables), metadata=meta,
-                                  scale=image_layer.scale, translate=image_layer.translate)
+        worms = viewer.add_layer(new["worms"])
     else:
-        worms.data = labels
-        worms.features = features_table(tables)
-        worms.metadata.update(meta)
+        worms.data = new["worms"].data
+        worms.features = new["worms"].features
+        worms.metadata.update(new["worms"].metadata)
     yield
-    vec, vec_ids = displacement_vectors(results, stride)
-    vname = f"{base} displacement"
-    if vname in viewer.layers:
-        vl = viewer.layers[vname]
-        vl.data = vec
-        vl.features = {"worm": vec_ids}
+    vectors = new["displacement"]
+    if vectors.name in viewer.layers:
+        vl = viewer.layers[vectors.name]
+        vl.data = vectors.data
+        vl.features = vectors.features
         vl.length = length
     else:
-        vl = viewer.add_vectors(vec, name=vname, scale=image_layer.scale, translate=image_layer.translate,
-                                features={"worm": vec_ids}, edge_width=1.0, length=length, vector_style="arrow")
-    if len(vec_ids):
-        vl.edge_color = _worm_colors(worms, vec_ids)
+        vl = viewer.add_layer(vectors)
+    ids = vectors.features["worm"].to_numpy()
+    if worms is not new["worms"] and len(ids):  # an existing worms layer: arrows in its colours
+        vl.edge_color = _worm_colors(worms, ids)
     yield
-    fg = stack_planes(results, "foreground")
-    fname = f"{base} foreground"
+    fname = new["foreground"].name
     if fname in viewer.layers:
-        viewer.layers[fname].data = fg
+        viewer.layers[fname].data = new["foreground"].data
     else:
-        viewer.add_image(fg, name=fname, visible=False, colormap="viridis", contrast_limits=(0, 1),
-                         scale=image_layer.scale, translate=image_layer.translate)
+        viewer.add_layer(new["foreground"])
     return {"worms": worms, "displacement": vl, "foreground": viewer.layers[fname]}
 
 

@@ -22,8 +22,8 @@ from ..finetune import FinetuneConfig, finetune_iter, finetune_metadata
 from ..registry import Registry
 from ..segment import SegmentConfig
 from ..train import TrainProgress
-from ._common import ModelChooser, RunControls, freeze_long_lived_objects, show_results_in_turns
-from .segment import image_planes, segment_planes
+from ._common import ModelChooser, RunControls, freeze_long_lived_objects, placement_of, show_results_in_turns
+from .segment import image_planes, segment_to_layers
 
 if TYPE_CHECKING:
     import napari
@@ -167,22 +167,25 @@ class FinetuneWidget(RunControls, QWidget):
         """Segment the image with the fine-tuned model into '<image> fine-tuned ...' layers."""
         from napari.qt.threading import create_worker
 
-        results, tables = [], []
+        results, tables, built = [], [], {}
 
         def on_yield(item):
             if isinstance(item, tuple):
                 results.append(item[1])
                 tables.append(item[2])
+            elif isinstance(item, dict):
+                built.update(item)
 
         def on_done():
-            if len(results) == len(planes):
+            if built:
                 show_results_in_turns(self.viewer, img_layer, results, tables, suffix=" fine-tuned",
-                                      on_done=shown, on_error=self._error)
+                                      on_done=shown, on_error=self._error, built=built)
 
         def shown(_layers):
             self.status.value = f"'{self.saved.name}': {sum(len(r.scores) for r in results)} worms after fine-tuning"
 
-        self.segment_worker = create_worker(segment_planes, model, planes, SegmentConfig(), _start_thread=False)
+        self.segment_worker = create_worker(segment_to_layers, model, planes, SegmentConfig(), img_layer.name,
+                                            placement_of(img_layer), suffix=" fine-tuned", _start_thread=False)
         self.segment_worker.yielded.connect(on_yield)
         self.segment_worker.finished.connect(on_done)
         self.segment_worker.errored.connect(self._error)

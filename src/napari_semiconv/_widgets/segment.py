@@ -9,7 +9,15 @@ from ..decode import DECODERS, DecodeConfig
 from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..segment import Progress, SegmentConfig, segment_iter
-from ._common import ModelChooser, RunControls, ask_user, freeze_long_lived_objects, show_results_in_turns
+from ._common import (
+    ModelChooser,
+    RunControls,
+    ask_user,
+    build_result_layers,
+    freeze_long_lived_objects,
+    placement_of,
+    show_results_in_turns,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -24,6 +32,20 @@ def segment_planes(model, planes: np.ndarray, config: SegmentConfig):
                 yield item
             else:
                 yield (t, item, measure_worms(item.instances, plane, item.scores))
+
+
+def segment_to_layers(model, planes: np.ndarray, config: SegmentConfig, image_name: str, placement: dict,
+                      **layer_options):
+    """:func:`segment_planes`, then the result layers built in the calling (worker) thread: yields Progress and
+    ``(t, Result, table)`` per plane, then the dict of :func:`build_result_layers` (last)."""
+    results, tables = [], []
+    for item in segment_planes(model, planes, config):
+        if isinstance(item, tuple):
+            results.append(item[1])
+            tables.append(item[2])
+        yield item
+    yield Progress("layers", 0, 1)
+    yield build_result_layers(image_name, placement, results, tables, **layer_options)
 
 
 def image_planes(layer) -> np.ndarray:
@@ -101,6 +123,7 @@ class SegmentWidget(RunControls, Container):
             return self._error(exc)
         freeze_long_lived_objects()
         results, tables = [None] * len(planes), [None] * len(planes)
+        built = {}
         bar = progress(total=len(planes), desc=f"segment {layer.name}")
         self.cancelled = False
 
@@ -112,6 +135,8 @@ class SegmentWidget(RunControls, Container):
                 if item.stage.startswith("plane"):
                     bar.n = item.done
                     bar.refresh()
+            elif isinstance(item, dict):
+                built.update(item)
             else:
                 t, result, table = item
                 results[t], tables[t] = result, table
@@ -120,7 +145,7 @@ class SegmentWidget(RunControls, Container):
             bar.close()
             if self.cancelled:
                 self.status.value = "cancelled"
-            if self.cancelled or any(r is None for r in results):  # a failure was reported by errored
+            if self.cancelled or not built:  # a failure was reported by errored
                 self._set_running(False)
                 return
             self.status.value = "adding layers..."
@@ -132,9 +157,10 @@ class SegmentWidget(RunControls, Container):
 
             show_results_in_turns(self.viewer, layer, results, tables, stride=self.stride.value,
                                   length=self.length.value, confirm=self.confirm, on_done=shown,
-                                  on_error=self._error)
+                                  on_error=self._error, built=built)
 
-        self.worker = create_worker(segment_planes, model, planes, config, _start_thread=False)
+        self.worker = create_worker(segment_to_layers, model, planes, config, layer.name, placement_of(layer),
+                                    stride=self.stride.value, length=self.length.value, _start_thread=False)
         self.worker.yielded.connect(on_yield)
         self.worker.finished.connect(on_done)
         self.worker.errored.connect(self._error)
