@@ -65,13 +65,3 @@ def test_finetune_to_file_refuses_base_path_and_registry(tmp_path):
     reg.delete("other")
     assert [e.name for e in reg.list()] == ["lab_model"]
 
-
-def test_size_scale_measures_the_magnification_of_annotated_worms():
-    from napari_semiconv.data.synthetic import SceneConfig, make_scene
-    from napari_semiconv.finetune import size_scale
-
-    normal = [make_scene(40 + i).instances for i in range(2)]
-    magnified = [make_scene(50 + i, SceneConfig(scale=(1.8, 1.8))).instances for i in range(2)]
-    assert size_scale(normal) == 1.0  # within the training's scale augmentation: kept
-    assert 1.5 < size_scale(magnified) < 2.1
-    assert size_scale(magnified, base_scale=1.8) == 1.8  # a model already at that scale keeps it

@@ -102,7 +102,7 @@ def _segment_config(args):
 
     return SegmentConfig(decode=DecodeConfig(name=args.decoder, k=args.k, min_size=args.min_size,
                                              overlap=not args.no_overlap),
-                         binary=args.binary, keep_embedding=False)
+                         binary=args.binary, keep_embedding=False, worm_width=args.worm_width)
 
 
 def cmd_segment(args) -> None:
@@ -245,6 +245,9 @@ def _segment_options(p) -> None:
     p.add_argument("--min-size", type=int, default=60, help="smallest worm kept, pixels")
     p.add_argument("--no-overlap", action="store_true", help="one worm per pixel in the instance stack")
     p.add_argument("--binary", action="store_true", help="inputs are binary foreground masks (BBBC010 protocol)")
+    p.add_argument("--worm-width", type=float, default=0.0, metavar="PX",
+                   help="typical worm width in pixels (the measurements' mean_width) when your magnification differs "
+                        "from the model's; the image is resized to match the model's worms (0 = as the model is)")
     p.add_argument("--quiet", action="store_true")
 
 

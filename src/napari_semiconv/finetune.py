@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .data.sources import VAL_SEED0, ListSource, MixedSource, SyntheticSource
-from .data.synthetic import SceneConfig, make_scene
+from .data.sources import ListSource, MixedSource, SyntheticSource
+from .data.synthetic import SceneConfig
 from .errors import SemiconvError
-from .measure import measure_worms
 from .metrics import as_stack
 from .normalize import check_image
 from .train import TrainConfig, TrainProgress, recentre_votes, train_iter
+from .worm_size import size_scale
 
 
 @dataclass(frozen=True)
@@ -79,26 +79,6 @@ def check_annotations(images, labels, regions=None):
         out_s.append(as_stack(lab))
         out_v.append(reg)
     return out_i, out_s, out_v
-
-
-def worm_width(stacks: list[np.ndarray]) -> float:
-    """Median mean width (px: area / skeleton length) of the worms in ``(N, H, W)`` bool stacks; nan if none."""
-    widths = np.concatenate([measure_worms(stack)["mean_width"] for stack in stacks])
-    return float(np.median(widths)) if len(widths) else float("nan")
-
-
-def size_scale(stacks: list[np.ndarray], base_scale: float = 1.0) -> float:
-    """``input_scale`` for worms annotated in ``stacks``: their width over the synthetic training worms' width.
-
-    A different magnification makes worms wider or narrower than any the model learned; resizing the image
-    (cellpose's "diameter") brings them back in range. Within the training's scale augmentation (0.8-1.25x)
-    of ``base_scale`` the base model already copes, and ``base_scale`` is kept.
-    """
-    reference = worm_width([as_stack(make_scene(VAL_SEED0 + 500 + i).labels) for i in range(2)])
-    ratio = worm_width(stacks) / reference
-    if not np.isfinite(ratio) or abs(np.log(ratio / base_scale)) <= np.log(1.25):
-        return base_scale
-    return float(np.clip(ratio, 0.25, 4.0))
 
 
 def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = FinetuneConfig(),

@@ -14,9 +14,11 @@ import torch
 
 from .decode import DecodeConfig, decode
 from .displacement import vote_offset
+from .errors import SemiconvError
 from .instances import Instances
 from .model.embedding import SemiConvNet
 from .normalize import normalize
+from .worm_size import scale_for_width
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,12 @@ class SegmentConfig:
     overlap: int = 384  # tile overlap (px); a worm is kept by the tile whose core holds its centre,
     # so half the overlap must exceed half a worm's length (BBBC010 worms: <= 300 px)
     keep_embedding: bool = True  # keep Psi (d, H, W) in the Result (for Inspect)
+    worm_width: float = 0.0  # typical worm width (px, mean_width) in the image; 0 = the model's own input scale
+
+    def __post_init__(self):
+        if self.worm_width < 0 or not np.isfinite(self.worm_width):
+            raise SemiconvError(f"worm width {self.worm_width} px: give a positive width, or 0 to keep the "
+                                "model's own scale")
 
 
 @dataclass(frozen=True)
@@ -133,8 +141,11 @@ def segment_iter(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = 
     """Segment one ``(H, W)`` plane. Yields Progress messages, then the Result (last item).
 
     Planes up to one tile are decoded whole; larger ones (mosaics) tile by tile, see
-    :func:`_segment_tiled`.
+    :func:`_segment_tiled`. With ``config.worm_width`` the model sees the image resized so that its worms
+    are as wide as the model's training worms.
     """
+    if config.worm_width > 0:
+        model = model.with_input_scale(scale_for_width(config.worm_width))
     x = normalize(image, binary=config.binary)
     yield Progress("normalize", 1, 1)
     if max(x.shape) > config.tile:

@@ -123,3 +123,6 @@ def test_decoder_controls_reach_the_config(viewer_with_scene):
     widget.kernel_threshold.value = 0.6
     dec = widget.config().decode
     assert dec.merge_threshold == 0.0 and dec.kernel_threshold == 0.6
+    assert widget.config().worm_width == 0.0  # the model's own scale unless told
+    widget.worm_width.value = 18.0
+    assert widget.config().worm_width == 18.0

@@ -81,6 +81,9 @@ class SegmentWidget(RunControls, Container):
         self.merge_threshold = FloatSpinBox(label="merge threshold (0 = off)", value=defaults.merge_threshold,
                                             min=0.0, max=0.95, step=0.05)
         self.min_size = SpinBox(label="min worm size (px)", value=defaults.min_size, min=1, max=100000)
+        self.worm_width = FloatSpinBox(label="worm width (px, 0 = model's)", value=0.0, min=0.0, max=500.0,
+                                       step=1.0, tooltip="typical worm width (mean_width in Worm measurements) "
+                                       "when your magnification differs from the model's training worms")
         self.stride = SpinBox(label="arrow stride (px)", value=8, min=2, max=128)
         self.length = FloatSpinBox(label="arrow length", value=1.0, min=0.05, max=5.0, step=0.05)
         self.run_button = PushButton(text="Segment")
@@ -88,6 +91,7 @@ class SegmentWidget(RunControls, Container):
         self.status = Label(value="")
         super().__init__(widgets=[self.image, self.model, self.decoder, self.k, self.overlap, self.binary,
                                   self.fg_threshold, self.kernel_threshold, self.merge_threshold, self.min_size,
+                                  self.worm_width,
                                   self.stride,
                                   self.length, self.run_button, self.cancel_button, self.status])
         self.decoder.changed.connect(lambda v: setattr(self.k, "visible", v == "kmeans"))
@@ -103,7 +107,7 @@ class SegmentWidget(RunControls, Container):
                            kernel_threshold=self.kernel_threshold.value, min_size=self.min_size.value,
                            merge_threshold=self.merge_threshold.value,
                            overlap=self.overlap.value, k=self.k.value)
-        return SegmentConfig(decode=dec, binary=self.binary.value)
+        return SegmentConfig(decode=dec, binary=self.binary.value, worm_width=self.worm_width.value)
 
     def run(self, *_):
         """Start segmenting the chosen image in a worker thread; returns the worker (or None).

@@ -5,7 +5,8 @@ Phi has ``dim`` channels; the first two are the displacement field Phi^g (in uni
 coordinate divided by ``coord_scale`` in the first two dims and zero elsewhere.
 """
 
-from dataclasses import asdict, dataclass
+import copy
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +73,12 @@ class SemiConvNet(nn.Module):
         self.phi_head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
                                       nn.Conv2d(c, config.dim, 1))
         self.log_sigma = nn.Parameter(torch.tensor(float(config.sigma_init)).log())
+
+    def with_input_scale(self, scale: float) -> "SemiConvNet":
+        """This model (the same parameters, not a copy of them) seeing images resized by ``1 / scale``."""
+        view = copy.copy(self)
+        view.config = replace(self.config, input_scale=float(scale))
+        return view
 
     @property
     def sigma(self) -> torch.Tensor:

@@ -1,0 +1,47 @@
+"""Worm size against the model's training worms: the input scale (cellpose's "diameter" for worms).
+
+Worms seen at another magnification are wider or narrower than any the model learned on. The model's
+``input_scale`` resizes the image by its inverse before the network; this module says which scale a
+worm width (px, as the Worm measurements ``mean_width``: area / skeleton length) calls for.
+"""
+
+from functools import lru_cache
+
+import numpy as np
+
+from .data.sources import VAL_SEED0
+from .data.synthetic import make_scene
+from .measure import measure_worms
+
+TOLERANCE = 1.25  # the training's scale augmentation (0.8-1.25x): within it the model copes unscaled
+SCALE_RANGE = (0.25, 4.0)
+
+
+def worm_width(stacks: list[np.ndarray]) -> float:
+    """Median mean width (px: area / skeleton length) of the worms in ``(N, H, W)`` bool stacks; nan if none."""
+    widths = np.concatenate([measure_worms(stack)["mean_width"] for stack in stacks])
+    return float(np.median(widths)) if len(widths) else float("nan")
+
+
+@lru_cache(maxsize=1)
+def training_worm_width() -> float:
+    """Median mean width (px) of the synthetic training worms (measured once on two held-out scenes)."""
+    return worm_width([make_scene(VAL_SEED0 + 500 + i).instances for i in range(2)])
+
+
+def scale_for_width(width: float) -> float:
+    """``input_scale`` for worms ``width`` px wide (mean width), clipped to 0.25-4."""
+    return float(np.clip(width / training_worm_width(), *SCALE_RANGE))
+
+
+def size_scale(stacks: list[np.ndarray], base_scale: float = 1.0) -> float:
+    """``input_scale`` for the worms annotated in ``(N, H, W)`` ``stacks``.
+
+    Within the training's scale augmentation of ``base_scale`` the base model already copes, and
+    ``base_scale`` is kept (also when nothing can be measured).
+    """
+    width = worm_width(stacks)
+    if not np.isfinite(width):
+        return base_scale
+    scale = scale_for_width(width)
+    return base_scale if abs(np.log(scale / base_scale)) <= np.log(TOLERANCE) else scale
