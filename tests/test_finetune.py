@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -65,3 +67,17 @@ def test_finetune_to_file_refuses_base_path_and_registry(tmp_path):
     reg.delete("other")
     assert [e.name for e in reg.list()] == ["lab_model"]
 
+
+
+def test_finetuned_model_keeps_the_size_of_the_annotated_worms(tmp_path):
+    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+
+    scene = make_scene(12, SceneConfig(worms=(12, 12), scale=(1.8, 1.8)))
+    base = build_model(ModelConfig(width=8, depth=3))
+    config = FinetuneConfig(steps=1, crop=64, batch=1)
+    meta = finetune_to_file(base, [scene.image], [scene.labels], config, tmp_path / "big.pt")
+    model = load_model(tmp_path / "big.pt")
+    assert 1.5 < model.config.input_scale < 2.1 and meta["input_scale"] == model.config.input_scale
+    assert meta["base_input_scale"] == 1.0 and base.config.input_scale == 1.0
+    same = finetune_to_file(base, [scene.image], [scene.labels], replace(config, match_size=False), tmp_path / "s.pt")
+    assert same["input_scale"] == 1.0

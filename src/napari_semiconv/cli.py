@@ -190,7 +190,8 @@ def cmd_finetune(args) -> None:
     config = FinetuneConfig(steps=args.steps, seconds=args.seconds, lr=args.lr, seed=args.seed)
     meta = finetune_to_file(model, images, labels, config, args.out,
                             image_names=[str(p) for p in args.images])
-    print(json.dumps({"model": str(args.out), "steps": meta["steps"], "final_loss": meta["final_loss"]["total"]}))
+    print(json.dumps({"model": str(args.out), "steps": meta["steps"], "final_loss": meta["final_loss"]["total"],
+                      "input_scale": meta["input_scale"]}))
 
 
 def evaluate_dirs(pred_dir: Path, gt_dir: Path) -> dict:

@@ -109,13 +109,14 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     yield None if cancelled else model
 
 
-def finetune_metadata(base, config: FinetuneConfig, last: TrainProgress | None, image_names) -> dict:
+def finetune_metadata(base, model, config: FinetuneConfig, last: TrainProgress | None, image_names) -> dict:
     """Metadata stored with a fine-tuned model."""
     return {"base_model": getattr(base, "metadata", {}).get("path", "unknown"),
             "images": list(image_names), "steps": last.step if last else 0,
             "seconds": round(last.elapsed, 1) if last else 0.0,
             "final_loss": last.losses if last else None, "lr": config.lr,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "version": __version__, "kind": "fine-tuned"}
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "version": __version__, "kind": "fine-tuned",
+            "input_scale": model.config.input_scale, "base_input_scale": base.config.input_scale}
 
 
 def finetune_to_file(base, images, labels, config: FinetuneConfig, out, regions=None, image_names=()) -> dict:
@@ -132,6 +133,6 @@ def finetune_to_file(base, images, labels, config: FinetuneConfig, out, regions=
             last = item
         else:
             model = item
-    meta = finetune_metadata(base, config, last, image_names)
+    meta = finetune_metadata(base, model, config, last, image_names)
     save_model(model, out, meta)
     return meta

@@ -146,7 +146,7 @@ class FinetuneWidget(RunControls, QWidget):
             if state["cancelled"] or state["model"] is None:
                 self.status.value = "cancelled: the base model is unchanged, nothing saved"
                 return
-            meta = finetune_metadata(base, config, state["last"], [img_layer.name])
+            meta = finetune_metadata(base, state["model"], config, state["last"], [img_layer.name])
             self.saved = Registry().add(state["model"], self.name.value, meta)
             self.model.refresh(select=self.saved.name)
             self._plot()
@@ -182,7 +182,10 @@ class FinetuneWidget(RunControls, QWidget):
                                       on_done=shown, on_error=self._error, built=built)
 
         def shown(_layers):
-            self.status.value = f"'{self.saved.name}': {sum(len(r.scores) for r in results)} worms after fine-tuning"
+            scale = model.config.input_scale
+            size = f"; your worms are {scale:.2f}x as wide as the model's training worms, images are resized for it" \
+                if scale != 1.0 else ""
+            self.status.value = f"'{self.saved.name}': {sum(len(r.scores) for r in results)} worms after fine-tuning{size}"
 
         self.segment_worker = create_worker(segment_to_layers, model, planes, SegmentConfig(), img_layer.name,
                                             placement_of(img_layer), suffix=" fine-tuned", _start_thread=False)
