@@ -6,6 +6,7 @@ coordinate divided by ``coord_scale`` in the first two dims and zero elsewhere.
 """
 
 import copy
+import math
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -90,7 +91,7 @@ class SemiConvNet(nn.Module):
         s = self.config.input_scale
         f = self.config.downsample * s
         if f != 1:
-            size = (max(1, round(h / f)), max(1, round(w / f)))
+            size = (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))
             x = F.interpolate(x, size=size, mode="area" if f > 1 else "bilinear")
         feats = self.backbone(x)
         heads = torch.cat([self.fg_head(feats), self.seed_head(feats), self.phi_head(feats)], 1)
