@@ -8,7 +8,9 @@ Screenshots of the three docks with real output go to docs/images/.
 """
 
 import argparse
+import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,6 +69,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
+    # a fresh model registry, so the fine-tuned model is not added to the user's own one (and is named as in the README)
+    os.environ["NAPARI_SEMICONV_HOME"] = tempfile.mkdtemp(prefix="semiconv-gui-")
     viewer = napari.Viewer()
     viewer.window._qt_window.resize(1500, 950)
     app = QApplication.instance()
