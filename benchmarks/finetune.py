@@ -20,8 +20,8 @@ import torch
 from napari_semiconv.cli import resolve_model
 from napari_semiconv.data.sources import TEST_SEED0, VAL_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
-from napari_semiconv.finetune import FinetuneConfig, finetune_iter
-from napari_semiconv.train import TrainProgress, validate
+from napari_semiconv.finetune import FinetuneConfig, finetune
+from napari_semiconv.train import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = SceneConfig(style="fluorescence", scale=(1.7, 1.7), worms=(6, 12))
@@ -29,13 +29,7 @@ DOMAIN = SceneConfig(style="fluorescence", scale=(1.7, 1.7), worms=(6, 12))
 
 def run(base, train, config: FinetuneConfig):
     """Fine-tune ``base`` on the ``train`` scenes -> (model, last TrainProgress or None)."""
-    last, model = None, None
-    for item in finetune_iter(base, [s.image for s in train], [s.labels for s in train], config=config):
-        if isinstance(item, TrainProgress):
-            last = item
-        else:
-            model = item
-    return model, last
+    return finetune(base, [s.image for s in train], [s.labels for s in train], config=config)
 
 
 def main(argv=None):

@@ -68,7 +68,6 @@ def test_finetune_to_file_refuses_base_path_and_registry(tmp_path):
     assert [e.name for e in reg.list()] == ["lab_model"]
 
 
-
 def test_finetuned_model_keeps_the_size_of_the_annotated_worms(tmp_path):
     from napari_semiconv.data.synthetic import SceneConfig, make_scene
 

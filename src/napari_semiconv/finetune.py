@@ -109,6 +109,17 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     yield None if cancelled else model
 
 
+def finetune(base, images, labels, regions=None, config: FinetuneConfig = FinetuneConfig()):
+    """:func:`finetune_iter` run to the end -> (fine-tuned model, last TrainProgress or None if no step ran)."""
+    last, model = None, None
+    for item in finetune_iter(base, images, labels, regions, config):
+        if isinstance(item, TrainProgress):
+            last = item
+        else:
+            model = item
+    return model, last
+
+
 def finetune_metadata(base, model, config: FinetuneConfig, last: TrainProgress | None, image_names) -> dict:
     """Metadata stored with a fine-tuned model."""
     return {"base_model": getattr(base, "metadata", {}).get("path", "unknown"),
@@ -127,12 +138,7 @@ def finetune_to_file(base, images, labels, config: FinetuneConfig, out, regions=
     base_path = getattr(base, "metadata", {}).get("path")
     if base_path and out.exists() and out.resolve() == Path(base_path).resolve():
         raise SemiconvError(f"--out {out} is the base model: write the fine-tuned model to a new file")
-    last, model = None, None
-    for item in finetune_iter(base, images, labels, regions, config):
-        if isinstance(item, TrainProgress):
-            last = item
-        else:
-            model = item
+    model, last = finetune(base, images, labels, regions, config)
     meta = finetune_metadata(base, model, config, last, image_names)
     save_model(model, out, meta)
     return meta
