@@ -48,8 +48,8 @@ def main(argv=None):
     for avs, s50, values in rows[:5] + [r for r in rows if r[2] == default]:
         lines.append("| " + " | ".join(f"{v:g}" for v in values) + f" | {avs:.3f} | {s50:.3f} |")
     section = ("## Decoder thresholds (validation scenes)\n\n"
-               f"Best five of {len(rows)} threshold triples on {len(scenes)} validation scenes (both styles, "
-               f"seeds VAL_SEED0 + 100 + i), and the current default (last row). Model: "
+               f"Best five of {len(rows)} threshold triples on {len(scenes)} validation scenes ({args.scenes} per "
+               f"style, seeds VAL_SEED0 + 100 + i), and the current default (last row). Model: "
                f"`{getattr(model, 'metadata', {}).get('path', 'shipped default')}`.\n\n" + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/tune_decoder.py --scenes {args.scenes}`\n")
     print(section)
