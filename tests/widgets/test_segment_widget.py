@@ -21,6 +21,7 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
     assert type(worms).__name__ == "Labels" and worms.data.shape == scene.image.shape
     assert type(vectors).__name__ == "Vectors" and vectors.data.shape[1:] == (2, 2) and len(vectors.data) > 50
     assert type(fg).__name__ == "Image" and not fg.visible
+    assert viewer.layers.selection.active is worms  # ready to correct
     n = len(np.unique(worms.data)) - 1
     assert 0.5 * len(scene.instances) <= n <= 1.6 * len(scene.instances)
     assert s_score(worms.data, scene.instances, 0.5) > 0.4

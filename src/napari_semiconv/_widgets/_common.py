@@ -209,7 +209,7 @@ def placement_of(layer) -> dict:
 def result_layer_steps(viewer, image_layer, results: list[Result], tables: list[dict], *, stride: int = 8,
                        length: float = 1.0, suffix: str = "", confirm=lambda question: True, built: dict | None = None):
     """Generator that adds or updates the worms (Labels), displacement (Vectors) and foreground (Image)
-    layers, yielding after each; its return value is {"worms": layer, "displacement": layer,
+    layers, yielding after each, then selects the worms layer; its return value is {"worms": layer, "displacement": layer,
     "foreground": layer}.
 
     Layers are named after the image (+ ``suffix``) and updated in place on a re-run; a worms
@@ -248,6 +248,8 @@ def result_layer_steps(viewer, image_layer, results: list[Result], tables: list[
         viewer.layers[fname].data = new["foreground"].data
     else:
         viewer.add_layer(new["foreground"])
+    yield
+    viewer.layers.selection.active = worms  # the worms, ready to correct, not the hidden foreground
     return {"worms": worms, "displacement": vl, "foreground": viewer.layers[fname]}
 
 
