@@ -37,11 +37,13 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
     ap.add_argument("--margin", type=float, default=1.0, help="weight of the repulsive margin")
     ap.add_argument("--kernel", type=float, default=1.0, help="weight of the kernel BCE")
+    ap.add_argument("--centroid", type=float, default=TrainConfig().weights.centroid,
+                    help="weight of the centroid anchor (Psi's spatial dims to the worm's centroid)")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     config = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, val_every=500, lr=args.lr,
                          seconds=args.seconds, weights=replace(TrainConfig().weights, margin=args.margin,
-                                                               kernel=args.kernel))
+                                                               kernel=args.kernel, centroid=args.centroid))
     model = load_model(args.init) if args.init else build_model()
     if args.init:
         shift = recentre_votes(model, [s.image for s in validation_scenes(2)])
