@@ -7,7 +7,6 @@ image is end to end: read the TIFF, normalize, forward, decode, write the three 
 Peak memory is the process's maximum resident set size. Writes a section of docs/benchmarks.md.
 """
 
-import argparse
 import json
 import platform
 import resource
@@ -56,15 +55,14 @@ def run_set(model, images, truths, config, device) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model")
+    from report import model_parser
+
+    ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=10, help="scenes per style")
     ap.add_argument("--bbbc010")
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--kernel-threshold", type=float, default=DecodeConfig.kernel_threshold,
                     help="seeded decoder thresholds (to score an older model at the ones chosen for it)")
     ap.add_argument("--merge-threshold", type=float, default=DecodeConfig.merge_threshold)
-    ap.add_argument("--report", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
     device = next(model.parameters()).device
@@ -126,7 +124,7 @@ def main(argv=None):
                f"\n\nCommand: `python benchmarks/accuracy.py --scenes {args.scenes} --device {args.device}"
                + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + "`" + peer_note + "\n")
     print(section)
-    from synthetic_dots import replace_section
+    from report import replace_section
 
     replace_section(Path(args.report), "## Accuracy and speed", section)
 

@@ -17,7 +17,6 @@ scene and the ground truth is used to split the error:
 Writes a section of docs/benchmarks.md.
 """
 
-import argparse
 import platform
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from napari_semiconv.metrics import as_stack, evaluate
 from napari_semiconv.normalize import normalize
 from napari_semiconv.segment import SegmentConfig, predict_iter
 
-ROOT = Path(__file__).resolve().parents[1]
 DECODERS = ("as shipped", "true foreground", "oracle seeds, kernel radius", "oracle seeds, nearest mean")
 
 
@@ -80,11 +78,10 @@ def scene_diagnosis(model, scene, config: DecodeConfig) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model")
+    from report import model_parser
+
+    ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=20, help="validation scenes per style")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--report", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
     config = DecodeConfig()
@@ -115,7 +112,7 @@ def main(argv=None):
                + "\n".join(lines) + f"\n\nCommand: `python benchmarks/diagnose.py --scenes {args.scenes}` "
                f"({platform.machine()}, torch {torch.__version__}).\n")
     print(section)
-    from synthetic_dots import replace_section
+    from report import replace_section
 
     replace_section(Path(args.report), "## Where the errors come from", section)
 

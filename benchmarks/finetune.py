@@ -77,7 +77,7 @@ def main(argv=None):
     print(section)
     if args.validation:
         return
-    from synthetic_dots import replace_section
+    from report import replace_section
 
     replace_section(Path(args.report), "## Fine-tuning", section)
 

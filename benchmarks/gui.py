@@ -119,7 +119,7 @@ def main(argv=None):
                "compare. Later runs update the layers in place.\n"
                "Command: `xvfb-run -a -s \"-screen 0 1600x1200x24\" python benchmarks/gui.py`\n")
     print(section)
-    from synthetic_dots import replace_section
+    from report import replace_section
 
     replace_section(ROOT / "docs" / "benchmarks.md", "## Viewer responsiveness", section)
     viewer.close()

@@ -9,7 +9,6 @@ the per-pixel outputs: foreground, seediness, displacement, labels). Writes a se
 docs/benchmarks.md.
 """
 
-import argparse
 import platform
 import resource
 import time
@@ -23,8 +22,6 @@ from napari_semiconv.data.sources import TEST_SEED0
 from napari_semiconv.data.synthetic import FIELD, SceneConfig, make_scene
 from napari_semiconv.normalize import normalize
 from napari_semiconv.segment import SegmentConfig, segment
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def mosaic(size: int) -> tuple[np.ndarray, int]:
@@ -43,11 +40,10 @@ def mosaic(size: int) -> tuple[np.ndarray, int]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from report import model_parser
+
+    ap = model_parser(__doc__)
     ap.add_argument("--size", type=int, default=4096)
-    ap.add_argument("--model")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--report", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
     image, worms = mosaic(args.size)
@@ -73,7 +69,7 @@ def main(argv=None):
         f"device {device}. Command: `python benchmarks/mosaic.py --size {args.size}`\n"
     )
     print(section)
-    from synthetic_dots import replace_section
+    from report import replace_section
 
     replace_section(Path(args.report), "## Mosaics", section)
 

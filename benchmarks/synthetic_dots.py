@@ -84,17 +84,9 @@ def main(argv=None):
                f"\n\nCommand: `python benchmarks/synthetic_dots.py --steps {args.steps}` "
                f"({secs:.0f} s on {platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}).\n")
     print(section)
+    from report import replace_section
+
     replace_section(Path(args.report), "## Synthetic dots", section)
-
-
-def replace_section(report: Path, heading: str, section: str) -> None:
-    """Put ``section`` in ``report`` where the one starting with ``heading`` is (else at the end)."""
-    text = report.read_text() if report.exists() else "# Benchmarks\n"
-    parts = text.split("\n## ")
-    sections = ["## " + p.strip() + "\n" for p in parts[1:]]
-    at = next((i for i, p in enumerate(sections) if p.startswith(heading)), len(sections))
-    sections[at:at + 1] = [section.strip() + "\n"]
-    report.write_text(parts[0].rstrip() + "\n\n" + "\n".join(sections))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ all scenes and is scored by avS over both styles. Validation seeds are VAL_SEED0
 test scenes of benchmarks/accuracy.py use TEST_SEED0). Writes a section of docs/benchmarks.md.
 """
 
-import argparse
 import itertools
 from pathlib import Path
 
@@ -18,17 +17,15 @@ from napari_semiconv.metrics import evaluate
 from napari_semiconv.normalize import normalize
 from napari_semiconv.segment import SegmentConfig, predict_iter
 
-ROOT = Path(__file__).resolve().parents[1]
 GRID = {"kernel_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "merge_threshold": (0.0, 0.15, 0.3, 0.45),
         "fg_threshold": (0.4, 0.5)}
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model")
+    from report import model_parser
+
+    ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=4, help="validation scenes per style")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--report", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
     scenes = [s for i, style in enumerate(("brightfield", "fluorescence"))
@@ -53,7 +50,7 @@ def main(argv=None):
                f"`{getattr(model, 'metadata', {}).get('path', 'shipped default')}`.\n\n" + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/tune_decoder.py --scenes {args.scenes}`\n")
     print(section)
-    from synthetic_dots import replace_section
+    from report import replace_section
 
     replace_section(Path(args.report), "## Decoder thresholds", section)
 
