@@ -201,23 +201,24 @@ def build_result_layers(image_name: str, placement: dict, results: list[Result],
     return {"worms": worms, "displacement": vectors, "foreground": foreground}
 
 
+def worm_count(layers: dict) -> int:
+    """Number of worms over all planes in the layers of :func:`build_result_layers`."""
+    return sum(len(r.scores) for r in layers["worms"].metadata[META_KEY]["results"])
+
+
 def placement_of(layer) -> dict:
     """``scale`` and ``translate`` of ``layer``, for result layers laid over it."""
     return {"scale": layer.scale, "translate": layer.translate}
 
 
-def result_layer_steps(viewer, image_layer, results: list[Result], tables: list[dict], *, stride: int = 8,
-                       length: float = 1.0, suffix: str = "", confirm=lambda question: True, built: dict | None = None):
+def result_layer_steps(viewer, new: dict, *, confirm=lambda question: True):
     """Generator that adds or updates the worms (Labels), displacement (Vectors) and foreground (Image)
-    layers, yielding after each, then selects the worms layer; its return value is {"worms": layer, "displacement": layer,
-    "foreground": layer}.
+    layers ``new`` (from :func:`build_result_layers`), yielding after each, then selects the worms layer;
+    its return value is {"worms": layer, "displacement": layer, "foreground": layer}, the viewer's layers.
 
-    Layers are named after the image (+ ``suffix``) and updated in place on a re-run; a worms
-    layer the user edited is replaced only if ``confirm`` says so, else a new layer is added.
-    ``built``: the layers from :func:`build_result_layers` when a worker made them, else they are built here.
+    Layers with the same names (a re-run) are updated in place; a worms layer the user edited is replaced
+    only if ``confirm`` says so, else the new one is added beside it.
     """
-    new = built or build_result_layers(image_layer.name, placement_of(image_layer), results, tables,
-                                       stride=stride, length=length, suffix=suffix)
     name = new["worms"].name
     worms = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401 (LayerList has no .get)
     if worms is not None and was_edited(worms) and not confirm(
@@ -236,7 +237,7 @@ def result_layer_steps(viewer, image_layer, results: list[Result], tables: list[
         vl = viewer.layers[vectors.name]
         vl.data = vectors.data
         vl.features = vectors.features
-        vl.length = length
+        vl.length = vectors.length
     else:
         vl = viewer.add_layer(vectors)
     ids = vectors.features["worm"].to_numpy()
@@ -253,27 +254,16 @@ def result_layer_steps(viewer, image_layer, results: list[Result], tables: list[
     return {"worms": worms, "displacement": vl, "foreground": viewer.layers[fname]}
 
 
-def show_results(viewer, image_layer, results: list[Result], tables: list[dict], **kwargs) -> dict:
-    """All of :func:`result_layer_steps` at once (scripts, tests); returns the three layers."""
-    steps = result_layer_steps(viewer, image_layer, results, tables, **kwargs)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
-
-
-def show_results_in_turns(viewer, image_layer, results: list[Result], tables: list[dict], *, on_done,
-                          on_error, **kwargs) -> None:
+def show_results_in_turns(viewer, new: dict, *, on_done, on_error, confirm=lambda question: True) -> None:
     """:func:`result_layer_steps` one layer per Qt event-loop turn, then ``on_done(layers)``.
 
-    napari's first Labels, Vectors and Image layers each cost 50-70 ms of vispy setup here (2 CPU cores,
-    software GL); done in one turn they blocked the viewer ~180 ms, one per turn each stays well under.
+    napari's first Labels, Vectors and Image layers each cost 50-150 ms of setup here (2 CPU cores,
+    software GL); done in one turn they blocked the viewer far longer, one per turn each stays shorter.
     An exception goes to ``on_error``.
     """
     from qtpy.QtCore import QTimer
 
-    steps = result_layer_steps(viewer, image_layer, results, tables, **kwargs)
+    steps = result_layer_steps(viewer, new, confirm=confirm)
 
     def step():
         try:

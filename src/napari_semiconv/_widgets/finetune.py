@@ -22,7 +22,14 @@ from ..finetune import FinetuneConfig, finetune_iter, finetune_metadata
 from ..registry import Registry
 from ..segment import SegmentConfig
 from ..train import TrainProgress
-from ._common import ModelChooser, RunControls, freeze_long_lived_objects, placement_of, show_results_in_turns
+from ._common import (
+    ModelChooser,
+    RunControls,
+    freeze_long_lived_objects,
+    placement_of,
+    show_results_in_turns,
+    worm_count,
+)
 from .segment import image_planes, segment_to_layers
 
 if TYPE_CHECKING:
@@ -167,25 +174,21 @@ class FinetuneWidget(RunControls, QWidget):
         """Segment the image with the fine-tuned model into '<image> fine-tuned ...' layers."""
         from napari.qt.threading import create_worker
 
-        results, tables, built = [], [], {}
+        built = {}
 
         def on_yield(item):
-            if isinstance(item, tuple):
-                results.append(item[1])
-                tables.append(item[2])
-            elif isinstance(item, dict):
+            if isinstance(item, dict):
                 built.update(item)
 
         def on_done():
             if built:
-                show_results_in_turns(self.viewer, img_layer, results, tables, suffix=" fine-tuned",
-                                      on_done=shown, on_error=self._error, built=built)
+                show_results_in_turns(self.viewer, built, on_done=shown, on_error=self._error)
 
         def shown(_layers):
             scale = model.config.input_scale
             size = f"; your worms are {scale:.2f}x as wide as the model's training worms, images are resized for it" \
                 if scale != 1.0 else ""
-            self.status.value = f"'{self.saved.name}': {sum(len(r.scores) for r in results)} worms after fine-tuning{size}"
+            self.status.value = f"'{self.saved.name}': {worm_count(built)} worms after fine-tuning{size}"
 
         self.segment_worker = create_worker(segment_to_layers, model, planes, SegmentConfig(), img_layer.name,
                                             placement_of(img_layer), suffix=" fine-tuned", _start_thread=False)

@@ -17,6 +17,7 @@ from ._common import (
     freeze_long_lived_objects,
     placement_of,
     show_results_in_turns,
+    worm_count,
 )
 
 if TYPE_CHECKING:
@@ -36,14 +37,15 @@ def segment_planes(model, planes: np.ndarray, config: SegmentConfig):
 
 def segment_to_layers(model, planes: np.ndarray, config: SegmentConfig, image_name: str, placement: dict,
                       **layer_options):
-    """:func:`segment_planes`, then the result layers built in the calling (worker) thread: yields Progress and
-    ``(t, Result, table)`` per plane, then the dict of :func:`build_result_layers` (last)."""
+    """:func:`segment_planes`, then the result layers built in the calling (worker) thread: yields its Progress
+    messages, then the dict of :func:`build_result_layers` (last)."""
     results, tables = [], []
     for item in segment_planes(model, planes, config):
         if isinstance(item, tuple):
             results.append(item[1])
             tables.append(item[2])
-        yield item
+        else:
+            yield item
     yield Progress("layers", 0, 1)
     yield build_result_layers(image_name, placement, results, tables, **layer_options)
 
@@ -126,7 +128,6 @@ class SegmentWidget(RunControls, Container):
         except SemiconvError as exc:
             return self._error(exc)
         freeze_long_lived_objects()
-        results, tables = [None] * len(planes), [None] * len(planes)
         built = {}
         bar = progress(total=len(planes), desc=f"segment {layer.name}")
         self.cancelled = False
@@ -141,9 +142,6 @@ class SegmentWidget(RunControls, Container):
                     bar.refresh()
             elif isinstance(item, dict):
                 built.update(item)
-            else:
-                t, result, table = item
-                results[t], tables[t] = result, table
 
         def on_done():
             bar.close()
@@ -157,11 +155,9 @@ class SegmentWidget(RunControls, Container):
             def shown(layers):
                 self.layers = layers
                 self._set_running(False)
-                self.status.value = f"{sum(len(r.scores) for r in results)} worms in {layer.name}"
+                self.status.value = f"{worm_count(built)} worms in {layer.name}"
 
-            show_results_in_turns(self.viewer, layer, results, tables, stride=self.stride.value,
-                                  length=self.length.value, confirm=self.confirm, on_done=shown,
-                                  on_error=self._error, built=built)
+            show_results_in_turns(self.viewer, built, confirm=self.confirm, on_done=shown, on_error=self._error)
 
         self.worker = create_worker(segment_to_layers, model, planes, config, layer.name, placement_of(layer),
                                     stride=self.stride.value, length=self.length.value, _start_thread=False)
