@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_semiconv.anchors import medoid_anchors
 from napari_semiconv.decode import DecodeConfig, decode
 from napari_semiconv.losses import LossWeights
 from napari_semiconv.metrics import s_score
@@ -51,7 +52,8 @@ def run(semiconv: bool, steps: int = 300, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     image, masks = dots_image()
     model = build_model(ModelConfig(dim=4, width=8, depth=1, coord_scale=16.0, semiconv=semiconv, downsample=1))
-    source = lambda rng: (image, masks, None)
+    anchors = medoid_anchors(masks)
+    source = lambda rng: (image, masks, None, anchors)
     config = TrainConfig(steps=steps, batch=1, crop=image.shape[0], lr=5e-3, augment=False, seed=seed,
                          weights=LossWeights(kernel=0.0, seed=0.0))
     for _ in train_iter(model, source, config):

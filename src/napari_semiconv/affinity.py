@@ -9,10 +9,14 @@ from .segment import Result
 
 
 def affinity_map(result: Result, row: int, col: int) -> np.ndarray:
-    """K_sigma(u, .) = exp(-||Psi_u - Psi_v|| / sigma) over the plane, ``(H, W)`` float32 in [0, 1]."""
+    """K_sigma(u, .) = exp(-||Psi_u - Psi_v|| / sigma) over the plane, ``(H, W)`` float32 in [0, 1].
+
+    sigma is the bandwidth at u (the clicked pixel) for models that predict one per pixel.
+    """
     psi = result.embedding
     diff = psi - psi[:, row, col][:, None, None]
-    return np.exp(-np.sqrt((diff * diff).sum(0)) / result.sigma).astype(np.float32)
+    sigma = result.sigma if result.sigma_map is None else float(result.sigma_map[row, col])
+    return np.exp(-np.sqrt((diff * diff).sum(0)) / sigma).astype(np.float32)
 
 
 def seeded_region(result: Result, row: int, col: int, threshold: float = 0.5,

@@ -50,37 +50,46 @@ class Decoded:
     seeds: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (N, 2) row, col
 
 
-def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed_prob: torch.Tensor, sigma: float,
-           config: DecodeConfig = DecodeConfig()) -> Decoded:
+def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed_prob: torch.Tensor, sigma: float | torch.Tensor,
+           config: DecodeConfig = DecodeConfig(), count: torch.Tensor | None = None) -> Decoded:
     """Cluster ``psi (d, H, W)`` over pixels with ``fg_prob (H, W)`` above threshold.
 
     ``seed_prob (H, W)`` ranks seeds (seeded) and scores instances; ``sigma`` is the kernel
-    bandwidth in Psi units.
+    bandwidth in Psi units, one number or an ``(H, W)`` map (a worm grows with its own bandwidth: the
+    mean over its pixels). ``count (H, W)`` int, worms per pixel (0, 1, 2+) where the model predicts
+    it: with ``config.overlap`` only pixels counted 2+ join a second worm (without it, any pixel may).
     """
     d, h, w = psi.shape
     fg = (fg_prob > config.fg_threshold).reshape(-1)
     idx = fg.nonzero().squeeze(1)
     points = psi.reshape(d, -1)[:, idx].T.contiguous()  # (P, d)
     seeds = seed_prob.reshape(-1)[idx]
+    sig = (sigma.reshape(-1)[idx] if torch.is_tensor(sigma) and sigma.dim() == 2
+           else torch.full((len(idx),), float(sigma), device=psi.device))  # (P,) bandwidths
+    multi = None if count is None else count.reshape(-1)[idx] >= 2
     if len(idx) == 0:
         members = torch.zeros((0, 0), dtype=torch.bool, device=psi.device)
         seed_px = torch.zeros(0, dtype=torch.long, device=psi.device)
     elif config.name == "seeded":
-        members, seed_px = _seeded(points, seeds, sigma, config)
+        members, seed_px = _seeded(points, seeds, sig, config, multi)
         if config.merge_threshold > 0 and len(members) > 1:
-            members, seed_px = _merge_touching(members, seed_px, points, seeds, idx, (h, w), sigma,
+            members, seed_px = _merge_touching(members, seed_px, points, seeds, idx, (h, w), sig,
                                                config.merge_threshold)
     elif config.name == "meanshift":
-        members, seed_px = _meanshift(points, seeds, sigma, config)
+        members, seed_px = _meanshift(points, seeds, float(sig.median()), config)
     else:
         members, seed_px = _kmeans(points, seeds, config)
-    return _to_images(members, seed_px, points, seeds, fg_prob.reshape(-1)[idx], idx, sigma,
+    return _to_images(members, seed_px, points, seeds, fg_prob.reshape(-1)[idx], idx, sig,
                       (h, w), config.min_size)
 
 
-def _seeded(points, seeds, sigma, config):
-    """Seeded growth: best unassigned seed, its instance is K > threshold, repeat."""
-    radius = -sigma * np.log(config.kernel_threshold)  # K > t  <=>  dist < radius
+def _seeded(points, seeds, sig, config, multi=None):
+    """Seeded growth: best unassigned seed, its instance is K > threshold, repeat.
+
+    sig : (P,) bandwidths; the instance's bandwidth is the mean over its members (refined with the
+    centre). multi : (P,) bool, pixels that may join a second instance (None: any, if overlap).
+    """
+    log_t = -np.log(config.kernel_threshold)  # K > t  <=>  dist < sigma * log(1 / t)
     free = torch.ones(len(points), dtype=torch.bool, device=points.device)
     members, seed_px = [], []
     score = seeds.clone()
@@ -89,24 +98,34 @@ def _seeded(points, seeds, sigma, config):
         best = int(torch.argmax(score))
         if score[best] < config.min_seed or free.sum() < config.min_size:
             break
-        centre = points[best : best + 1]
-        for _ in range(2):  # refine the centre as the mean of its members
+        centre, radius = points[best : best + 1], sig[best] * log_t
+        for _ in range(2):  # refine the centre and bandwidth as the means of its members
             inside = pairwise_distance(centre, points)[0] < radius
             if not (inside & free).any():
                 break
             centre = points[inside & free].mean(0, keepdim=True)
+            radius = sig[inside & free].mean() * log_t
         inside = pairwise_distance(centre, points)[0] < radius
         inside[best] = True
         new = inside & free
         free &= ~inside
         if new.sum() < config.min_size:
             continue
-        members.append(inside if config.overlap else new)
+        if not config.overlap:
+            members.append(new)
+        else:
+            members.append(inside if multi is None else new | (inside & multi))
         seed_px.append(best)
     return _stack(members, len(points), points.device), torch.tensor(seed_px, device=points.device)
 
 
-def _merge_touching(members, seed_px, points, seeds, idx, shape, sigma, threshold):
+def _instance_sigma(members, sig):
+    """(N,) mean bandwidth over each instance's members."""
+    m = members.float()
+    return m @ sig / m.sum(1).clamp_min(1)
+
+
+def _merge_touching(members, seed_px, points, seeds, idx, shape, sig, threshold):
     """Merge instances that touch in the image and whose mean embeddings have K > threshold.
 
     Pieces of one worm whose embedding spread exceeds the kernel radius touch each other and have
@@ -125,7 +144,9 @@ def _merge_touching(members, seed_px, points, seeds, idx, shape, sigma, threshol
     pairs = torch.unique(torch.sort(pairs, 1).values, dim=0)
     if len(pairs) == 0:
         return members, seed_px
-    k = kernel(torch.linalg.norm(centres[pairs[:, 0]] - centres[pairs[:, 1]], dim=1), sigma)
+    inst_sig = _instance_sigma(members, sig)
+    k = kernel(torch.linalg.norm(centres[pairs[:, 0]] - centres[pairs[:, 1]], dim=1),
+               (inst_sig[pairs[:, 0]] + inst_sig[pairs[:, 1]]) / 2)
     parent = list(range(len(members)))
 
     def root(i):
@@ -193,7 +214,7 @@ def _stack(members, n, device):
     return torch.stack(members)
 
 
-def _to_images(members, seed_px, points, seeds, fg, idx, sigma, shape, min_size) -> Decoded:
+def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size) -> Decoded:
     """(N, P) memberships over foreground pixels -> labels, stack and scores on the full grid."""
     h, w = shape
     sizes = members.sum(1) if len(members) else torch.zeros(0, device=points.device)
@@ -204,7 +225,7 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sigma, shape, min_size)
         return Decoded(np.zeros(shape, np.uint16), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
     m = members.float()
     centres = m @ points / m.sum(1, keepdim=True)
-    affinity = kernel(pairwise_distance(centres, points), sigma) * m  # (N, P)
+    affinity = kernel(pairwise_distance(centres, points), _instance_sigma(members, sig)[:, None]) * m  # (N, P)
     # label image: each pixel goes to the member instance with the highest affinity
     owner = affinity.argmax(0)
     labelled = members.any(0)

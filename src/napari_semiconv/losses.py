@@ -135,3 +135,78 @@ def instance_losses(psi: torch.Tensor, fg_logit: torch.Tensor, seed_logit: torch
     out["total"] = sum(getattr(weights, key) * out[key]
                        for key in ("embedding", "foreground", "kernel", "seed", "margin", "centroid"))
     return out
+
+
+@dataclass(frozen=True)
+class AnchorWeights:
+    """Weights of the anchored model's loss terms (0 switches a term off)."""
+
+    count: float = 1.0  # cross-entropy of the 0 / 1 / 2+ worms-per-pixel head (full resolution)
+    anchor: float = 1.0  # pull Psi's spatial dims to the worm's anchor (eq. 5 with a fixed centre)
+    mask: float = 1.0  # Lovasz hinge of each worm's soft mask K(Psi_u, its centre) against the worm
+    seed: float = 1.0  # seed map regressed to the worm's kernel inside worms, to 0 outside
+    smooth: float = 10.0  # sigma constant inside a worm (any seed recovers the worm's bandwidth)
+    stride: int = 2  # embedding terms on every stride-th pixel (the embedding is smooth; full-res edges
+    # come from the count head)
+
+
+def lovasz_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Lovasz hinge (Berman et al. 2018), an IoU surrogate, per row: ``(N,)`` losses.
+
+    logits : (N, P) float, > 0 predicts "in the mask"; labels : (N, P) float 0/1. Vectorised over
+    rows (one sort per row).
+    """
+    signs = 2 * labels - 1
+    errors = 1 - logits * signs
+    errors, order = torch.sort(errors, dim=1, descending=True)
+    gt = torch.gather(labels, 1, order)
+    total = gt.sum(1, keepdim=True)
+    inter = total - gt.cumsum(1)
+    union = total + (1 - gt).cumsum(1)
+    jaccard = 1 - inter / union.clamp_min(_EPS)
+    grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], 1)
+    return (F.relu(errors) * grad).sum(1)
+
+
+def anchor_losses(psi: torch.Tensor, count_logit: torch.Tensor, seed_logit: torch.Tensor,
+                  sigma: torch.Tensor, instances: torch.Tensor, anchors: torch.Tensor, coord_scale: float,
+                  weights: AnchorWeights, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """All loss terms of the anchored model for one image.
+
+    psi : (d, H, W) Psi; count_logit : (3, H, W); seed_logit : (H, W); sigma : (H, W) bandwidth per
+    pixel, Psi units; instances : (N, H, W) bool, may overlap (a pixel in two worms counts in both);
+    anchors : (N, 2) float (row, col) px in this image's frame (may lie outside it for cut worms);
+    valid : (H, W) bool, where the annotation is complete (None = everywhere). Each worm's centre is
+    its anchor in the spatial dims and its mean Psi in the appearance dims; its bandwidth the mean
+    sigma over its pixels. Returns a dict of scalar tensors with "total".
+    """
+    valid = torch.ones_like(seed_logit, dtype=torch.bool) if valid is None else valid.bool()
+    count = instances.sum(0).clamp_max(2) if len(instances) else torch.zeros_like(valid, dtype=torch.long)
+    out = {"count": F.cross_entropy(count_logit.permute(1, 2, 0)[valid], count[valid].long())
+           if valid.any() else count_logit.sum() * 0}
+    zero = psi.sum() * 0
+    for key in ("anchor", "mask", "seed", "smooth"):
+        out[key] = zero
+    st = weights.stride
+    vflat = valid[::st, ::st].reshape(-1)
+    d = psi.shape[0]
+    p = psi[:, ::st, ::st].reshape(d, -1)[:, vflat].T  # (P, d) valid pixels
+    masks = instances[:, ::st, ::st].reshape(len(instances), -1)[:, vflat].float()  # (N, P)
+    keep = masks.sum(1) > 0
+    masks, anchors = masks[keep], anchors[keep]
+    s = seed_logit[::st, ::st].reshape(-1)[vflat]
+    if len(masks):
+        n = masks.sum(1)
+        sig = sigma[::st, ::st].reshape(-1)[vflat]
+        sig_k = masks @ sig / n  # (N,) each worm's bandwidth
+        centres = torch.cat([anchors.flip(1).to(p) / coord_scale, masks @ p[:, 2:] / n[:, None]], 1)
+        out["anchor"] = (masks * pairwise_distance(centres[:, :2], p[:, :2])).sum(1).div(n).mean()
+        k = kernel(pairwise_distance(centres, p), sig_k[:, None])  # (N, P) soft masks
+        out["mask"] = lovasz_hinge(2 * k - 1, masks).mean()
+        out["smooth"] = (masks * (sig[None] - sig_k[:, None]) ** 2).sum(1).div(n).mean()
+        seed_target = (k.detach() * masks).amax(0)
+    else:
+        seed_target = torch.zeros_like(s)
+    out["seed"] = F.mse_loss(torch.sigmoid(s), seed_target) if len(s) else zero
+    out["total"] = sum(getattr(weights, key) * out[key] for key in ("count", "anchor", "mask", "seed", "smooth"))
+    return out

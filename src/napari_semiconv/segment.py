@@ -61,8 +61,9 @@ class Result:
     displacement: np.ndarray  # (2, H, W) float32 Phi^g in pixels, (dy, dx), common shift removed
     vote_offset: np.ndarray  # (2,) float32 px, the common shift of all votes (displacement.vote_offset)
     embedding: np.ndarray | None  # (d, H, W) float32 Psi (u_hat in coord_scale units)
-    sigma: float  # kernel bandwidth, Psi units
+    sigma: float  # kernel bandwidth, Psi units (the model's base bandwidth where it predicts one per pixel)
     coord_scale: float  # pixels per Psi unit in the spatial dims
+    sigma_map: np.ndarray | None = None  # (H, W) float32 bandwidth per pixel, Psi units (anchored models)
 
 
 def _starts(n: int, tile: int, overlap: int) -> list[int]:
@@ -98,15 +99,25 @@ def _tiles(h: int, w: int, config: SegmentConfig) -> list[Tile]:
 
 
 def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice) -> dict:
-    """The network on one tile of a normalized plane: fg, seed (h, w) and phi, psi (d, h, w) tensors.
+    """The network on one tile of a normalized plane: fg, seed, sigma (h, w), count (h, w) int
+    (worms per pixel, 0 / 1 / 2+) and phi, psi (d, h, w) tensors. sigma is the model's one bandwidth
+    everywhere and count is -1 (unknown) for models without those heads.
 
     u_hat uses the tile's origin, so Psi is in the plane's frame and tiles agree.
     """
     device = next(model.parameters()).device
     patch = torch.from_numpy(np.ascontiguousarray(x[rows, cols]))[None, None].to(device)
     out = model(patch, origin=(rows.start, cols.start))
-    return {"fg": torch.sigmoid(out.fg_logit[0, 0]), "seed": torch.sigmoid(out.seed_logit[0, 0]),
-            "phi": out.phi[0], "psi": out.psi[0]}
+    fg = torch.sigmoid(out.fg_logit[0, 0])
+    return {"fg": fg, "seed": torch.sigmoid(out.seed_logit[0, 0]), "phi": out.phi[0], "psi": out.psi[0],
+            "sigma": model.sigma.expand_as(fg) if out.sigma is None else out.sigma[0, 0],
+            "count": torch.full_like(fg, -1) if out.count_logit is None else out.count_logit[0].argmax(0).float()}
+
+
+def _decode(out: dict, config: DecodeConfig):
+    """Decode one forward's outputs (see :func:`_forward`)."""
+    return decode(out["psi"], out["fg"], out["seed"], out["sigma"], config,
+                  None if bool(out["count"][0, 0] < 0) else out["count"])
 
 
 @torch.no_grad()
@@ -114,13 +125,13 @@ def predict_iter(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> It
     """Run the network on a normalized ``(H, W)`` float32 plane, tile by tile.
 
     Yields Progress per tile, then a dict of torch tensors on the model's device:
-    fg (H, W), seed (H, W), phi (d, H, W), psi (d, H, W), each pixel from the tile owning it.
+    fg, seed, sigma, count (H, W), phi, psi (d, H, W) (see :func:`_forward`), each pixel from the
+    tile owning it.
     """
     device = next(model.parameters()).device
     h, w = x.shape
-    full = {"fg": torch.empty((h, w), device=device), "seed": torch.empty((h, w), device=device),
-            "phi": torch.empty((model.config.dim, h, w), device=device),
-            "psi": torch.empty((model.config.dim, h, w), device=device)}
+    full = {key: torch.empty((h, w), device=device) for key in ("fg", "seed", "sigma", "count")}
+    full.update({key: torch.empty((model.config.dim, h, w), device=device) for key in ("phi", "psi")})
     tiles = _tiles(h, w, config)
     for i, t in enumerate(tiles):
         out = _forward(model, x, t.rows, t.cols)
@@ -153,13 +164,12 @@ def segment_iter(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = 
         return
     *progress, out = predict_iter(model, x, config)
     yield from progress
-    sigma = model.sigma.item()
-    dec = decode(out["psi"], out["fg"], out["seed"], sigma, config.decode)
+    dec = _decode(out, config.decode)
     yield Progress("decode", 1, 1)
     yield _result(model, dec.labels, Instances.from_stack(dec.instances), dec.scores, dec.seeds,
                   out["fg"].cpu().numpy(), out["seed"].cpu().numpy(),
                   _displacement(out["phi"], model.config.coord_scale),
-                  out["psi"].cpu().numpy() if config.keep_embedding else None)
+                  out["psi"].cpu().numpy() if config.keep_embedding else None, out["sigma"].cpu().numpy())
 
 
 @torch.no_grad()
@@ -171,18 +181,18 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
     neighbouring tile (half of its pixels labelled) is not added twice.
     """
     h, w = x.shape
-    scale, sigma = model.config.coord_scale, model.sigma.item()
+    scale = model.config.coord_scale
     labels = np.zeros((h, w), np.uint32)
-    fg, seed = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    fg, seed, sig = (np.zeros((h, w), np.float32) for _ in range(3))
     disp = np.zeros((2, h, w), np.float32)
     emb = np.zeros((model.config.dim, h, w), np.float32) if config.keep_embedding else None
     boxes, crops, scores, seeds = [], [], [], []
     tiles = _tiles(h, w, config)
     for i, t in enumerate(tiles):
         out = _forward(model, x, t.rows, t.cols)
-        dec = decode(out["psi"], out["fg"], out["seed"], sigma, config.decode)
-        fg[t.dst] = out["fg"][t.core].cpu().numpy()
-        seed[t.dst] = out["seed"][t.core].cpu().numpy()
+        dec = _decode(out, config.decode)
+        for dst, key in ((fg, "fg"), (seed, "seed"), (sig, "sigma")):
+            dst[t.dst] = out[key][t.core].cpu().numpy()
         disp[(slice(None), *t.dst)] = _displacement(out["phi"], scale)[(slice(None), *t.core)]
         if emb is not None:
             emb[(slice(None), *t.dst)] = out["psi"][(slice(None), *t.core)].cpu().numpy()
@@ -207,15 +217,17 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
         labels = labels.astype(np.uint16)
     instances = Instances((h, w), np.array(boxes, np.int64).reshape(-1, 4), crops)
     yield _result(model, labels, instances, np.asarray(scores, np.float32),
-                  np.asarray(seeds, np.int64).reshape(-1, 2), fg, seed, disp, emb)
+                  np.asarray(seeds, np.int64).reshape(-1, 2), fg, seed, disp, emb, sig)
 
 
-def _result(model, labels, instances, scores, seeds, fg, seed, displacement, embedding) -> Result:
-    """Package one plane's outputs; removes the common vote shift from the displacement."""
-    offset = vote_offset(displacement, labels)
+def _result(model, labels, instances, scores, seeds, fg, seed, displacement, embedding, sigma_map) -> Result:
+    """Package one plane's outputs; removes the common vote shift from the displacement (eq. 5 models:
+    an anchored model's votes have no common shift)."""
+    offset = (vote_offset(displacement, labels) if model.config.target == "eq5" else np.zeros(2, np.float32))
     return Result(labels=labels, instances=instances, scores=scores, seeds=seeds, foreground=fg,
                   seediness=seed, displacement=displacement - offset[:, None, None], vote_offset=offset,
-                  embedding=embedding, sigma=model.sigma.item(), coord_scale=model.config.coord_scale)
+                  embedding=embedding, sigma=model.sigma.item(), coord_scale=model.config.coord_scale,
+                  sigma_map=sigma_map if model.config.target != "eq5" else None)
 
 
 def segment(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = SegmentConfig()) -> Result:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data.augment import augment, crop_resize
-from .losses import LossWeights, instance_losses
+from .losses import AnchorWeights, LossWeights, anchor_losses, instance_losses
 from .metrics import evaluate
 from .model.embedding import pixel_coordinates
 from .segment import SegmentConfig, segment
@@ -41,6 +41,7 @@ class TrainConfig:
     # the repulsive margin is on for training: without it the embedding and sigma shrink together;
     # the centroid term anchors the votes to the worms' centres (a readable displacement field)
     weights: LossWeights = field(default_factory=lambda: LossWeights(margin=1.0, centroid=1.0))
+    anchor_weights: AnchorWeights = field(default_factory=AnchorWeights)  # models of the "anchor" target
 
 
 @dataclass
@@ -57,18 +58,32 @@ class TrainProgress:
 
 
 def batch_from(source: Callable, rng, config: TrainConfig):
-    """Draw ``config.batch`` samples -> images (B, 1, C, C), lists of instances and valid masks."""
-    imgs, inss, vals = [], [], []
+    """Draw ``config.batch`` samples -> images (B, 1, C, C), lists of instances, valid masks and anchors."""
+    imgs, inss, vals, ancs = [], [], [], []
     for _ in range(config.batch):
-        image, instances, valid = source(rng)
+        image, instances, valid, anchors = source(rng)
         zoom = float(np.exp(rng.uniform(*np.log(config.zoom)))) if config.augment else 1.0
-        img, ins, val = crop_resize(image, instances, valid, rng, config.crop, zoom)
+        sample = crop_resize(image, instances, valid, anchors, rng, config.crop, zoom)
         if config.augment:
-            img, ins, val = augment(img, ins, val, rng, config.binary_prob)
-        imgs.append(img)
-        inss.append(ins)
-        vals.append(val)
-    return torch.stack(imgs)[:, None], inss, vals
+            sample = augment(*sample, rng, config.binary_prob)
+        for dst, item in zip((imgs, inss, vals, ancs), sample):
+            dst.append(item)
+    return torch.stack(imgs)[:, None], inss, vals, ancs
+
+
+def batch_losses(model, x: torch.Tensor, inss, vals, ancs, config: TrainConfig) -> list[dict]:
+    """The loss terms of each sample of a batch, for the model's kind of target."""
+    device = x.device
+    out = model(x)
+    if model.config.target == "anchor":
+        return [anchor_losses(out.psi[b], out.count_logit[b], out.seed_logit[b, 0], out.sigma[b, 0],
+                              inss[b].to(device), ancs[b].to(device), model.config.coord_scale,
+                              config.anchor_weights, vals[b].to(device)) for b in range(len(inss))]
+    coords = (pixel_coordinates(*x.shape[-2:], 2, model.config.coord_scale, device=device)
+              if model.config.semiconv else None)
+    return [instance_losses(out.psi[b], out.fg_logit[b, 0], out.seed_logit[b, 0], model.sigma,
+                            inss[b].to(device), config.weights, vals[b].to(device), coords)
+            for b in range(len(inss))]
 
 
 def validate(model, scenes, config: SegmentConfig | None = None) -> dict:
@@ -122,13 +137,8 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
         lr = lr_at(step, elapsed)
         for group in opt.param_groups:
             group["lr"] = lr
-        x, inss, vals = batch_from(source, rng, config)
-        out = model(x.to(device))
-        coords = (pixel_coordinates(*x.shape[-2:], 2, model.config.coord_scale, device=device)
-                  if model.config.semiconv else None)
-        terms = [instance_losses(out.psi[b], out.fg_logit[b, 0], out.seed_logit[b, 0], model.sigma,
-                                 inss[b].to(device), config.weights, vals[b].to(device), coords)
-                 for b in range(len(inss))]
+        x, inss, vals, ancs = batch_from(source, rng, config)
+        terms = batch_losses(model, x.to(device), inss, vals, ancs, config)
         loss = sum(t["total"] for t in terms) / len(terms)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -174,7 +184,8 @@ class TrainLog:
         fig = Figure(figsize=(9, 3.5))
         ax1, ax2 = fig.subplots(1, 2)
         steps = np.array([r["step"] for r in self.rows])
-        for key in ("total", "embedding", "foreground", "kernel", "seed", "margin", "centroid"):
+        for key in ("total", "embedding", "foreground", "kernel", "seed", "margin", "centroid", "count",
+                    "anchor", "mask", "smooth"):
             vals = np.array([r.get(key, np.nan) for r in self.rows], float)
             k = max(1, len(vals) // 100)
             smooth = np.convolve(vals, np.ones(k) / k, mode="valid")

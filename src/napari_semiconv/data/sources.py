@@ -1,12 +1,14 @@
-"""Training sources: callables that draw one (image, instances, valid) sample from an rng.
+"""Training sources: callables that draw one (image, instances, valid, anchors) sample from an rng.
 
-image is (H, W) float32 *normalized*, instances (N, H, W) bool, valid (H, W) bool or None.
+image is (H, W) float32 *normalized*, instances (N, H, W) bool, valid (H, W) bool or None, anchors
+(N, 2) float32 (row, col) px, one fixed point on each worm's body (see :mod:`..anchors`).
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..anchors import medoid_anchors
 from ..errors import SemiconvError
 from ..normalize import normalize
 from .synthetic import FIELD, SceneConfig, make_scene
@@ -28,7 +30,7 @@ class SyntheticSource:
         window = (int(rng.integers(-40, FIELD[0] - size + 40)), int(rng.integers(-40, FIELD[1] - size + 40)),
                   size, size)
         scene = make_scene(int(rng.integers(TRAIN_SEEDS)), self.config, window=window)
-        return normalize(scene.image), scene.instances, None
+        return normalize(scene.image), scene.instances, None, scene.anchors
 
 
 @dataclass
@@ -51,10 +53,11 @@ class ListSource:
                                     f"{np.shape(im)}: labels must match the image pixel for pixel")
         self.images = [normalize(im, binary=self.binary) for im in self.images]
         self.valid = self.valid or [None] * len(self.images)
+        self.anchors = [medoid_anchors(ins) for ins in self.instances]  # on whole images, before any crop
 
     def __call__(self, rng):
         i = int(rng.integers(len(self.images)))
-        return self.images[i], self.instances[i], self.valid[i]
+        return self.images[i], self.instances[i], self.valid[i], self.anchors[i]
 
 
 @dataclass

@@ -46,6 +46,8 @@ class Scene:
     labels: np.ndarray  # (H, W) uint16, later worms on top
     dead: np.ndarray  # (N,) bool
     style: str
+    anchors: np.ndarray  # (N, 2) float32 (row, col) px: the midpoint of each worm's centre line (on its
+    # body, possibly outside the window when the worm is cut by it)
 
 
 def _centreline(rng, length, dead, start, heading):
@@ -142,12 +144,12 @@ def make_scene(seed: int, config: SceneConfig = SceneConfig(), window=None) -> S
         worms.append((pts - window[:2], _width_profile(len(pts), half_width, rng), dead))
 
     style_rng = np.random.default_rng(rng.integers(2**32))
-    image, instances, dead = _render(worms, shape, well, style, style_rng, config)
+    image, instances, dead, anchors = _render(worms, shape, well, style, style_rng, config)
     labels = np.zeros(shape, np.uint16)
     for i, m in enumerate(instances):
         labels[m] = i + 1
     image = _to_dtype(image, style_rng, config)
-    return Scene(image, instances, labels, dead, str(style))
+    return Scene(image, instances, labels, dead, str(style), anchors)
 
 
 def _render(worms, shape, well, style, rng, config):
@@ -155,7 +157,7 @@ def _render(worms, shape, well, style, rng, config):
     absorb = np.zeros(shape)  # brightfield optical density
     emit = np.zeros(shape)  # fluorescence emission
     halo = np.zeros(shape)
-    masks, dead_flags = [], []
+    masks, dead_flags, anchors = [], [], []
     for pts, widths, dead in worms:
         r = _render_worm(pts, widths, shape)
         if r is None:
@@ -171,6 +173,7 @@ def _render(worms, shape, well, style, rng, config):
             continue
         masks.append(m)
         dead_flags.append(dead)
+        anchors.append(pts[len(pts) // 2])
         shade = np.sqrt(np.clip(1 - (dist / wid) ** 2, 0, 1))
         texture = 1.0
         if dead:  # granular, blotchy texture along the body
@@ -187,7 +190,7 @@ def _render(worms, shape, well, style, rng, config):
     else:
         image = _fluorescence(emit, well, rng, config)
     stack = np.array(masks, bool).reshape(-1, h, w)
-    return image, stack, np.array(dead_flags, bool)
+    return image, stack, np.array(dead_flags, bool), np.array(anchors, np.float32).reshape(-1, 2)
 
 
 def _illumination(shape, rng):

@@ -15,6 +15,8 @@ from torch import nn
 
 from .backbone import UNet
 
+TARGETS = ("eq5", "anchor")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -32,6 +34,14 @@ class ModelConfig:
     input_scale: float = 1.0  # image pixels per pixel of the training data: worms this many times wider
     # than those the model learned on (set by fine-tuning from the user's labels); the image is resized by
     # 1/input_scale for the backbone and Psi, sigma are scaled back, so the kernel is unchanged
+    target: str = "eq5"  # what Psi is trained toward: "eq5" (the paper: the mean of the worm's own Psi, one
+    # learned sigma) or "anchor" (a fixed point on the worm, bounded offsets, a bandwidth per pixel, a
+    # full-resolution head counting worms per pixel). Files without this field are of the "eq5" kind.
+    offset_range: float = 256.0  # anchor: the largest displacement Phi^g can express, pixels (tanh bound)
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"unknown model target {self.target!r}: one of {', '.join(TARGETS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +55,8 @@ class Outputs:
     seed_logit: torch.Tensor  # (B, 1, H, W) logit of K_sigma(Psi_u, instance centre)
     phi: torch.Tensor  # (B, d, H, W) convolutional embedding Phi
     psi: torch.Tensor  # (B, d, H, W) semi-convolutional embedding Psi
+    sigma: torch.Tensor | None = None  # anchor: (B, 1, H, W) kernel bandwidth per pixel, Psi units
+    count_logit: torch.Tensor | None = None  # anchor: (B, 3, H, W) logits of 0, 1, 2+ worms at the pixel
 
 
 def pixel_coordinates(height: int, width: int, dim: int, scale: float, *, origin=(0, 0),
@@ -69,11 +81,23 @@ class SemiConvNet(nn.Module):
         self.config = config
         self.backbone = UNet(config.in_channels, config.width, config.depth, config.max_width)
         c = self.backbone.out_channels
-        self.fg_head = nn.Conv2d(c, 1, 1)
         self.seed_head = nn.Conv2d(c, 1, 1)
         self.phi_head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
                                       nn.Conv2d(c, config.dim, 1))
         self.log_sigma = nn.Parameter(torch.tensor(float(config.sigma_init)).log())
+        if config.target == "eq5":
+            self.fg_head = nn.Conv2d(c, 1, 1)
+        else:
+            self.sigma_head = nn.Conv2d(c, 1, 1)  # log sigma per pixel, relative to log_sigma
+            nn.init.zeros_(self.sigma_head.weight)
+            nn.init.zeros_(self.sigma_head.bias)
+            last = self.phi_head[-1]  # offsets start at zero: every pixel votes for itself
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            # full-resolution head (edges of thin worms): image + upsampled features -> 0 / 1 / 2+ worms
+            self.image_head = nn.Sequential(nn.Conv2d(config.in_channels, 8, 3, padding=1), nn.ReLU(inplace=True))
+            self.count_head = nn.Sequential(nn.Conv2d(c + 8, 16, 3, padding=1), nn.ReLU(inplace=True),
+                                            nn.Conv2d(16, 3, 1))
 
     def with_input_scale(self, scale: float) -> "SemiConvNet":
         """This model (the same parameters, not a copy of them) seeing images resized by ``1 / scale``."""
@@ -87,24 +111,45 @@ class SemiConvNet(nn.Module):
         return self.log_sigma.exp() * self.config.input_scale
 
     def forward(self, x: torch.Tensor, origin=(0, 0)) -> Outputs:
+        """``x (B, C, H, W)`` normalized images -> :class:`Outputs` at ``(H, W)``."""
         h, w = x.shape[-2:]
         s = self.config.input_scale
-        f = self.config.downsample * s
-        if f != 1:
-            size = (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))
-            x = F.interpolate(x, size=size, mode="area" if f > 1 else "bilinear")
-        feats = self.backbone(x)
-        heads = torch.cat([self.fg_head(feats), self.seed_head(feats), self.phi_head(feats)], 1)
-        if f != 1:
-            heads = F.interpolate(heads, size=(h, w), mode="bilinear", align_corners=False)
-        fg_logit, seed_logit, phi = heads[:, :1], heads[:, 1:2], heads[:, 2:]
+        anchor = self.config.target == "anchor"
+        full = _resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s)))) if anchor else None
+        f = self.config.downsample * s  # the backbone's resolution
+        feats = self.backbone(_resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))))
+        parts = [self.seed_head(feats), self.phi_head(feats)]
+        parts += [self.sigma_head(feats)] if anchor else [self.fg_head(feats)]
+        heads = _resize(torch.cat(parts, 1), (h, w))
+        seed_logit, phi = heads[:, :1], heads[:, 1 : 1 + self.config.dim]
+        sigma = count_logit = None
+        if anchor:
+            bound = self.config.offset_range / self.config.coord_scale
+            phi = torch.cat([bound * torch.tanh(phi[:, :2] / bound), phi[:, 2:]], 1)
+            sigma = (self.log_sigma + heads[:, -1:]).exp() * s
+            up = _resize(feats, full.shape[-2:])
+            count_logit = _resize(self.count_head(torch.cat([up, self.image_head(full)], 1)), (h, w))
+            # P(at least one worm) as a logit: log(p1 + p2) - log(p0)
+            fg_logit = torch.logsumexp(count_logit[:, 1:], 1, keepdim=True) - count_logit[:, :1]
+        else:
+            fg_logit = heads[:, -1:]
         if s != 1:  # displacements learned in training-data pixels -> image pixels (all dims, so K is kept)
             phi = phi * s
         psi = phi
         if self.config.semiconv:
             psi = phi + pixel_coordinates(h, w, self.config.dim, self.config.coord_scale,
                                           origin=origin, device=x.device)[None]
-        return Outputs(fg_logit, seed_logit, phi, psi)
+        return Outputs(fg_logit, seed_logit, phi, psi, sigma, count_logit)
+
+
+def _resize(x: torch.Tensor, size) -> torch.Tensor:
+    """``(B, C, h, w)`` -> ``(B, C, *size)``: area averaging to shrink, bilinear to enlarge, as is if equal."""
+    size = tuple(int(v) for v in size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    if size[0] <= x.shape[-2] and size[1] <= x.shape[-1]:
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def build_model(config: ModelConfig | None = None) -> SemiConvNet:
