@@ -59,7 +59,7 @@ def main(argv=None):
     section = (
         "## Mosaics: tile-by-tile segmentation\n\n"
         f"A {args.size} x {args.size} mosaic of held-out brightfield scenes ({worms} worms, some cut "
-        f"by its right and bottom edges), tiles of {config.tile} px with {config.overlap} px overlap, decoded tile by tile; "
+        f"by its right and bottom edges), tiles of {config.tile} px with {config.tile_overlap} px overlap, decoded tile by tile; "
         "each worm is kept by the tile whose core holds its centroid, instances are stored in their bounding "
         "boxes.\n\n"
         "| worms found | seconds | peak RSS (MB) | RSS before segmenting (MB) | a dense (N, H, W) stack would take |\n"

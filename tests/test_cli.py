@@ -107,3 +107,25 @@ def test_train_bad_inputs(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2 and expect in err and len(err.splitlines()) == 1
         assert not out.exists() and not list(tmp_path.glob("model*"))
+
+
+def test_evaluate_dirs_pairs_csv_scores_with_masks(tmp_path):
+    from napari_semiconv.cli import evaluate_dirs
+
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    truth = np.zeros((1, 40, 40), np.uint8)
+    truth[0, :10, :10] = 1
+    stack = np.zeros((3, 40, 40), np.uint8)  # [empty, match, false positive]
+    stack[1, :10, :10] = 1
+    stack[2, 25:35, 25:35] = 1
+    tifffile.imwrite(gt / "a.tif", truth)
+    tifffile.imwrite(pred / "a_instances.tif", stack)
+    (pred / "a_instances.csv").write_text("label,score\n1,0.9\n2,0.1\n3,0.8\n")
+    m = evaluate_dirs(pred, gt)
+    assert m["AP50"] == pytest.approx(0.5, abs=0.01)  # the false positive (0.8) outranks the match (0.1)
+    assert m["S@0.5"] == pytest.approx(0.5)  # 1 TP, 1 FP, 0 FN
+    (pred / "a_instances.csv").write_text("label,score\n1,0.9\n2,0.1\n")
+    with pytest.raises(Exception, match="lists 2 worms but a_instances.tif holds 3"):
+        evaluate_dirs(pred, gt)

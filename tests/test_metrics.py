@@ -48,3 +48,32 @@ def test_average_precision_ranking():
     m = evaluate(pred, [np.array([0.9, 0.8, 0.1])], gt)
     assert m["S@0.5"] == pytest.approx(2 / 3) and m["AP50"] == pytest.approx(1.0)
     assert m["avS"] == pytest.approx(2 / 3)
+
+
+def _empty_match_fp():
+    """One ground-truth worm; predictions [empty, match, false positive]."""
+    gt = _square(0, 0)[None]
+    pred = np.stack([np.zeros((40, 40), bool), _square(0, 0), _square(25, 25)])
+    return pred, gt
+
+
+def test_ap_keeps_each_score_with_its_mask_when_empty_masks_are_dropped():
+    pred, gt = _empty_match_fp()
+    # the false positive outranks the match: true AP50 = 0.5 (precision 1/2 at recall 1)
+    assert average_precision([pred], [np.array([0.9, 0.1, 0.8])], [gt], 0.5) == pytest.approx(0.5, abs=0.01)
+    assert average_precision([pred], [np.array([0.9, 0.8, 0.1])], [gt], 0.5) == pytest.approx(1.0)
+
+
+def test_ap_nan_scores_rank_last_and_counts_must_match():
+    pred, gt = _empty_match_fp()
+    assert average_precision([pred], [np.array([0.9, np.nan, 0.8])], [gt], 0.5) == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(ValueError, match="3 predicted masks but 2 scores"):
+        average_precision([pred], [np.array([0.9, 0.8])], [gt], 0.5)
+
+
+def test_decoder_rejects_min_size_below_one():
+    from napari_semiconv import SemiconvError
+    from napari_semiconv.decode import DecodeConfig
+
+    with pytest.raises(SemiconvError, match="at least 1"):
+        DecodeConfig(min_size=0)

@@ -1,6 +1,7 @@
 """Mosaics larger than a tile: per-tile decoding, worms kept once, sparse instances."""
 
 import numpy as np
+import pytest
 
 from napari_semiconv.data.sources import TEST_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
@@ -31,7 +32,7 @@ def test_tiled_mosaic_matches_whole_plane(shipped):
     truth = np.concatenate([np.concatenate([left, np.zeros_like(left)], 2),
                             np.concatenate([np.zeros_like(right), right], 2)])  # (N, 520, 1392)
     whole = segment(shipped, mosaic, SegmentConfig(tile=2048, keep_embedding=False))
-    tiled = segment(shipped, mosaic, SegmentConfig(tile=640, overlap=384, keep_embedding=False))
+    tiled = segment(shipped, mosaic, SegmentConfig(tile=640, tile_overlap=384, keep_embedding=False))
     assert tiled.labels.shape == mosaic.shape and tiled.displacement.shape == (2, *mosaic.shape)
     assert tiled.embedding is None and len(tiled.instances) == len(tiled.scores) == tiled.labels.max()
     a, b = tiled.instances.to_stack(), whole.instances.to_stack()
@@ -44,3 +45,33 @@ def test_tiled_mosaic_matches_whole_plane(shipped):
     assert abs(s_score(a, truth, 0.5) - s_score(b, truth, 0.5)) < 0.1
     table = measure_worms(tiled.instances, mosaic, tiled.scores)
     assert len(table["area"]) == len(tiled.scores) and (table["area"] >= 60).all()
+
+
+def test_impossible_tiling_is_rejected():
+    from napari_semiconv import SemiconvError
+
+    with pytest.raises(SemiconvError, match="cannot cover a plane"):
+        SegmentConfig(tile=300, tile_overlap=384)
+
+
+def test_tile_cores_partition_the_plane():
+    from napari_semiconv.segment import _tiles
+
+    for h, w, tile, overlap in ((1100, 1100, 1024, 384), (2500, 700, 640, 200), (520, 1392, 640, 384)):
+        owner = np.zeros((h, w), int)
+        for t in _tiles(h, w, SegmentConfig(tile=tile, tile_overlap=overlap)):
+            owner[t.dst] += 1
+            assert t.rows.start + t.core[0].start == t.dst[0].start and t.cols.stop <= w
+        assert (owner == 1).all()
+
+
+def test_tiled_1100_px_plane_keeps_each_worm_once(shipped):
+    scenes = [make_scene(TEST_SEED0 + 790 + i, SceneConfig(style="brightfield")) for i in range(4)]
+    top = np.concatenate([normalize(s.image) for s in scenes[:2]], axis=1)
+    bottom = np.concatenate([normalize(s.image) for s in scenes[2:]], axis=1)
+    plane = np.concatenate([top, bottom])[:1100, :1100]
+    tiled = segment(shipped, plane, SegmentConfig(keep_embedding=False))  # 1024 px tiles, 384 px overlap
+    stack = tiled.instances.to_stack()
+    iou = iou_matrix(stack, stack)
+    np.fill_diagonal(iou, 0)
+    assert len(stack) >= 20 and iou.max() < 0.5

@@ -197,7 +197,7 @@ def cmd_finetune(args) -> None:
 def evaluate_dirs(pred_dir: Path, gt_dir: Path) -> dict:
     """Metrics of <stem>_instances.tif (scores from the CSV) against ground-truth files."""
     from .data.readers import read_image
-    from .metrics import as_stack, evaluate
+    from .metrics import as_stack, evaluate, stack_with_scores
 
     gts = sorted(f for f in gt_dir.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".png")) if gt_dir.is_dir() else []
     if not gts:
@@ -209,11 +209,18 @@ def evaluate_dirs(pred_dir: Path, gt_dir: Path) -> dict:
         found = next((c for c in cand if c.is_file()), None)
         if found is None:
             raise SemiconvError(f"no prediction for {g.name} in {pred_dir} (expected {cand[0].name})")
-        pred = as_stack(read_image(found))
+        pred = read_image(found)
+        if pred.ndim == 2 and found.name.endswith("_instances.tif"):
+            pred = pred[None]  # a one-worm stack
+        n = len(pred) if pred.ndim == 3 else len(np.setdiff1d(np.unique(pred), [0]))
         csv = pred_dir / f"{stem}_instances.csv"
-        score = np.ones(len(pred))
-        if csv.is_file() and found.name.endswith("_instances.tif") and len(pred):
-            score = np.loadtxt(csv, delimiter=",", skiprows=1, usecols=1, ndmin=1)[: len(pred)]
+        score = np.ones(n)
+        if csv.is_file() and found.name.endswith("_instances.tif"):
+            score = np.loadtxt(csv, delimiter=",", skiprows=1, usecols=1, ndmin=1) if n else np.zeros(0)
+            if len(score) != n:
+                raise SemiconvError(f"{csv.name} lists {len(score)} worms but {found.name} holds {n}: "
+                                    "re-run segment to write both again")
+        pred, score = stack_with_scores(pred, score)
         gt = as_stack(read_image(g))
         if gt.shape[1:] != pred.shape[1:] and len(gt) and len(pred):
             raise SemiconvError(f"{g.name}: ground truth {gt.shape[1:]} and prediction {pred.shape[1:]} differ in shape")

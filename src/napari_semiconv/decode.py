@@ -36,6 +36,8 @@ class DecodeConfig:
     def __post_init__(self):
         if self.name not in DECODERS:
             raise SemiconvError(f"unknown decoder {self.name!r}: choose one of {', '.join(DECODERS)}")
+        if self.min_size < 1:
+            raise SemiconvError(f"minimum worm size {self.min_size} px: give at least 1 (an instance needs a pixel)")
         if self.name == "kmeans" and self.k < 1:
             raise SemiconvError("the kmeans decoder needs the number of instances: set k >= 1")
 

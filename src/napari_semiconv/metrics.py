@@ -24,6 +24,26 @@ def as_stack(masks: np.ndarray) -> np.ndarray:
     return stack[stack.any(axis=(1, 2))] if len(stack) else stack
 
 
+def stack_with_scores(masks: np.ndarray, scores) -> tuple[np.ndarray, np.ndarray]:
+    """Drop empty masks *and their scores* together: ``(N, H, W)`` stack (or ``(H, W)`` labels, one
+    score per id in increasing id order) and ``(N,)`` scores -> ``(M, H, W)`` bool, ``(M,)`` float64.
+
+    NaN scores rank last (as -inf). Raises ValueError when the counts differ.
+    """
+    masks = np.asarray(masks)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if masks.ndim == 2:
+        n = len(np.setdiff1d(np.unique(masks), [0]))
+        stack, keep = as_stack(masks), np.ones(n, bool)
+    else:
+        n = len(masks)
+        keep = masks.reshape(n, -1).any(1) if n else np.zeros(0, bool)
+        stack = masks.astype(bool)[keep]
+    if len(scores) != n:
+        raise ValueError(f"{n} predicted masks but {len(scores)} scores: give one score per mask")
+    return stack, np.where(np.isnan(scores), -np.inf, scores)[keep]
+
+
 def iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """IoU ``(Np, Ng)`` float64 between two ``(N, H, W)`` bool stacks (or label images)."""
     p, g = as_stack(pred), as_stack(gt)
@@ -56,11 +76,13 @@ def s_score(pred, gt, threshold: float) -> float:
 def average_precision(preds, scores, gts, threshold: float) -> float:
     """COCO-style AP at one IoU threshold, pooled over images.
 
-    preds : list of (N_i, H, W) stacks; scores : list of (N_i,) arrays; gts : list of stacks.
-    Greedy matching by descending score to the best still-unmatched GT with IoU >= threshold.
+    preds : list of (N_i, H, W) stacks (or label images); scores : list of (N_i,) arrays, one per
+    mask (empty masks are dropped with their scores); gts : list of stacks. Greedy matching by
+    descending score to the best still-unmatched GT with IoU >= threshold.
     """
     records, n_gt = [], 0
-    for image_i, (pred, score, gt) in enumerate(zip(preds, scores, gts)):
+    for pred, score, gt in zip(preds, scores, gts):
+        pred, score = stack_with_scores(pred, score)
         iou = iou_matrix(pred, gt)
         n_gt += iou.shape[1]
         taken = np.zeros(iou.shape[1], bool)

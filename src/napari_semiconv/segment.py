@@ -7,6 +7,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
@@ -28,12 +29,15 @@ class SegmentConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     binary: bool = False  # input is a binary foreground mask (BBBC010 protocol)
     tile: int = 1024  # planes larger than this are segmented tile by tile (memory bounded)
-    overlap: int = 384  # tile overlap (px); a worm is kept by the tile whose core holds its centre,
+    tile_overlap: int = 384  # overlap of neighbouring tiles (px); a worm is kept by the tile whose core holds its centre,
     # so half the overlap must exceed half a worm's length (BBBC010 worms: <= 300 px)
     keep_embedding: bool = True  # keep Psi (d, H, W) in the Result (for Inspect)
     worm_width: float = 0.0  # typical worm width (px, mean_width) in the image; 0 = the model's own input scale
 
     def __post_init__(self):
+        if self.tile < 64 or not 0 <= self.tile_overlap < self.tile:
+            raise SemiconvError(f"tiles of {self.tile} px with {self.tile_overlap} px overlap cannot cover a plane: "
+                                "give a tile of at least 64 px and an overlap of 0 up to less than the tile")
         if self.worm_width < 0 or not np.isfinite(self.worm_width):
             raise SemiconvError(f"worm width {self.worm_width} px: give a positive width, or 0 to keep the "
                                 "model's own scale")
@@ -83,18 +87,22 @@ class Tile(NamedTuple):
     dst: tuple[slice, slice]  # the same core in the plane
 
 
+def _cores(starts: list[int], size: int, n: int) -> list[slice]:
+    """Core of each tile along one axis (plane coordinates): the cores partition 0..n, each border in
+    the middle of the real overlap of two neighbouring tiles."""
+    cuts = [0] + [(nxt + cur + size) // 2 for cur, nxt in pairwise(starts)] + [n]
+    return [slice(a, b) for a, b in pairwise(cuts)]
+
+
 def _tiles(h: int, w: int, config: SegmentConfig) -> list[Tile]:
-    """Overlapping tiles of an ``(h, w)`` plane; the cores tile the plane exactly, each inner
-    border giving up half the overlap."""
-    half = config.overlap // 2
+    """Overlapping tiles of an ``(h, w)`` plane whose cores partition the plane."""
     th, tw = min(config.tile, h), min(config.tile, w)
+    rows, cols = _starts(h, config.tile, config.tile_overlap), _starts(w, config.tile, config.tile_overlap)
     out = []
-    for r in _starts(h, config.tile, config.overlap):
-        for c in _starts(w, config.tile, config.overlap):
-            core_r = slice(0 if r == 0 else half, th if r + th >= h else th - half)
-            core_c = slice(0 if c == 0 else half, tw if c + tw >= w else tw - half)
-            dst = (slice(r + core_r.start, r + core_r.stop), slice(c + core_c.start, c + core_c.stop))
-            out.append(Tile(slice(r, r + th), slice(c, c + tw), (core_r, core_c), dst))
+    for r, core_r in zip(rows, _cores(rows, th, h)):
+        for c, core_c in zip(cols, _cores(cols, tw, w)):
+            rel = (slice(core_r.start - r, core_r.stop - r), slice(core_c.start - c, core_c.stop - c))
+            out.append(Tile(slice(r, r + th), slice(c, c + tw), rel, (core_r, core_c)))
     return out
 
 
@@ -177,8 +185,8 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
     """Forward and decode tile by tile; memory grows with the plane, not with (worms x pixels).
 
     Each tile is decoded alone (Psi is in the plane's frame, so the kernel means the same in every
-    tile) and keeps the worms whose centroid lies in its core; a worm already kept by a
-    neighbouring tile (half of its pixels labelled) is not added twice.
+    tile) and keeps the worms whose centroid lies in its core; the cores partition the plane, so each
+    worm is kept by one tile.
     """
     h, w = x.shape
     scale = model.config.coord_scale
@@ -204,8 +212,6 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
         for j in np.flatnonzero(own):  # the worms this tile keeps
             r0, c0, r1, c1 = found.boxes[j]
             box = (slice(r0, r1), slice(c0, c1))
-            if (labels[box][found.crops[j]] > 0).mean() > 0.5:
-                continue
             mine = dec.labels[r0 - origin[0] : r1 - origin[0], c0 - origin[1] : c1 - origin[1]] == j + 1
             labels[box][mine & (labels[box] == 0)] = len(scores) + 1
             boxes.append(found.boxes[j])
