@@ -25,7 +25,7 @@ from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.decode import DecodeConfig
 from napari_semiconv.metrics import as_stack, evaluate
 from napari_semiconv.segment import SegmentConfig
-from napari_semiconv.worm_size import training_worm_width
+from napari_semiconv.worm_size import trained_worm_width
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ def main(argv=None):
             SegmentConfig(decode=decoder, binary=True, keep_embedding=False), device)
     magnified = [make_scene(TEST_SEED0 + 2000 + i, SceneConfig(style="brightfield", scale=(2.0, 2.0)))
                  for i in range(args.scenes)]
-    width = 2.0 * training_worm_width()
+    width = 2.0 * trained_worm_width(model)
     for name, cfg in (("as is", SegmentConfig(decode=decoder, keep_embedding=False)),
                       (f"--worm-width {width:.0f}", SegmentConfig(decode=decoder, keep_embedding=False, worm_width=width))):
         rows[f"brightfield at 2x magnification, {name}"] = run_set(

@@ -10,16 +10,18 @@ from napari_semiconv.data.sources import TEST_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.metrics import s_score
 from napari_semiconv.segment import SegmentConfig, segment
-from napari_semiconv.worm_size import size_scale, training_worm_width
+from napari_semiconv.worm_size import size_scale, trained_worm_width
 
 
 def test_size_scale_measures_the_magnification_of_annotated_worms():
     normal = [make_scene(40 + i).instances for i in range(2)]
     magnified = [make_scene(50 + i, SceneConfig(scale=(1.8, 1.8))).instances for i in range(2)]
-    assert size_scale(normal) == 1.0  # within the training's scale augmentation: kept
-    assert 1.5 < size_scale(magnified) < 2.1
-    assert size_scale(magnified, base_scale=1.8) == 1.8  # a model already at that scale keeps it
-    assert size_scale([np.zeros((0, 8, 8), bool)], base_scale=1.3) == 1.3  # nothing to measure
+    width = 12.5  # px, about the synthetic worms' mean width
+    assert size_scale(normal, width) == 1.0  # within the training's scale augmentation: kept
+    assert 1.5 < size_scale(magnified, width) < 2.1
+    assert size_scale(magnified, width, base_scale=1.8) == 1.8  # a model already at that scale keeps it
+    assert size_scale([np.zeros((0, 8, 8), bool)], width, base_scale=1.3) == 1.3  # nothing to measure
+    assert 0.45 < size_scale(normal, 1.8 * width) < 0.7  # a model trained on wider worms shrinks these
 
 
 def test_with_input_scale_is_a_view_sharing_the_weights(shipped):
@@ -32,7 +34,7 @@ def test_with_input_scale_is_a_view_sharing_the_weights(shipped):
 def test_worm_width_of_the_training_worms_changes_nothing(shipped):
     scene = make_scene(TEST_SEED0 + 910, SceneConfig(worms=(10, 10)))
     plain = segment(shipped, scene.image, SegmentConfig(keep_embedding=False))
-    same = segment(shipped, scene.image, SegmentConfig(keep_embedding=False, worm_width=training_worm_width()))
+    same = segment(shipped, scene.image, SegmentConfig(keep_embedding=False, worm_width=trained_worm_width(shipped)))
     assert np.array_equal(plain.labels, same.labels)
 
 
@@ -40,7 +42,7 @@ def test_worm_width_rescues_a_magnified_scene(shipped):
     """At 2x magnification the shipped model is lost; told the worms' width it sees them at its own scale."""
     scenes = [make_scene(TEST_SEED0 + 920 + i, SceneConfig(style=style, worms=(6, 6), scale=(2.0, 2.0)))
               for i, style in enumerate(("brightfield", "fluorescence"))]
-    width = 2.0 * training_worm_width()
+    width = 2.0 * trained_worm_width(shipped)
 
     def score(config):
         return np.mean([s_score(segment(shipped, s.image, config).instances.to_stack(), s.instances, 0.5)
@@ -57,3 +59,15 @@ def test_bad_worm_width(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "a.tif", make_scene(7, window=(0, 0, 64, 64)).image)
     code = main(["segment", str(tmp_path / "a.tif"), "--out", str(tmp_path / "o"), "--worm-width", "-3"])
     assert code == 2 and "worm width" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_training_records_the_worms_width(tmp_path):
+    from napari_semiconv.data.sources import SyntheticSource
+    from napari_semiconv.model import build_model, load_model
+    from napari_semiconv.model.embedding import ModelConfig
+    from napari_semiconv.train import TrainConfig, train_to_file
+
+    model = build_model(ModelConfig(width=4, depth=2, max_width=8))
+    train_to_file(model, SyntheticSource(96), TrainConfig(steps=1, batch=1, crop=96), tmp_path / "m.pt")
+    stored = load_model(tmp_path / "m.pt").config.worm_width
+    assert 9 < stored < 18  # the synthetic worms: 12-20 px wide at the middle, tapered

@@ -20,7 +20,7 @@ from .errors import SemiconvError
 from .metrics import as_stack
 from .normalize import check_image
 from .train import TrainConfig, TrainProgress, recentre_votes, train_iter
-from .worm_size import size_scale
+from .worm_size import size_scale, trained_worm_width
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     """
     imgs, stacks, valid = check_annotations(images, labels, regions)
     model = copy.deepcopy(base)
-    scale = size_scale(stacks, base.config.input_scale) if config.match_size else base.config.input_scale
+    scale = size_scale(stacks, trained_worm_width(base), base.config.input_scale) if config.match_size else base.config.input_scale
     model.config = replace(model.config, input_scale=scale)
     train_config = config.train_config(scale)
     if model.config.semiconv:

@@ -19,7 +19,7 @@ from .errors import SemiconvError
 from .instances import Instances
 from .model.embedding import SemiConvNet
 from .normalize import normalize
-from .worm_size import scale_for_width
+from .worm_size import scale_for_width, trained_worm_width
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def segment_iter(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = 
     are as wide as the model's training worms.
     """
     if config.worm_width > 0:
-        model = model.with_input_scale(scale_for_width(config.worm_width))
+        model = model.with_input_scale(scale_for_width(config.worm_width, trained_worm_width(model)))
     x = normalize(image, binary=config.binary)
     yield Progress("normalize", 1, 1)
     if max(x.shape) > config.tile:

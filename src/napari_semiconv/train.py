@@ -227,6 +227,12 @@ def train_to_file(model, source: Callable, config: TrainConfig, out: str | Path,
         start = int(payload["metadata"].get("step", 0))
         opt_state = payload.get("optimizer")
         log.rows = list(payload["metadata"].get("log", []))
+    if not model.config.worm_width:  # recorded so that segmentation can match other worm sizes to it
+        from dataclasses import replace
+
+        from .worm_size import source_worm_width
+
+        model.config = replace(model.config, worm_width=round(source_worm_width(source), 2))
     last = None
     for p in train_iter(model, source, config, val_scenes, start_step=start, optimizer_state=opt_state):
         log.add(p)

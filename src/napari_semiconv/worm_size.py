@@ -23,19 +23,32 @@ def worm_width(stacks: list[np.ndarray]) -> float:
     return float(np.median(widths)) if len(widths) else float("nan")
 
 
+def source_worm_width(source, samples: int = 8, seed: int = 0) -> float:
+    """Median mean width (px) of the worms a training ``source`` draws (``samples`` draws, fixed seed)."""
+    rng = np.random.default_rng(seed)
+    return worm_width([source(rng)[1] for _ in range(samples)])
+
+
 @lru_cache(maxsize=1)
-def training_worm_width() -> float:
-    """Median mean width (px) of the synthetic training worms (measured once on two held-out scenes)."""
+def _synthetic_worm_width() -> float:
+    """Median mean width (px) of the synthetic training worms, for model files that do not record theirs."""
     return worm_width([make_scene(VAL_SEED0 + 500 + i).instances for i in range(2)])
 
 
-def scale_for_width(width: float) -> float:
-    """``input_scale`` for worms ``width`` px wide (mean width), clipped to 0.25-4."""
-    return float(np.clip(width / training_worm_width(), *SCALE_RANGE))
+def trained_worm_width(model) -> float:
+    """Width (px) of the worms ``model`` was trained on at input scale 1 (recorded in its file)."""
+    return model.config.worm_width or _synthetic_worm_width()
 
 
-def size_scale(stacks: list[np.ndarray], base_scale: float = 1.0) -> float:
-    """``input_scale`` for the worms annotated in ``(N, H, W)`` ``stacks``.
+def scale_for_width(width: float, trained_width: float) -> float:
+    """``input_scale`` for worms ``width`` px wide (mean width) seen by a model trained on worms
+    ``trained_width`` px wide, clipped to 0.25-4."""
+    return float(np.clip(width / trained_width, *SCALE_RANGE))
+
+
+def size_scale(stacks: list[np.ndarray], trained_width: float, base_scale: float = 1.0) -> float:
+    """``input_scale`` for the worms annotated in ``(N, H, W)`` ``stacks``, for a model trained on
+    worms ``trained_width`` px wide.
 
     Within the training's scale augmentation of ``base_scale`` the base model already copes, and
     ``base_scale`` is kept (also when nothing can be measured).
@@ -43,5 +56,5 @@ def size_scale(stacks: list[np.ndarray], base_scale: float = 1.0) -> float:
     width = worm_width(stacks)
     if not np.isfinite(width):
         return base_scale
-    scale = scale_for_width(width)
+    scale = scale_for_width(width, trained_width)
     return base_scale if abs(np.log(scale / base_scale)) <= np.log(TOLERANCE) else scale

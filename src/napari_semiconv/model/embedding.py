@@ -37,6 +37,8 @@ class ModelConfig:
     target: str = "eq5"  # what Psi is trained toward: "eq5" (the paper: the mean of the worm's own Psi, one
     # learned sigma) or "anchor" (a fixed point on the worm, bounded offsets, a bandwidth per pixel, a
     # full-resolution head counting worms per pixel). Files without this field are of the "eq5" kind.
+    worm_width: float = 0.0  # median mean width (px) of the worms the model was trained on, at input scale 1,
+    # recorded by training; 0 = not recorded (older files: the synthetic generator's worms are measured)
     offset_range: float = 256.0  # anchor: the largest displacement Phi^g can express, pixels (tanh bound)
 
     def __post_init__(self):
