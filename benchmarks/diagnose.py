@@ -47,32 +47,41 @@ def nearest_other(points: torch.Tensor) -> torch.Tensor:
 
 
 def scene_diagnosis(model, scene, config: DecodeConfig) -> dict:
-    """Geometry numbers and the four decodings (``(N, H, W)`` stacks with scores) of one scene."""
+    """Geometry numbers and the four decodings (``(N, H, W)`` stacks with scores) of one scene.
+
+    The target of a worm's votes is its centroid for eq. 5 models and its anchor (the centre line's
+    midpoint) for anchored ones; the kernel radius is the model's one sigma, or each worm's mean sigma.
+    """
     out = list(predict_iter(model, normalize(scene.image), SegmentConfig()))[-1]
-    psi, fg, seed = out["psi"], out["fg"], out["seed"]
-    sigma, scale = float(model.sigma), model.config.coord_scale
-    radius = -sigma * np.log(config.kernel_threshold)
+    psi, fg, seed, sigma = out["psi"], out["fg"], out["seed"], out["sigma"]
+    count = None if bool(out["count"][0, 0] < 0) else out["count"]
+    scale = model.config.coord_scale
     gt = torch.from_numpy(scene.instances).to(psi.device)
     true_fg = gt.any(0)
     h, w = true_fg.shape
-    yx = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")).float().to(psi.device)
-    centroid = worm_centres(gt, yx.flip(0)) / scale  # (N, 2) x, y in Psi units
+    if model.config.target == "anchor":
+        target = torch.from_numpy(scene.anchors).flip(1).to(psi.device) / scale  # (N, 2) x, y in Psi units
+    else:
+        yx = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")).float().to(psi.device)
+        target = worm_centres(gt, yx.flip(0)) / scale
     means = worm_centres(gt, psi)
+    radius = worm_centres(gt, sigma[None])[:, 0] * -np.log(config.kernel_threshold)  # (N,) Psi units
     fg_pred = fg > config.fg_threshold
     dist = pairwise_distance(means, psi.reshape(len(psi), -1).T)  # (N, H*W)
     nearest = torch.nn.functional.one_hot(dist.argmin(0), len(gt)).T.bool()
-    oracles = [(dist < radius) & true_fg.reshape(1, -1), nearest & true_fg.reshape(1, -1)]
-    decoded = [decode(psi, fg, seed, sigma, config), decode(psi, true_fg.float(), seed, sigma, config)]
+    oracles = [(dist < radius[:, None]) & true_fg.reshape(1, -1), nearest & true_fg.reshape(1, -1)]
+    decoded = [decode(psi, fg, seed, sigma, config, count),
+               decode(psi, true_fg.float(), seed, sigma, config, count)]
     stacks = [(d.instances, d.scores) for d in decoded]
     for o in oracles:
         o = as_stack(o.reshape(-1, h, w).cpu().numpy())
         stacks.append((o, np.ones(len(o), np.float32)))
     return {
         "fg_iou": float((fg_pred & true_fg).sum() / (fg_pred | true_fg).sum()),
-        "centre_error": (torch.linalg.norm(means[:, :2] - centroid, dim=1) * scale).cpu(),
-        "true_gap": (nearest_other(centroid) * scale).cpu(),
+        "centre_error": (torch.linalg.norm(means[:, :2] - target, dim=1) * scale).cpu(),
+        "true_gap": (nearest_other(target) * scale).cpu(),
         "pred_gap": (nearest_other(means) * scale).cpu(),
-        "radius_px": radius * scale,
+        "radius_px": (radius * scale).cpu(),
         "stacks": stacks,
     }
 
@@ -92,8 +101,8 @@ def main(argv=None):
         for i, style in enumerate(("brightfield", "fluorescence")):
             scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 700 + 1000 * i)
             rows = [scene_diagnosis(model, s, config) for s in scenes]
-            cat = {k: torch.cat([r[k] for r in rows]) for k in ("centre_error", "true_gap", "pred_gap")}
-            radius = rows[0]["radius_px"]
+            cat = {k: torch.cat([r[k] for r in rows]) for k in ("centre_error", "true_gap", "pred_gap", "radius_px")}
+            radius = cat["radius_px"]
             avs = [evaluate([r["stacks"][j][0] for r in rows], [r["stacks"][j][1] for r in rows],
                             [s.instances for s in scenes])["avS"] for j in range(len(DECODERS))]
             err = cat["centre_error"]
@@ -105,10 +114,12 @@ def main(argv=None):
             print(lines[-1], flush=True)
     section = ("## Where the errors come from (embedding diagnosis)\n\n"
                f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 700 + i), model "
-               f"`{getattr(model, 'metadata', {}).get('path', 'shipped default')}`, kernel radius "
-               f"{radius:.1f} px (threshold {config.kernel_threshold}). Centres are each worm's mean Psi in the "
-               "spatial dims; 'predicted' gaps use the whole Psi. The oracles seed each worm at its true mean "
-               "Psi and assign pixels within the kernel radius, or every pixel to the nearest mean.\n\n"
+               f"`{getattr(model, 'metadata', {}).get('path', 'shipped default')}` ({model.config.target} target), "
+               f"kernel radius median {radius.median():.1f} px (threshold {config.kernel_threshold}). Centre error: "
+               "each worm's mean Psi in the spatial dims against the point its votes are trained toward (the "
+               "centroid for eq. 5 models, the anchor on the body for anchored ones); 'true' gaps are between those "
+               "points, 'predicted' gaps between the mean Psi (all dims). The oracles seed each worm at its true "
+               "mean Psi and assign pixels within the kernel radius, or every pixel to the nearest mean.\n\n"
                + "\n".join(lines) + f"\n\nCommand: `python benchmarks/diagnose.py --scenes {args.scenes}` "
                f"({platform.machine()}, torch {torch.__version__}).\n")
     print(section)

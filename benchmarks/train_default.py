@@ -1,6 +1,6 @@
 """Train the shipped default model on synthetic worm scenes (both styles + binary input).
 
-    python benchmarks/train_default.py [--steps 3000] [--out src/napari_semiconv/models/default.pt]
+    python benchmarks/train_default.py [--target anchor] [--steps 3000] [--init M.pt] [--out src/napari_semiconv/models/default.pt]
 
 Writes the model, its card (default.json), the loss/metric log (CSV) and curve (PNG) under
 docs/, resumable from the .ckpt beside the output if interrupted (--resume).
@@ -20,6 +20,7 @@ from tqdm import tqdm
 from napari_semiconv import __version__
 from napari_semiconv.data.sources import SyntheticSource, validation_scenes
 from napari_semiconv.model import build_model, load_model
+from napari_semiconv.model.embedding import TARGETS, ModelConfig
 from napari_semiconv.train import TrainConfig, recentre_votes, train_to_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,9 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "src/napari_semiconv/models/default.pt"))
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", help="start from this model's weights (continue training)")
+    ap.add_argument("--target", choices=TARGETS, default="anchor", help="the model kind trained from scratch "
+                    "(ignored with --init: the model's own)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
     ap.add_argument("--margin", type=float, default=1.0, help="weight of the repulsive margin")
@@ -40,16 +44,21 @@ def main(argv=None):
     ap.add_argument("--centroid", type=float, default=TrainConfig().weights.centroid,
                     help="weight of the centroid anchor (Psi's spatial dims to the worm's centroid)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, val_every=500, lr=args.lr,
                          seconds=args.seconds, weights=replace(TrainConfig().weights, margin=args.margin,
                                                                kernel=args.kernel, centroid=args.centroid))
-    model = load_model(args.init) if args.init else build_model()
-    if args.init:
+    model = load_model(args.init) if args.init else build_model(ModelConfig(target=args.target))
+    if args.init and model.config.target == "eq5":
         shift = recentre_votes(model, [s.image for s in validation_scenes(2)])
         print(f"recentred the votes by ({shift[0]:.0f}, {shift[1]:.0f}) px")
     bar = tqdm(total=config.steps, desc="train default")
     out = Path(args.out)
+    command = "python benchmarks/train_default.py " + " ".join(argv or sys.argv[1:])
+    # every command from scratch to this model, in order: the card says how to reproduce it
+    recipe = (model.metadata.get("recipe") or [model.metadata.get("command")]) if args.init else []
 
     def show(p):
         bar.n = p.step
@@ -63,7 +72,7 @@ def main(argv=None):
                          checkpoint_every=250, resume=args.resume, progress=show,
                          metadata={"data": "synthetic BBBC010-like scenes (napari_semiconv.data.synthetic), "
                                            "both styles, 10% binary-foreground inputs",
-                                   "command": "python benchmarks/train_default.py " + " ".join(argv or sys.argv[1:]),
+                                   "command": command, "recipe": [*recipe, command],
                                    "machine": f"{platform.machine()} {torch.get_num_threads()} threads, "
                                               f"torch {torch.__version__}, cpu",
                                    "version": __version__})

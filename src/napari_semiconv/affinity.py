@@ -4,7 +4,9 @@ All functions read a :class:`~napari_semiconv.segment.Result` (no model, no Qt).
 """
 
 import numpy as np
+import torch
 
+from .losses import kernel
 from .segment import Result
 
 
@@ -13,10 +15,10 @@ def affinity_map(result: Result, row: int, col: int) -> np.ndarray:
 
     sigma is the bandwidth at u (the clicked pixel) for models that predict one per pixel.
     """
-    psi = result.embedding
-    diff = psi - psi[:, row, col][:, None, None]
+    psi = torch.from_numpy(result.embedding)
     sigma = result.sigma if result.sigma_map is None else float(result.sigma_map[row, col])
-    return np.exp(-np.sqrt((diff * diff).sum(0)) / sigma).astype(np.float32)
+    dist = torch.linalg.vector_norm(psi - psi[:, row, col][:, None, None], dim=0)
+    return kernel(dist, sigma).numpy().astype(np.float32)
 
 
 def seeded_region(result: Result, row: int, col: int, threshold: float = 0.5,
