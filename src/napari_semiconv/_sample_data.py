@@ -1,5 +1,6 @@
 """Sample data: synthetic worm scenes made on the fly, with their ground truth as Labels."""
 
+from .data.sources import SAMPLE_SEED0
 from .data.synthetic import SceneConfig, make_scene
 
 
@@ -12,10 +13,10 @@ def _scene_layers(style: str, seed: int):
 
 
 def brightfield_scene():
-    """A 520 x 696 BBBC010-like brightfield scene (seed 7) and its ground-truth labels."""
-    return _scene_layers("brightfield", 7)
+    """A 520 x 696 BBBC010-like brightfield scene (a seed outside the training range) and its ground truth."""
+    return _scene_layers("brightfield", SAMPLE_SEED0)
 
 
 def fluorescence_scene():
-    """A 520 x 696 fluorescence scene (seed 8) and its ground-truth labels."""
-    return _scene_layers("fluorescence", 8)
+    """A 520 x 696 fluorescence scene (a seed outside the training range) and its ground truth."""
+    return _scene_layers("fluorescence", SAMPLE_SEED0 + 1)

@@ -117,7 +117,7 @@ def cmd_demo(args) -> None:
     """Sample scenes -> segment -> evaluate against their ground truth."""
     import tifffile
 
-    from .data.sources import TEST_SEED0
+    from .data.sources import SAMPLE_SEED0
     from .data.synthetic import SceneConfig, make_scene
 
     out = Path(args.out)
@@ -126,7 +126,7 @@ def cmd_demo(args) -> None:
     truth.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, style in enumerate(("brightfield", "fluorescence") * args.scenes):
-        scene = make_scene(TEST_SEED0 + 500 + i, SceneConfig(style=style))
+        scene = make_scene(SAMPLE_SEED0 + 100 + i, SceneConfig(style=style))
         paths.append(inputs / f"{style}_{i:02d}.tif")
         tifffile.imwrite(paths[-1], scene.image)
         tifffile.imwrite(truth / f"{style}_{i:02d}.tif", scene.instances.astype(np.uint8), compression="zlib")

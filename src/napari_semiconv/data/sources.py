@@ -16,6 +16,7 @@ from .synthetic import FIELD, SceneConfig, make_scene
 TRAIN_SEEDS = 10**9  # training scenes use seeds below this; validation and tests above
 VAL_SEED0 = 2 * 10**9
 TEST_SEED0 = 3 * 10**9
+SAMPLE_SEED0 = 4 * 10**9  # the sample data a user opens first: never a training, validation or test scene
 
 
 @dataclass
