@@ -80,3 +80,45 @@ def test_finetuned_model_keeps_the_size_of_the_annotated_worms(tmp_path):
     assert meta["base_input_scale"] == 1.0 and base.config.input_scale == 1.0
     same = finetune_to_file(base, [scene.image], [scene.labels], replace(config, match_size=False), tmp_path / "s.pt")
     assert same["input_scale"] == 1.0
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.5, 2.0, 3.0])
+def test_cli_finetune_at_any_magnification(tmp_path, capsys, scale):
+    """Worms 0.5x to 3x the training width: fine-tuning (with synthetic replay at that size) runs and the
+    model it writes records the magnification and segments an image of that kind."""
+    import json
+
+    import tifffile
+
+    from napari_semiconv.cli import main
+    from napari_semiconv.data.sources import TEST_SEED0
+    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+
+    args = []
+    for i in range(2):
+        side = int(200 * scale)
+        s = make_scene(TEST_SEED0 + 5000 + i, SceneConfig(style="brightfield", worms=(25, 25), scale=(scale, scale)),
+                       window=(100, 150, side, side))
+        tifffile.imwrite(tmp_path / f"a{i}.tif", s.image)
+        tifffile.imwrite(tmp_path / f"a{i}_labels.tif", s.labels)
+        args.append(i)
+    out = tmp_path / "ft.pt"
+    code = main(["finetune", "--images", *[str(tmp_path / f"a{i}.tif") for i in args],
+                 "--labels", *[str(tmp_path / f"a{i}_labels.tif") for i in args], "--steps", "2", "--out", str(out)])
+    assert code == 0 and out.is_file()
+    scale_found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["input_scale"]
+    assert scale_found == 1.0 if scale == 1.0 else 0.7 * scale < scale_found < 1.4 * scale
+    assert load_model(out).config.input_scale == scale_found
+    assert main(["segment", str(tmp_path / "a0.tif"), "--model", str(out), "--out", str(tmp_path / "seg"),
+                 "--quiet"]) == 0
+    assert (tmp_path / "seg" / "a0_labels.tif").is_file()
+
+
+def test_worms_too_thin_say_so(tmp_path, capsys):
+    from napari_semiconv.segment import SegmentConfig
+    from napari_semiconv.worm_size import scale_for_width
+
+    with pytest.raises(SemiconvError, match="too thin"):
+        scale_for_width(2.0, 12.0)
+    with pytest.raises(SemiconvError, match="too thin"):
+        SegmentConfig(worm_width=2.5)

@@ -93,7 +93,7 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     scale = size_scale(stacks, trained_worm_width(base), base.config.input_scale) if config.match_size else base.config.input_scale
     model.config = replace(model.config, input_scale=scale)
     train_config = config.train_config(scale)
-    if model.config.semiconv:
+    if model.config.semiconv and model.config.target == "eq5":  # anchored models have no common shift
         recentre_votes(model, imgs[:2])
     user = ListSource(imgs, stacks, valid)
     replay = SyntheticSource(train_config.crop, SceneConfig(scale=(scale, scale)))  # base data at the same size

@@ -19,7 +19,7 @@ from .errors import SemiconvError
 from .instances import Instances
 from .model.embedding import SemiConvNet
 from .normalize import normalize
-from .worm_size import scale_for_width, trained_worm_width
+from .worm_size import MIN_WIDTH, scale_for_width, trained_worm_width
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class SegmentConfig:
         if self.tile < 64 or not 0 <= self.tile_overlap < self.tile:
             raise SemiconvError(f"tiles of {self.tile} px with {self.tile_overlap} px overlap cannot cover a plane: "
                                 "give a tile of at least 64 px and an overlap of 0 up to less than the tile")
+        if 0 < self.worm_width < MIN_WIDTH:
+            raise SemiconvError(f"worm width {self.worm_width} px: worms under {MIN_WIDTH:.0f} px are too thin to "
+                                "segment; image them at a higher magnification or enlarge the image")
         if self.worm_width < 0 or not np.isfinite(self.worm_width):
             raise SemiconvError(f"worm width {self.worm_width} px: give a positive width, or 0 to keep the "
                                 "model's own scale")

@@ -11,8 +11,10 @@ import numpy as np
 
 from .data.sources import VAL_SEED0
 from .data.synthetic import make_scene
+from .errors import SemiconvError
 from .measure import measure_worms
 
+MIN_WIDTH = 3.0  # px: thinner worms leave the network less than a pixel per worm at its resolution
 TOLERANCE = 1.25  # the training's scale augmentation (0.8-1.25x): within it the model copes unscaled
 SCALE_RANGE = (0.25, 4.0)
 
@@ -42,7 +44,10 @@ def trained_worm_width(model) -> float:
 
 def scale_for_width(width: float, trained_width: float) -> float:
     """``input_scale`` for worms ``width`` px wide (mean width) seen by a model trained on worms
-    ``trained_width`` px wide, clipped to 0.25-4."""
+    ``trained_width`` px wide, clipped to 0.25-4. Raises SemiconvError for worms under 3 px."""
+    if width < MIN_WIDTH:
+        raise SemiconvError(f"worms {width:.1f} px wide are too thin to segment (at least {MIN_WIDTH:.0f} px): "
+                            "image them at a higher magnification or enlarge the image")
     return float(np.clip(width / trained_width, *SCALE_RANGE))
 
 

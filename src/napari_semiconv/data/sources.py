@@ -28,8 +28,9 @@ class SyntheticSource:
 
     def __call__(self, rng):
         size = int(self.crop * 1.25)  # room for scale augmentation
-        window = (int(rng.integers(-40, FIELD[0] - size + 40)), int(rng.integers(-40, FIELD[1] - size + 40)),
-                  size, size)
+        # a window may be larger than the field (magnified worms, big crops): it then reaches past the well
+        window = (int(rng.integers(-40, max(FIELD[0] - size + 40, -39))),
+                  int(rng.integers(-40, max(FIELD[1] - size + 40, -39))), size, size)
         scene = make_scene(int(rng.integers(TRAIN_SEEDS)), self.config, window=window)
         return normalize(scene.image), scene.instances, None, scene.anchors
 
