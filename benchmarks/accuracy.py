@@ -19,11 +19,12 @@ import numpy as np
 import tifffile
 import torch
 
-from napari_semiconv.cli import resolve_model, segment_files
+from napari_semiconv.batch import segment_files
 from napari_semiconv.data.sources import TEST_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.decode import DecodeConfig
 from napari_semiconv.metrics import as_stack, evaluate
+from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import SegmentConfig
 from napari_semiconv.worm_size import trained_worm_width
 

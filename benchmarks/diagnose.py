@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_semiconv.cli import resolve_model
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
 from napari_semiconv.decode import DecodeConfig, decode
 from napari_semiconv.losses import pairwise_distance
 from napari_semiconv.metrics import as_stack, evaluate
 from napari_semiconv.normalize import normalize
+from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import SegmentConfig, predict_iter
 
 DECODERS = ("as shipped", "true foreground", "oracle seeds, kernel radius", "oracle seeds, nearest mean")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from napari_semiconv.cli import resolve_model
 from napari_semiconv.data.sources import TEST_SEED0, VAL_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.finetune import FinetuneConfig, finetune
+from napari_semiconv.registry import resolve_model
 from napari_semiconv.train import validate
 
 ROOT = Path(__file__).resolve().parents[1]

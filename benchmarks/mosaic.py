@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_semiconv.cli import resolve_model
 from napari_semiconv.data.sources import TEST_SEED0
 from napari_semiconv.data.synthetic import FIELD, SceneConfig, make_scene
 from napari_semiconv.normalize import normalize
+from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import SegmentConfig, segment
 
 

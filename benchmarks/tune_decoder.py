@@ -10,11 +10,11 @@ test scenes of benchmarks/accuracy.py use TEST_SEED0). Writes a section of docs/
 import itertools
 from pathlib import Path
 
-from napari_semiconv.cli import resolve_model
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
 from napari_semiconv.decode import DecodeConfig, decode
 from napari_semiconv.metrics import evaluate
 from napari_semiconv.normalize import normalize
+from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import SegmentConfig, predict_iter
 
 GRID = {"kernel_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "merge_threshold": (0.0, 0.15, 0.3, 0.45),

@@ -110,7 +110,7 @@ def test_train_bad_inputs(tmp_path, capsys):
 
 
 def test_evaluate_dirs_pairs_csv_scores_with_masks(tmp_path):
-    from napari_semiconv.cli import evaluate_dirs
+    from napari_semiconv.batch import evaluate_dirs
 
     pred, gt = tmp_path / "pred", tmp_path / "gt"
     pred.mkdir()

@@ -82,7 +82,6 @@ from napari_semiconv.model import ModelConfig, build_model, save_model
 real_save = torch.save
 def slow_save(obj, fh, *a, **k):
     real_save(obj, fh, *a, **k)
-    fh.flush()
     print("WRITING", flush=True)
     os.kill(os.getpid(), 9)  # die after the bytes hit the temp file, before the rename
 torch.save = slow_save
@@ -97,6 +96,19 @@ def test_killed_save_leaves_previous_model(tmp_path):
     assert proc.returncode != 0 and "WRITING" in proc.stdout
     model = load_model(path)
     assert model.metadata["generation"] == 1 and model.config == SMALL
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    import os
+
+    from napari_semiconv.atomic import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "a.txt", lambda tmp: tmp.write_text("x"))
+    finally:
+        os.umask(old)
+    assert path.read_text() == "x" and (path.stat().st_mode & 0o777) == 0o644
 
 
 def test_input_scale_sees_a_magnified_image_as_the_original():

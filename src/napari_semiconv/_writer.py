@@ -1,9 +1,10 @@
 """Writer: a Labels layer to a uint16 (or uint32 if needed) TIFF, written atomically."""
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 
 def write_labels(path: str, data, meta: dict) -> list[str]:
@@ -15,7 +16,5 @@ def write_labels(path: str, data, meta: dict) -> list[str]:
     path = Path(path)
     if path.suffix.lower() not in (".tif", ".tiff"):
         path = path.with_suffix(".tif")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tifffile.imwrite(tmp, arr.astype(dtype), compression="zlib")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tifffile.imwrite(tmp, arr.astype(dtype), compression="zlib"))
     return [str(path)]

@@ -6,94 +6,12 @@ outputs are written atomically, one input at a time, after all inputs were check
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SemiconvError
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path`` (same folder), removing tmp on failure."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def resolve_model(path: str | None, device: str | None = None):
-    """Load ``path``, a registry name, or the shipped default model on the chosen device."""
-    from .model import load_model, pick_device
-    from .registry import Registry
-
-    dev = pick_device(device)
-    if path is None:
-        from .models import DEFAULT_MODEL
-
-        if not DEFAULT_MODEL.is_file():
-            raise SemiconvError("the shipped default model is missing from the installation: "
-                                "reinstall napari-semiconv or pass --model")
-        return load_model(DEFAULT_MODEL, dev)
-    if not Path(path).exists():
-        entry = Registry().find(path)
-        if entry is not None:
-            return load_model(entry, dev)
-    return load_model(path, dev)
-
-
-STACK_LIMIT = 2**30  # bytes of the largest (N, H, W) instance stack the CLI writes
-
-
-def _write_tif(path, array: np.ndarray) -> None:
-    import tifffile
-
-    tifffile.imwrite(path, array, compression="zlib")
-
-
-def segment_files(paths, out: Path, model, config, quiet: bool = False) -> list[int]:
-    """Segment image files into ``out``: <stem>_labels.tif, _instances.tif, _instances.csv.
-
-    _instances.tif is the (N, H, W) uint8 stack that keeps overlaps; for mosaics where it would
-    exceed STACK_LIMIT bytes it is left out (said on the console), labels and CSV are written.
-    All inputs are read and checked first; each output file is written atomically.
-    Returns the number of worms per image.
-    """
-    from tqdm import tqdm
-
-    from .data.readers import read_image
-    from .measure import measure_worms, write_csv
-    from .normalize import check_image
-    from .segment import segment
-
-    for p in paths:  # check everything before writing anything
-        check_image(read_image(p), name=str(p))
-    out.mkdir(parents=True, exist_ok=True)
-    counts = []
-    for p in tqdm(paths, desc="segment", unit="image", disable=quiet):
-        image = read_image(p)
-        result = segment(model, image, config)
-        table = measure_worms(result.instances, image, result.scores)
-        _atomic_write(out / f"{p.stem}_labels.tif", partial(_write_tif, array=result.labels))
-        stack_bytes = len(result.instances) * result.labels.size
-        if stack_bytes <= STACK_LIMIT:
-            _atomic_write(out / f"{p.stem}_instances.tif",
-                          partial(_write_tif, array=result.instances.to_stack().astype(np.uint8)))
-        elif not quiet:
-            tqdm.write(f"{p.name}: the (N, H, W) overlap stack would take {stack_bytes / 1e9:.1f} GB: "
-                       "not written (the labels image and CSV are)")
-        _atomic_write(out / f"{p.stem}_instances.csv", partial(write_csv, table=table))
-        counts.append(len(result.scores))
-        if not quiet:
-            tqdm.write(f"{p.name}: {len(result.scores)} worms")
-    return counts
 
 
 def _segment_config(args):
@@ -106,7 +24,9 @@ def _segment_config(args):
 
 
 def cmd_segment(args) -> None:
+    from .batch import segment_files
     from .data.readers import list_images
+    from .registry import resolve_model
 
     paths = list_images(args.inputs)
     model = resolve_model(args.model, args.device)
@@ -117,8 +37,10 @@ def cmd_demo(args) -> None:
     """Sample scenes -> segment -> evaluate against their ground truth."""
     import tifffile
 
+    from .batch import evaluate_dirs, segment_files
     from .data.sources import SAMPLE_SEED0
     from .data.synthetic import SceneConfig, make_scene
+    from .registry import resolve_model
 
     out = Path(args.out)
     inputs, truth = out / "inputs", out / "ground_truth"
@@ -181,6 +103,7 @@ def cmd_train(args) -> None:
 def cmd_finetune(args) -> None:
     from .data.readers import read_image
     from .finetune import FinetuneConfig, finetune_to_file
+    from .registry import resolve_model
 
     if len(args.images) != len(args.labels):
         raise SemiconvError(f"{len(args.images)} --images but {len(args.labels)} --labels: give one labels file per image")
@@ -194,43 +117,8 @@ def cmd_finetune(args) -> None:
                       "input_scale": meta["input_scale"]}))
 
 
-def evaluate_dirs(pred_dir: Path, gt_dir: Path) -> dict:
-    """Metrics of <stem>_instances.tif (scores from the CSV) against ground-truth files."""
-    from .data.readers import read_image
-    from .metrics import as_stack, evaluate, stack_with_scores
-
-    gts = sorted(f for f in gt_dir.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".png")) if gt_dir.is_dir() else []
-    if not gts:
-        raise SemiconvError(f"--gt {gt_dir} holds no .tif/.png ground-truth files")
-    preds, scores, truths = [], [], []
-    for g in gts:
-        stem = g.stem.removesuffix("_labels").removesuffix("_masks")
-        cand = [pred_dir / f"{stem}_instances.tif", pred_dir / f"{stem}_labels.tif"]
-        found = next((c for c in cand if c.is_file()), None)
-        if found is None:
-            raise SemiconvError(f"no prediction for {g.name} in {pred_dir} (expected {cand[0].name})")
-        pred = read_image(found)
-        if pred.ndim == 2 and found.name.endswith("_instances.tif"):
-            pred = pred[None]  # a one-worm stack
-        n = len(pred) if pred.ndim == 3 else len(np.setdiff1d(np.unique(pred), [0]))
-        csv = pred_dir / f"{stem}_instances.csv"
-        score = np.ones(n)
-        if csv.is_file() and found.name.endswith("_instances.tif"):
-            score = np.loadtxt(csv, delimiter=",", skiprows=1, usecols=1, ndmin=1) if n else np.zeros(0)
-            if len(score) != n:
-                raise SemiconvError(f"{csv.name} lists {len(score)} worms but {found.name} holds {n}: "
-                                    "re-run segment to write both again")
-        pred, score = stack_with_scores(pred, score)
-        gt = as_stack(read_image(g))
-        if gt.shape[1:] != pred.shape[1:] and len(gt) and len(pred):
-            raise SemiconvError(f"{g.name}: ground truth {gt.shape[1:]} and prediction {pred.shape[1:]} differ in shape")
-        preds.append(pred)
-        scores.append(score)
-        truths.append(gt)
-    return evaluate(preds, scores, truths)
-
-
 def cmd_evaluate(args) -> None:
+    from .batch import evaluate_dirs
     text = json.dumps(evaluate_dirs(Path(args.pred), Path(args.gt)), indent=2)
     print(text)
     if args.json:

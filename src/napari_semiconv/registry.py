@@ -9,6 +9,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_write
 from .errors import SemiconvError
 from .model.io import read_model_file, save_model
 
@@ -94,13 +95,29 @@ class Registry:
         dest = Path(dest)
         if dest.is_dir():
             dest = dest / f"{_safe(name)}.pt"
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copyfile(self._existing(name), tmp)
-        os.replace(tmp, dest)
-        return dest
+        return atomic_write(dest, lambda tmp: shutil.copyfile(self._existing(name), tmp))
 
     def _existing(self, name: str) -> Path:
         path = self.find(name)
         if path is None:
             raise SemiconvError(f"no model named {name!r} in the registry ({self.root})")
         return path
+
+
+def resolve_model(path: str | None, device: str | None = None):
+    """Load ``path``, a registry name, or the shipped default model on the chosen device."""
+    from .model import load_model, pick_device
+
+    dev = pick_device(device)
+    if path is None:
+        from .models import DEFAULT_MODEL
+
+        if not DEFAULT_MODEL.is_file():
+            raise SemiconvError("the shipped default model is missing from the installation: "
+                                "reinstall napari-semiconv or pass --model")
+        return load_model(DEFAULT_MODEL, dev)
+    if not Path(path).exists():
+        entry = Registry().find(path)
+        if entry is not None:
+            return load_model(entry, dev)
+    return load_model(path, dev)

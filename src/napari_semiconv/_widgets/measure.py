@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import Container, FileEdit, Label, PushButton, Table, create_widget
 
+from ..atomic import atomic_write
 from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..metrics import as_stack
@@ -72,9 +73,8 @@ class MeasureWidget(Container):
             path = Path(self.path.value)
             if path.is_dir() or not path.name:
                 raise SemiconvError("choose a CSV file name to export to")
-            tmp = path.with_name(f".{path.name}.tmp")
-            layer.features.drop(columns="index", errors="ignore").to_csv(tmp, index=False)
-            tmp.replace(path)
+            table = layer.features.drop(columns="index", errors="ignore")
+            atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
         except SemiconvError as exc:
             self.status.value = f"error: {exc}"
             return None

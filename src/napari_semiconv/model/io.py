@@ -1,12 +1,12 @@
 """Model files: config + weights + version + metadata, written atomically, read weights-only."""
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .. import __version__
+from ..atomic import atomic_write
 from ..errors import SemiconvError
 from .embedding import ModelConfig, SemiConvNet
 
@@ -15,7 +15,7 @@ FORMAT = "napari-semiconv-model/1"
 
 def save_model(model: SemiConvNet, path: str | os.PathLike, metadata: dict | None = None,
                extra: dict | None = None) -> Path:
-    """Write ``model`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+    """Write ``model`` to ``path`` atomically (:func:`~napari_semiconv.atomic.atomic_write`).
 
     A crash during the write leaves any previous file at ``path`` untouched. ``extra`` adds
     top-level entries (e.g. an optimizer state in a checkpoint).
@@ -30,16 +30,7 @@ def save_model(model: SemiConvNet, path: str | os.PathLike, metadata: dict | Non
         "metadata": dict(metadata or {}),
         **(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 
