@@ -37,6 +37,8 @@ def main(argv=None):
     ap.add_argument("--target", choices=TARGETS, default="anchor", help="the model kind trained from scratch "
                     "(ignored with --init: the model's own)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--warm", help="a new --target model whose layers of the same name and shape start from this "
+                    "model's (e.g. an anchored model warm-started from an eq. 5 model's backbone)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
     ap.add_argument("--margin", type=float, default=1.0, help="weight of the repulsive margin")
@@ -51,6 +53,13 @@ def main(argv=None):
                          seconds=args.seconds, weights=replace(TrainConfig().weights, margin=args.margin,
                                                                kernel=args.kernel, centroid=args.centroid))
     model = load_model(args.init) if args.init else build_model(ModelConfig(target=args.target))
+    if args.warm and not args.init:
+        donor = load_model(args.warm)
+        own = model.state_dict()
+        shared = {k: v for k, v in donor.state_dict().items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(shared, strict=False)
+        model.metadata = {"recipe": donor.metadata.get("recipe") or [donor.metadata.get("command")]}
+        print(f"warm start: {len(shared)} of {len(own)} tensors from {args.warm}")
     if args.init and model.config.target == "eq5":
         shift = recentre_votes(model, [s.image for s in validation_scenes(2)])
         print(f"recentred the votes by ({shift[0]:.0f}, {shift[1]:.0f}) px")
@@ -58,7 +67,7 @@ def main(argv=None):
     out = Path(args.out)
     command = "python benchmarks/train_default.py " + " ".join(argv or sys.argv[1:])
     # every command from scratch to this model, in order: the card says how to reproduce it
-    recipe = (model.metadata.get("recipe") or [model.metadata.get("command")]) if args.init else []
+    recipe = (model.metadata.get("recipe") or [model.metadata.get("command")]) if args.init or args.warm else []
 
     def show(p):
         bar.n = p.step
@@ -81,11 +90,11 @@ def main(argv=None):
     card["final_loss"] = meta["final_loss"]
     card["size_bytes"] = out.stat().st_size
     out.with_suffix(".json").write_text(json.dumps(card, indent=2))
-    docs = ROOT / "docs" / "training"
-    docs.mkdir(parents=True, exist_ok=True)
-    for suffix in (".log.csv", ".log.png"):
-        src = out.with_suffix(suffix)
-        shutil.move(src, docs / f"default{suffix}")
+    if out.resolve() == (ROOT / "src/napari_semiconv/models/default.pt").resolve():  # the shipped model's curve
+        docs = ROOT / "docs" / "training"
+        docs.mkdir(parents=True, exist_ok=True)
+        for suffix in (".log.csv", ".log.png"):
+            shutil.move(out.with_suffix(suffix), docs / f"default{suffix}")
     print(json.dumps(card["validation"], indent=1))
 
 
