@@ -28,12 +28,12 @@ import torch
 from report import REPORT, replace_section
 
 from napari_semiconv.data.sources import VAL_SEED0, SyntheticSource, validation_scenes
-from napari_semiconv.decode import DecodeConfig, decode
+from napari_semiconv.decode import DecodeConfig
 from napari_semiconv.metrics import evaluate
 from napari_semiconv.model import build_model, load_model
 from napari_semiconv.model.embedding import ModelConfig
 from napari_semiconv.normalize import normalize
-from napari_semiconv.segment import SegmentConfig, predict_iter
+from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
 from napari_semiconv.train import TrainConfig, train_to_file
 
 THRESHOLDS = (0.3, 0.4, 0.5)
@@ -69,9 +69,8 @@ def score_model(path, scenes) -> dict:
     t0 = time.perf_counter()
     for scene in scenes:
         out = list(predict_iter(model, normalize(scene.image), SegmentConfig()))[-1]
-        count = None if bool(out["count"][0, 0] < 0) else out["count"]
         for t in THRESHOLDS:
-            dec = decode(out["psi"], out["fg"], out["seed"], out["sigma"], DecodeConfig(kernel_threshold=t), count)
+            dec = decode_outputs(out, DecodeConfig(kernel_threshold=t))
             preds[t][0].append(dec.instances)
             preds[t][1].append(dec.scores)
     seconds = (time.perf_counter() - t0) / len(scenes)

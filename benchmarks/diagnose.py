@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
-from napari_semiconv.decode import DecodeConfig, decode
+from napari_semiconv.decode import DecodeConfig
 from napari_semiconv.losses import pairwise_distance
 from napari_semiconv.metrics import as_stack, evaluate
 from napari_semiconv.normalize import normalize
 from napari_semiconv.registry import resolve_model
-from napari_semiconv.segment import SegmentConfig, predict_iter
+from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
 
 DECODERS = ("as shipped", "true foreground", "oracle seeds, kernel radius", "oracle seeds, nearest mean")
 
@@ -53,8 +53,7 @@ def scene_diagnosis(model, scene, config: DecodeConfig) -> dict:
     midpoint) for anchored ones; the kernel radius is the model's one sigma, or each worm's mean sigma.
     """
     out = list(predict_iter(model, normalize(scene.image), SegmentConfig()))[-1]
-    psi, fg, seed, sigma = out["psi"], out["fg"], out["seed"], out["sigma"]
-    count = None if bool(out["count"][0, 0] < 0) else out["count"]
+    psi, fg, sigma = out["psi"], out["fg"], out["sigma"]
     scale = model.config.coord_scale
     gt = torch.from_numpy(scene.instances).to(psi.device)
     true_fg = gt.any(0)
@@ -70,8 +69,7 @@ def scene_diagnosis(model, scene, config: DecodeConfig) -> dict:
     dist = pairwise_distance(means, psi.reshape(len(psi), -1).T)  # (N, H*W)
     nearest = torch.nn.functional.one_hot(dist.argmin(0), len(gt)).T.bool()
     oracles = [(dist < radius[:, None]) & true_fg.reshape(1, -1), nearest & true_fg.reshape(1, -1)]
-    decoded = [decode(psi, fg, seed, sigma, config, count),
-               decode(psi, true_fg.float(), seed, sigma, config, count)]
+    decoded = [decode_outputs(out, config), decode_outputs({**out, "fg": true_fg.float()}, config)]
     stacks = [(d.instances, d.scores) for d in decoded]
     for o in oracles:
         o = as_stack(o.reshape(-1, h, w).cpu().numpy())
@@ -120,7 +118,8 @@ def main(argv=None):
                "centroid for eq. 5 models, the anchor on the body for anchored ones); 'true' gaps are between those "
                "points, 'predicted' gaps between the mean Psi (all dims). The oracles seed each worm at its true "
                "mean Psi and assign pixels within the kernel radius, or every pixel to the nearest mean.\n\n"
-               + "\n".join(lines) + f"\n\nCommand: `python benchmarks/diagnose.py --scenes {args.scenes}` "
+               + "\n".join(lines) + f"\n\nCommand: `python benchmarks/diagnose.py --scenes {args.scenes}"
+               + (f" --model {args.model}" if args.model else "") + "` "
                f"({platform.machine()}, torch {torch.__version__}).\n")
     print(section)
     from report import replace_section

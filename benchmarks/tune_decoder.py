@@ -11,11 +11,11 @@ import itertools
 from pathlib import Path
 
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
-from napari_semiconv.decode import DecodeConfig, decode
+from napari_semiconv.decode import DecodeConfig
 from napari_semiconv.metrics import evaluate
 from napari_semiconv.normalize import normalize
 from napari_semiconv.registry import resolve_model
-from napari_semiconv.segment import SegmentConfig, predict_iter
+from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
 
 GRID = {"kernel_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "merge_threshold": (0.0, 0.15, 0.3, 0.45),
         "fg_threshold": (0.4, 0.5)}
@@ -31,11 +31,10 @@ def main(argv=None):
     scenes = [s for i, style in enumerate(("brightfield", "fluorescence"))
               for s in validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 100 + 1000 * i)]
     outputs = [list(predict_iter(model, normalize(s.image), SegmentConfig()))[-1] for s in scenes]
-    sigma = model.sigma.item()
     rows = []
     for values in itertools.product(*GRID.values()):
         config = DecodeConfig(**dict(zip(GRID, values)))
-        decoded = [decode(o["psi"], o["fg"], o["seed"], sigma, config) for o in outputs]
+        decoded = [decode_outputs(o, config) for o in outputs]
         m = evaluate([d.instances for d in decoded], [d.scores for d in decoded], [s.instances for s in scenes])
         rows.append((m["avS"], m["S@0.5"], values))
         print(f"{values}: avS {m['avS']:.3f} S@0.5 {m['S@0.5']:.3f}", flush=True)

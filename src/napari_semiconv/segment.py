@@ -125,8 +125,8 @@ def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice) -> dic
             "count": torch.full_like(fg, -1) if out.count_logit is None else out.count_logit[0].argmax(0).float()}
 
 
-def _decode(out: dict, config: DecodeConfig):
-    """Decode one forward's outputs (see :func:`_forward`)."""
+def decode_outputs(out: dict, config: DecodeConfig):
+    """Decode one forward's outputs (a dict as :func:`predict_iter` yields it) -> ``decode.Decoded``."""
     return decode(out["psi"], out["fg"], out["seed"], out["sigma"], config,
                   None if bool(out["count"][0, 0] < 0) else out["count"])
 
@@ -175,7 +175,7 @@ def segment_iter(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = 
         return
     *progress, out = predict_iter(model, x, config)
     yield from progress
-    dec = _decode(out, config.decode)
+    dec = decode_outputs(out, config.decode)
     yield Progress("decode", 1, 1)
     yield _result(model, dec.labels, Instances.from_stack(dec.instances), dec.scores, dec.seeds,
                   out["fg"].cpu().numpy(), out["seed"].cpu().numpy(),
@@ -201,7 +201,7 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
     tiles = _tiles(h, w, config)
     for i, t in enumerate(tiles):
         out = _forward(model, x, t.rows, t.cols)
-        dec = _decode(out, config.decode)
+        dec = decode_outputs(out, config.decode)
         for dst, key in ((fg, "fg"), (seed, "seed"), (sig, "sigma")):
             dst[t.dst] = out[key][t.core].cpu().numpy()
         disp[(slice(None), *t.dst)] = _displacement(out["phi"], scale)[(slice(None), *t.core)]
