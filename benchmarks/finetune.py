@@ -64,7 +64,7 @@ def main(argv=None):
              (f"fine-tuned ({last.step} steps, {secs:.0f} s, input scale {model.config.input_scale:.2f})", after))]
     section = ("## Fine-tuning on a shifted domain\n\n"
                "Domain: fluorescence at 1.7x magnification (synthetic). Fine-tuned on 2 labelled images "
-               f"(replay of synthetic base data 25%), tested on {args.test} other images of the domain. "
+               f"(replay of synthetic base data {args.replay:.0%}), tested on {args.test} other images of the domain. "
                "Fine-tuning first measures the annotated worms' width against the synthetic training worms' "
                "and sets the model's input scale (the image is resized by its inverse before the network, as "
                "cellpose's diameter does); the middle row shows that step alone.\n\n"

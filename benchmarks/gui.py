@@ -107,16 +107,9 @@ def main(argv=None):
                f"Longest event-loop stall during a 696 x 520 segmentation in the Segment worms dock: "
                f"{', '.join(f'{g:.0f}' for g in gaps)} ms over {args.runs} runs (target < 200 ms). "
                f"{platform.machine()}, {torch.get_num_threads()} CPU threads, Xvfb (software OpenGL).\n"
-               "The network, decoder, measurements and the three result layers' construction (features table, arrow "
-               "meshes, thumbnails) run in a worker thread; the main thread only adds the finished layers, one per "
-               "event-loop turn, and the objects alive when the dock first runs (napari, torch, the model) are frozen "
-               "out of Python's garbage collector (`gc.freeze`; a full collection landing in the main thread took "
-               "208 ms). What remains on the first run is napari's own work when a layer joins the viewer, timed per "
-               "step and with cProfile in the main thread (2026-11-25): adding the Labels layer takes 113-153 ms (its "
-               "vispy visual, the labels polygon overlay, its layer-controls panel, the selection change), the "
-               "canvas draw that follows 7-22 ms (software OpenGL), and Qt's own relayout and repaint of the "
-               "window's widgets ~50 ms more in the same event-loop turn; no GPU-backed display was available to "
-               "compare. Later runs update the layers in place.\n"
+               "The network, decoder, measurements and the result layers' construction run in a worker thread; the "
+               "main thread only adds the finished layers, one per event-loop turn. Later runs update the layers in "
+               "place.\n"
                "Command: `xvfb-run -a -s \"-screen 0 1600x1200x24\" python benchmarks/gui.py`\n")
     print(section)
     from report import replace_section
