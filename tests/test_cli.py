@@ -129,3 +129,20 @@ def test_evaluate_dirs_pairs_csv_scores_with_masks(tmp_path):
     (pred / "a_instances.csv").write_text("label,score\n1,0.9\n2,0.1\n")
     with pytest.raises(Exception, match="lists 2 worms but a_instances.tif holds 3"):
         evaluate_dirs(pred, gt)
+
+
+def test_evaluate_scores_what_it_can_and_lists_missing_predictions(tmp_path, capsys):
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    truth = np.zeros((1, 40, 40), np.uint8)
+    truth[0, :10, :10] = 1
+    for name in ("a", "b"):
+        tifffile.imwrite(gt / f"{name}.tif", truth)
+    tifffile.imwrite(pred / "a_instances.tif", truth)  # a is perfect, b has no prediction
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--json", str(tmp_path / "m.json")]) == 0
+    import json
+
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["S@0.5"] == pytest.approx(0.5) and m["missing"] == ["b.tif"]
+    assert "b.tif" in capsys.readouterr().err

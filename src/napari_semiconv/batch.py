@@ -61,20 +61,28 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False) -> list[
 
 
 def evaluate_dirs(pred_dir: Path, gt_dir: Path) -> dict:
-    """Metrics of <stem>_instances.tif (scores from the CSV) against ground-truth files."""
+    """Metrics of <stem>_instances.tif (scores from the CSV) against ground-truth files.
+
+    A ground-truth file without a prediction counts as all misses and is listed under ``"missing"``.
+    """
     from .data.readers import read_image
     from .metrics import as_stack, evaluate, stack_with_scores
 
     gts = sorted(f for f in gt_dir.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".png")) if gt_dir.is_dir() else []
     if not gts:
         raise SemiconvError(f"--gt {gt_dir} holds no .tif/.png ground-truth files")
-    preds, scores, truths = [], [], []
+    preds, scores, truths, missing = [], [], [], []
     for g in gts:
         stem = g.stem.removesuffix("_labels").removesuffix("_masks")
         cand = [pred_dir / f"{stem}_instances.tif", pred_dir / f"{stem}_labels.tif"]
         found = next((c for c in cand if c.is_file()), None)
-        if found is None:
-            raise SemiconvError(f"no prediction for {g.name} in {pred_dir} (expected {cand[0].name})")
+        gt = as_stack(read_image(g))
+        if found is None:  # scored as all misses, and listed
+            missing.append(g.name)
+            preds.append(np.zeros((0, *gt.shape[1:]), bool))
+            scores.append(np.zeros(0))
+            truths.append(gt)
+            continue
         pred = read_image(found)
         if pred.ndim == 2 and found.name.endswith("_instances.tif"):
             pred = pred[None]  # a one-worm stack
@@ -87,12 +95,14 @@ def evaluate_dirs(pred_dir: Path, gt_dir: Path) -> dict:
                 raise SemiconvError(f"{csv.name} lists {len(score)} worms but {found.name} holds {n}: "
                                     "re-run segment to write both again")
         pred, score = stack_with_scores(pred, score)
-        gt = as_stack(read_image(g))
         if gt.shape[1:] != pred.shape[1:] and len(gt) and len(pred):
             raise SemiconvError(f"{g.name}: ground truth {gt.shape[1:]} and prediction {pred.shape[1:]} differ in shape")
         preds.append(pred)
         scores.append(score)
         truths.append(gt)
-    return evaluate(preds, scores, truths)
+    if len(missing) == len(gts):
+        raise SemiconvError(f"no prediction in {pred_dir} for any of the {len(gts)} ground-truth files "
+                            f"(expected e.g. {gts[0].stem}_instances.tif): segment them into that folder first")
+    return {**evaluate(preds, scores, truths), "missing": missing}
 
 

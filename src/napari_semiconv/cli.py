@@ -119,7 +119,11 @@ def cmd_finetune(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from .batch import evaluate_dirs
-    text = json.dumps(evaluate_dirs(Path(args.pred), Path(args.gt)), indent=2)
+    metrics = evaluate_dirs(Path(args.pred), Path(args.gt))
+    if metrics["missing"]:
+        print(f"napari-semiconv: note: no prediction for {len(metrics['missing'])} ground-truth file(s), scored "
+              f"as all misses: {', '.join(metrics['missing'])}", file=sys.stderr)
+    text = json.dumps(metrics, indent=2)
     print(text)
     if args.json:
         Path(args.json).write_text(text)
