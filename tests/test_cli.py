@@ -146,3 +146,31 @@ def test_evaluate_scores_what_it_can_and_lists_missing_predictions(tmp_path, cap
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["S@0.5"] == pytest.approx(0.5) and m["missing"] == ["b.tif"]
     assert "b.tif" in capsys.readouterr().err
+
+
+def test_help_shows_every_option_with_text_and_default(capsys):
+    from napari_semiconv.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    for name, p in sub.items():
+        for action in p._actions:
+            if action.dest != "help":
+                assert action.help, f"{name} {action.option_strings or action.dest} has no help text"
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: 60)" in text and "(default: seeded)" in text
+
+
+def test_version_models_and_unknown_model_name(tmp_path, capsys):
+    from napari_semiconv import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and __version__ in capsys.readouterr().out
+    assert main(["models"]) == 0 and "no fine-tuned models yet" in capsys.readouterr().out
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((64, 64), np.uint8))
+    assert main(["segment", str(tmp_path / "a.tif"), "--model", "my-worms", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "'my-worms' is neither a file nor a name in the model registry" in err and "no models yet" in err

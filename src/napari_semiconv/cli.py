@@ -132,7 +132,11 @@ def cmd_evaluate(args) -> None:
 def cmd_models(args) -> None:
     from .registry import Registry
 
-    for entry in Registry().list():
+    registry = Registry()
+    entries = registry.list()
+    if not entries:
+        print(f"no fine-tuned models yet in {registry.root} (the shipped model is always available: omit --model)")
+    for entry in entries:
         print(f"{entry.name}\t{entry.path}\t{entry.metadata.get('date', '')}")
 
 
@@ -140,7 +144,7 @@ def _segment_options(p) -> None:
     from .decode import DECODERS
 
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--decoder", default="seeded", choices=DECODERS)
+    p.add_argument("--decoder", default="seeded", choices=DECODERS, help="how pixels are grouped into worms")
     p.add_argument("--k", type=int, default=0, help="number of worms (kmeans decoder)")
     p.add_argument("--min-size", type=int, default=60, help="smallest worm kept, pixels")
     p.add_argument("--no-overlap", action="store_true", help="one worm per pixel in the instance stack")
@@ -148,65 +152,68 @@ def _segment_options(p) -> None:
     p.add_argument("--worm-width", type=float, default=0.0, metavar="PX",
                    help="typical worm width in pixels (the measurements' mean_width) when your magnification differs "
                         "from the model's; the image is resized to match the model's worms (0 = as the model is)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     from .finetune import FinetuneConfig
 
     ap = argparse.ArgumentParser(prog="napari-semiconv", description="Semi-convolutional worm segmentation")
+    ap.add_argument("--version", action="version", version=f"napari-semiconv {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
+    defaults = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
 
-    s = sub.add_parser("segment", help="segment images, write labels, instance stacks and CSV")
+    s = sub.add_parser("segment", **defaults, help="segment images, write labels, instance stacks and CSV")
     s.add_argument("inputs", nargs="+", help="image files or folders")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--model", help="model file or registry name (default: the shipped model)")
     _segment_options(s)
     s.set_defaults(func=cmd_segment)
 
-    dm = sub.add_parser("demo", help="segment built-in sample scenes and score them against their ground truth")
+    dm = sub.add_parser("demo", **defaults, help="segment built-in sample scenes and score them against their ground truth")
     dm.add_argument("--out", default="demo_out", help="output folder")
     dm.add_argument("--scenes", type=int, default=2, help="scenes per style")
     dm.add_argument("--model", help="model file or registry name (default: the shipped model)")
     _segment_options(dm)
     dm.set_defaults(func=cmd_demo)
 
-    t = sub.add_parser("train", help="train a model from scratch")
+    t = sub.add_parser("train", **defaults, help="train a model from scratch")
     t.add_argument("--data", default="synthetic", help="synthetic | folder:DIR | bbbc010:DIR")
     t.add_argument("--out", required=True, help="model file to write (.pt)")
-    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--steps", type=int, default=2000, help="optimizer steps")
     t.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
-    t.add_argument("--batch", type=int, default=4)
-    t.add_argument("--crop", type=int, default=256)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--val-every", type=int, default=500)
-    t.add_argument("--val-scenes", type=int, default=4)
+    t.add_argument("--batch", type=int, default=4, help="crops per step")
+    t.add_argument("--crop", type=int, default=256, help="training crop size, pixels")
+    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, cosine decay)")
+    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.add_argument("--val-every", type=int, default=500, help="steps between validations")
+    t.add_argument("--val-scenes", type=int, default=4, help="synthetic validation scenes")
     t.add_argument("--conv", action="store_true", help="plain convolutional embedding (ablation)")
-    t.add_argument("--device", default="auto")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     t.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
-    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
-    f = sub.add_parser("finetune", help="fine-tune a model on corrected labels")
+    f = sub.add_parser("finetune", **defaults, help="fine-tune a model on corrected labels")
     f.add_argument("--model", help="base model file or registry name (default: shipped)")
-    f.add_argument("--images", nargs="+", required=True)
+    f.add_argument("--images", nargs="+", required=True, help="(H, W) images to learn from")
     f.add_argument("--labels", nargs="+", required=True, help="(H, W) label images, one per image")
-    f.add_argument("--steps", type=int, default=200)
-    f.add_argument("--seconds", type=float, default=0.0)
-    f.add_argument("--lr", type=float, default=FinetuneConfig.lr)
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--steps", type=int, default=200, help="optimizer steps")
+    f.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
+    f.add_argument("--lr", type=float, default=FinetuneConfig.lr, help="peak learning rate")
+    f.add_argument("--seed", type=int, default=0, help="random seed")
     f.add_argument("--out", required=True, help="new model file (.pt); never the base model")
-    f.add_argument("--device", default="auto")
+    f.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     f.set_defaults(func=cmd_finetune)
 
-    e = sub.add_parser("evaluate", help="S(t), avS and AP of predictions against ground truth")
+    e = sub.add_parser("evaluate", **defaults, help="S(t), avS and AP of predictions against ground truth")
     e.add_argument("--pred", required=True, help="folder with <stem>_instances.tif (+ .csv scores)")
     e.add_argument("--gt", required=True, help="folder with <stem>.tif label images or instance stacks")
     e.add_argument("--json", help="also write the metrics here")
     e.set_defaults(func=cmd_evaluate)
 
-    m = sub.add_parser("models", help="list the models in the user registry")
+    m = sub.add_parser("models", **defaults, help="list the models in the user registry")
     m.set_defaults(func=cmd_models)
     return ap
 

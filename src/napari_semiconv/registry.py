@@ -117,7 +117,11 @@ def resolve_model(path: str | None, device: str | None = None):
                                 "reinstall napari-semiconv or pass --model")
         return load_model(DEFAULT_MODEL, dev)
     if not Path(path).exists():
-        entry = Registry().find(path)
+        registry = Registry()
+        entry = registry.find(path)
         if entry is not None:
             return load_model(entry, dev)
+        names = [f.stem for f in registry.files()]
+        raise SemiconvError(f"model {path!r} is neither a file nor a name in the model registry ({registry.root}; "
+                            + (f"names: {', '.join(names)}" if names else "it holds no models yet") + ")")
     return load_model(path, dev)
