@@ -50,7 +50,11 @@ def _bad_inputs(tmp_path):
     rgb = tmp_path / "rgb.tif"
     tifffile.imwrite(rgb, np.zeros((64, 64, 3), np.uint8))
     vol = tmp_path / "vol.tif"
-    tifffile.imwrite(vol, np.zeros((4, 64, 64), np.uint16))
+    tifffile.imwrite(vol, np.zeros((2, 3, 64, 64), np.uint16))  # 4-D
+    bad_plane = tmp_path / "bad_plane.tif"
+    planes = np.ones((3, 64, 64), np.float32)
+    planes[1, 5, 5] = np.nan
+    tifffile.imwrite(bad_plane, planes)
     nan = tmp_path / "nan.tif"
     arr = np.ones((64, 64), np.float32)
     arr[3, 3] = np.nan
@@ -59,7 +63,8 @@ def _bad_inputs(tmp_path):
     tifffile.imwrite(empty, np.zeros((0, 0), np.uint8))
     broken = tmp_path / "broken.tif"
     broken.write_bytes(b"II*\x00garbage")
-    return {"RGB": rgb, "3-D": vol, "NaN": nan, "empty": empty, "cannot read": broken}
+    return {"RGB": rgb, "expected a 2-D": vol, "plane 1 contains 1 NaN": bad_plane, "NaN": nan, "empty": empty,
+            "cannot read": broken}
 
 
 def test_bad_input_one_line_nonzero_nothing_written(scene_file, tmp_path, capsys):
@@ -174,3 +179,53 @@ def test_version_models_and_unknown_model_name(tmp_path, capsys):
     assert main(["segment", str(tmp_path / "a.tif"), "--model", "my-worms", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "'my-worms' is neither a file nor a name in the model registry" in err and "no models yet" in err
+
+
+def test_segment_a_stack_plane_by_plane_with_progress(tmp_path, capsys):
+    from napari_semiconv.batch import segment_files
+    from napari_semiconv.registry import resolve_model
+    from napari_semiconv.segment import SegmentConfig
+
+    scenes = [make_scene(TEST_SEED0 + 80 + i, SceneConfig(style="brightfield", worms=(12, 12)), window=(0, 0, 256, 320))
+              for i in range(2)]
+    tifffile.imwrite(tmp_path / "movie.tif", np.stack([s.image.astype(np.float32) for s in scenes]))
+    calls = []
+    counts = segment_files([tmp_path / "movie.tif"], tmp_path / "out", resolve_model(None, "cpu"),
+                           SegmentConfig(keep_embedding=False), quiet=True,
+                           progress=lambda stage, done, total: calls.append((stage, done, total)))
+    labels = tifffile.imread(tmp_path / "out" / "movie_labels.tif")
+    assert labels.shape == (2, 256, 320) and labels.dtype == np.uint16
+    csv = (tmp_path / "out" / "movie_instances.csv").read_text().splitlines()
+    assert csv[0].startswith("plane,label,score") and len(csv) == 1 + counts[0]
+    planes = [int(line.split(",")[0]) for line in csv[1:]]
+    assert planes.count(0) == labels[0].max() and planes.count(1) == labels[1].max()
+    for t in range(2):
+        assert tifffile.imread(tmp_path / "out" / f"movie_t{t:03d}_instances.tif").shape[0] == labels[t].max()
+    assert [c for c in calls if c[0] == "network"] == [("network", 1, 1)] * 2  # one tile per plane
+    # the folder as input again: its own outputs are not taken as inputs
+    assert segment_files([tmp_path / "out", tmp_path / "movie.tif"], tmp_path / "out", resolve_model(None, "cpu"),
+                         SegmentConfig(keep_embedding=False), quiet=True) == counts
+
+
+def test_same_stem_refused_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        tifffile.imwrite(tmp_path / d / "img.tif", np.zeros((64, 64), np.uint8))
+    code = main(["segment", str(tmp_path / "a" / "img.tif"), str(tmp_path / "b" / "img.tif"), "--out", str(tmp_path / "o")])
+    assert code == 2 and "same name 'img'" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_tiled_segment_reports_progress_per_tile(tmp_path):
+    from napari_semiconv.batch import segment_files
+    from napari_semiconv.registry import resolve_model
+    from napari_semiconv.segment import SegmentConfig, _tiles
+
+    image = make_scene(TEST_SEED0 + 85, SceneConfig(style="brightfield"), window=(0, 0, 256, 320)).image
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    config = SegmentConfig(tile=160, tile_overlap=40, keep_embedding=False)
+    calls = []
+    segment_files([tmp_path / "a.tif"], tmp_path / "out", resolve_model(None, "cpu"), config, quiet=True,
+                  progress=lambda *c: calls.append(c))
+    n = len(_tiles(256, 320, config))
+    assert n > 1 and [c for c in calls if c[0] == "tiles"] == [("tiles", i + 1, n) for i in range(n)]

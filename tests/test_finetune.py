@@ -122,3 +122,13 @@ def test_worms_too_thin_say_so(tmp_path, capsys):
         scale_for_width(2.0, 12.0)
     with pytest.raises(SemiconvError, match="too thin"):
         SegmentConfig(worm_width=2.5)
+
+
+def test_finetune_calls_progress_once_per_step():
+    from napari_semiconv.finetune import finetune
+
+    img, lab = _pair()
+    seen = []
+    model, last = finetune(build_model(ModelConfig(width=8, depth=3)), [img], [lab],
+                           config=FinetuneConfig(steps=4, crop=96, batch=1), progress=seen.append)
+    assert [p.step for p in seen] == [1, 2, 3, 4] and last is seen[-1] and model is not None

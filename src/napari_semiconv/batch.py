@@ -5,6 +5,7 @@
 a folder against ground-truth files.
 """
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -22,41 +23,101 @@ def _write_tif(path, array: np.ndarray) -> None:
     tifffile.imwrite(path, array, compression="zlib")
 
 
-def segment_files(paths, out: Path, model, config, quiet: bool = False) -> list[int]:
-    """Segment image files into ``out``: <stem>_labels.tif, _instances.tif, _instances.csv.
+OUTPUT_SUFFIXES = ("_labels", "_instances")  # file stems this module writes (never taken as inputs)
 
-    _instances.tif is the (N, H, W) uint8 stack that keeps overlaps; for mosaics where it would
-    exceed STACK_LIMIT bytes it is left out (said on the console), labels and CSV are written.
-    All inputs are read and checked first; each output file is written atomically.
-    Returns the number of worms per image.
+
+def planes_of(image: np.ndarray, name: str) -> list[np.ndarray]:
+    """An ``(H, W)`` plane or a ``(T/Z, H, W)`` stack -> its checked ``(H, W)`` planes (RGB(A) refused)."""
+    from .normalize import check_image
+
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[-1] not in (3, 4):
+        return [check_image(plane, name=f"{name} plane {t}") for t, plane in enumerate(arr)]
+    return [check_image(arr, name=name)]
+
+
+def _inputs(paths) -> list[Path]:
+    """Image files and folders -> image paths without this module's own outputs; same stems refused (their
+    outputs would collide)."""
+    from .data.readers import list_images
+
+    paths = [p for p in list_images(paths) if not p.stem.endswith(OUTPUT_SUFFIXES)]
+    if not paths:
+        raise SemiconvError("no input images (only *_labels / *_instances outputs were given)")
+    stems: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in stems:
+            raise SemiconvError(f"{stems[p.stem]} and {p} have the same name {p.stem!r}: their results would "
+                                "overwrite each other in --out; rename one or segment them into separate folders")
+        stems[p.stem] = p
+    return paths
+
+
+def segment_files(paths, out: Path, model, config, quiet: bool = False,
+                  progress: Callable[[str, int, int], None] | None = None) -> list[int]:
+    """Segment image files (or the images in folders) into ``out``: <stem>_labels.tif, _instances.tif, _instances.csv.
+
+    A 2-D image gives a ``(H, W)`` uint16 labels image and the ``(N, H, W)`` uint8 stack that keeps
+    overlaps (left out, said on the console, where it would exceed STACK_LIMIT bytes); a ``(T/Z, H,
+    W)`` stack is segmented plane by plane into ``(T, H, W)`` labels, one instance stack per plane
+    (``<stem>_t003_instances.tif``) and one CSV with a ``plane`` column. All inputs are read and
+    checked first; files this function wrote earlier (``*_labels``, ``*_instances``) are not inputs;
+    each output file is written atomically. ``progress(stage, done, total)`` is called per tile.
+    Returns the number of worms per image (summed over planes).
     """
     from tqdm import tqdm
 
     from .data.readers import read_image
     from .measure import measure_worms, write_csv
-    from .normalize import check_image
-    from .segment import segment
+    from .segment import Progress, Result, segment_iter
 
+    paths = _inputs(paths)
     for p in paths:  # check everything before writing anything
-        check_image(read_image(p), name=str(p))
+        planes_of(read_image(p), str(p))
     out.mkdir(parents=True, exist_ok=True)
     counts = []
+    tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=quiet)
+
+    def show(stage, done, total):  # big planes advance tile by tile
+        if stage in ("network", "tiles"):
+            tiles.total, tiles.n = total, done
+            tiles.refresh()
+        if progress is not None:
+            progress(stage, done, total)
+
     for p in tqdm(paths, desc="segment", unit="image", disable=quiet):
         image = read_image(p)
-        result = segment(model, image, config)
-        table = measure_worms(result.instances, image, result.scores)
-        atomic_write(out / f"{p.stem}_labels.tif", partial(_write_tif, array=result.labels))
-        stack_bytes = len(result.instances) * result.labels.size
-        if stack_bytes <= STACK_LIMIT:
-            atomic_write(out / f"{p.stem}_instances.tif",
-                          partial(_write_tif, array=result.instances.to_stack().astype(np.uint8)))
-        elif not quiet:
-            tqdm.write(f"{p.name}: the (N, H, W) overlap stack would take {stack_bytes / 1e9:.1f} GB: "
-                       "not written (the labels image and CSV are)")
+        planes = planes_of(image, str(p))
+        stacked = len(planes) > 1 or np.ndim(image) == 3
+        labels, tables = [], []
+        for t, plane in enumerate(planes):
+            result = None
+            for item in segment_iter(model, plane, config):
+                if isinstance(item, Result):
+                    result = item
+                elif isinstance(item, Progress):
+                    show(item.stage, item.done, item.total)
+            table = measure_worms(result.instances, plane, result.scores)
+            if stacked:
+                table = {"plane": np.full(len(result.scores), t), **table}
+            labels.append(result.labels)
+            tables.append(table)
+            stack_bytes = len(result.instances) * result.labels.size
+            name = f"{p.stem}_t{t:03d}_instances.tif" if stacked else f"{p.stem}_instances.tif"
+            if stack_bytes <= STACK_LIMIT:
+                atomic_write(out / name, partial(_write_tif, array=result.instances.to_stack().astype(np.uint8)))
+            elif not quiet:
+                tqdm.write(f"{p.name}: the (N, H, W) overlap stack would take {stack_bytes / 1e9:.1f} GB: "
+                           "not written (the labels image and CSV are)")
+        dtype = np.uint16 if max(int(lab.max(initial=0)) for lab in labels) < 2**16 else np.uint32
+        atomic_write(out / f"{p.stem}_labels.tif",
+                     partial(_write_tif, array=np.stack(labels).astype(dtype) if stacked else labels[0]))
+        table = {k: np.concatenate([tb[k] for tb in tables]) for k in tables[0]}
         atomic_write(out / f"{p.stem}_instances.csv", partial(write_csv, table=table))
-        counts.append(len(result.scores))
+        counts.append(sum(len(tb["label"]) for tb in tables))
         if not quiet:
-            tqdm.write(f"{p.name}: {len(result.scores)} worms")
+            tqdm.write(f"{p.name}: {counts[-1]} worms" + (f" in {len(planes)} planes" if stacked else ""))
+    tiles.close()
     return counts
 
 

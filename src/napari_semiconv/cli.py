@@ -28,9 +28,9 @@ def cmd_segment(args) -> None:
     from .data.readers import list_images
     from .registry import resolve_model
 
-    paths = list_images(args.inputs)
+    list_images(args.inputs)  # a missing file or empty folder is said before the model loads
     model = resolve_model(args.model, args.device)
-    segment_files(paths, Path(args.out), model, _segment_config(args), args.quiet)
+    segment_files(args.inputs, Path(args.out), model, _segment_config(args), args.quiet)
 
 
 def cmd_demo(args) -> None:
@@ -101,6 +101,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_finetune(args) -> None:
+    from tqdm import tqdm
+
     from .data.readers import read_image
     from .finetune import FinetuneConfig, finetune_to_file
     from .registry import resolve_model
@@ -111,8 +113,15 @@ def cmd_finetune(args) -> None:
     labels = [read_image(p) for p in args.labels]
     model = resolve_model(args.model, args.device)
     config = FinetuneConfig(steps=args.steps, seconds=args.seconds, lr=args.lr, seed=args.seed)
+    bar = tqdm(total=config.steps, desc="fine-tune", unit="step", disable=args.quiet)
+
+    def show(p):
+        bar.n = p.step
+        bar.set_postfix(loss=f"{p.losses['total']:.3f}", seconds=f"{p.elapsed:.0f}")
+
     meta = finetune_to_file(model, images, labels, config, args.out,
-                            image_names=[str(p) for p in args.images])
+                            image_names=[str(p) for p in args.images], progress=show)
+    bar.close()
     print(json.dumps({"model": str(args.out), "steps": meta["steps"], "final_loss": meta["final_loss"]["total"],
                       "input_scale": meta["input_scale"]}))
 
@@ -205,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0, help="random seed")
     f.add_argument("--out", required=True, help="new model file (.pt); never the base model")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.set_defaults(func=cmd_finetune)
 
     e = sub.add_parser("evaluate", **defaults, help="S(t), avS and AP of predictions against ground truth")

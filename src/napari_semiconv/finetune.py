@@ -109,12 +109,17 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     yield None if cancelled else model
 
 
-def finetune(base, images, labels, regions=None, config: FinetuneConfig = FinetuneConfig()):
-    """:func:`finetune_iter` run to the end -> (fine-tuned model, last TrainProgress or None if no step ran)."""
+def finetune(base, images, labels, regions=None, config: FinetuneConfig = FinetuneConfig(),
+             progress: Callable[[TrainProgress], None] = lambda p: None):
+    """:func:`finetune_iter` run to the end -> (fine-tuned model, last TrainProgress or None if no step ran).
+
+    ``progress`` is called with every step's TrainProgress.
+    """
     last, model = None, None
     for item in finetune_iter(base, images, labels, regions, config):
         if isinstance(item, TrainProgress):
             last = item
+            progress(item)
         else:
             model = item
     return model, last
@@ -130,15 +135,16 @@ def finetune_metadata(base, model, config: FinetuneConfig, last: TrainProgress |
             "input_scale": model.config.input_scale, "base_input_scale": base.config.input_scale}
 
 
-def finetune_to_file(base, images, labels, config: FinetuneConfig, out, regions=None, image_names=()) -> dict:
-    """Fine-tune and save to ``out`` (refused if it is the base model's own file)."""
+def finetune_to_file(base, images, labels, config: FinetuneConfig, out, regions=None, image_names=(),
+                     progress: Callable[[TrainProgress], None] = lambda p: None) -> dict:
+    """Fine-tune and save to ``out`` (refused if it is the base model's own file); ``progress`` per step."""
     from .model.io import save_model
 
     out = Path(out)
     base_path = getattr(base, "metadata", {}).get("path")
     if base_path and out.exists() and out.resolve() == Path(base_path).resolve():
         raise SemiconvError(f"--out {out} is the base model: write the fine-tuned model to a new file")
-    model, last = finetune(base, images, labels, regions, config)
+    model, last = finetune(base, images, labels, regions, config, progress)
     meta = finetune_metadata(base, model, config, last, image_names)
     save_model(model, out, meta)
     return meta
