@@ -61,3 +61,32 @@ def test_measure_table_and_export(viewer_with_scene, qtbot, tmp_path):
     out = widget.export()
     lines = out.read_text().splitlines()
     assert len(lines) == n and lines[0].startswith("label,score,area")
+
+
+def test_docks_default_to_the_latest_segmentation_and_follow_the_selection(viewer_with_scene, qtbot):
+    viewer, _layer, scene = viewer_with_scene
+    truth = viewer.add_labels(scene.labels, name="field ground truth", visible=False)
+    inspect, measure = InspectWidget(viewer), MeasureWidget(viewer)
+    worms = _segmented(viewer, qtbot)
+    assert inspect.worms.value is worms and measure.worms.value is worms  # not the ground truth
+    late = MeasureWidget(viewer)  # a dock opened after segmenting starts on the result too
+    assert late.worms.value is worms
+    viewer.layers.selection.active = truth
+    assert measure.worms.value is truth and inspect.worms.value is truth
+
+
+def test_measure_keeps_scores_of_unedited_worms(viewer_with_scene, qtbot):
+    viewer, _layer, _ = viewer_with_scene
+    worms = _segmented(viewer, qtbot)
+    widget = MeasureWidget(viewer)
+    widget.worms.value = worms
+    before = dict(zip(worms.features["label"], worms.features["score"]))
+    edited = int(worms.features["label"].iloc[0])
+    data = worms.data.copy()
+    data[data == edited] = 0
+    data[np.nonzero(worms.data == edited)[0].min(), :5] = edited  # redrawn elsewhere
+    worms.data = data
+    widget.measure()
+    after = dict(zip(worms.features["label"], worms.features["score"]))
+    assert np.isnan(after[edited]) and str(edited) in widget.status.value
+    assert all(after[k] == before[k] for k in after if k != edited)

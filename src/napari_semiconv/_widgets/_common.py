@@ -201,6 +201,36 @@ def build_result_layers(image_name: str, placement: dict, results: list[Result],
     return {"worms": worms, "displacement": vectors, "foreground": foreground}
 
 
+def is_result_layer(layer) -> bool:
+    """True for a worms (Labels) layer made by the Segment dock (it carries the results)."""
+    return bool(getattr(layer, "metadata", {}).get(META_KEY, {}).get("results"))
+
+
+def follow_results(viewer, choice) -> None:
+    """Keep a Labels ``choice`` widget on the most recent segmentation result, and on the Labels layer the
+    user selects in the layer list (not the docks' own views, e.g. the seeded worm); the widget starts on
+    the newest result layer."""
+    def latest():
+        return next((lyr for lyr in reversed(list(viewer.layers)) if is_result_layer(lyr)), None)
+
+    def on_inserted(event):
+        choice.reset_choices()
+        if is_result_layer(event.value):
+            choice.value = event.value
+
+    def on_active(event):
+        layer = viewer.layers.selection.active
+        if layer is not None and layer in choice.choices and not layer.metadata.get(META_KEY, {}).get("view"):
+            choice.value = layer
+
+    viewer.layers.events.inserted.connect(on_inserted)
+    viewer.layers.events.removed.connect(lambda e: choice.reset_choices())
+    viewer.layers.selection.events.active.connect(on_active)
+    choice.reset_choices()
+    if latest() is not None:
+        choice.value = latest()
+
+
 def worm_count(layers: dict) -> int:
     """Number of worms over all planes in the layers of :func:`build_result_layers`."""
     return sum(len(r.scores) for r in layers["worms"].metadata[META_KEY]["results"])

@@ -8,7 +8,7 @@ from magicgui.widgets import Container, Label, PushButton, create_widget
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..affinity import affinity_map, embedding_points, embedding_rgb, seeded_region
-from ._common import META_KEY
+from ._common import META_KEY, follow_results
 
 if TYPE_CHECKING:
     import napari
@@ -39,9 +39,7 @@ class InspectWidget(QWidget):
         self.worms.changed.connect(self._hook)
         self.rgb_button.changed.connect(self.show_rgb)
         self.canvas.mpl_connect("button_press_event", self._on_plot_click)
-        viewer.layers.events.inserted.connect(lambda e: self.worms.reset_choices())
-        viewer.layers.events.removed.connect(lambda e: self.worms.reset_choices())
-        self.worms.reset_choices()
+        follow_results(viewer, self.worms)
         self._hook(self.worms.value)
 
     # -- wiring ---------------------------------------------------------------------------
@@ -105,7 +103,8 @@ class InspectWidget(QWidget):
         if name in self.viewer.layers:
             self.viewer.layers[name].data = data
             return self.viewer.layers[name]
-        return getattr(self.viewer, f"add_{kind}")(data, name=name, **kwargs)
+        # marked as the dock's own view, so that selecting it does not make it the dock's worms layer
+        return getattr(self.viewer, f"add_{kind}")(data, name=name, metadata={META_KEY: {"view": True}}, **kwargs)
 
     def _put_image(self, name, data, **kwargs):
         return self._put(name, data, "image", **kwargs)

@@ -10,7 +10,7 @@ from ..atomic import atomic_write
 from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..metrics import as_stack
-from ._common import META_KEY, features_table
+from ._common import META_KEY, features_table, follow_results
 
 if TYPE_CHECKING:
     import napari
@@ -35,6 +35,7 @@ class MeasureWidget(Container):
         self.worms.changed.connect(self.refresh)
         self.measure_button.changed.connect(self.measure)
         self.export_button.changed.connect(self.export)
+        follow_results(viewer, self.worms)
         self.refresh()
 
     def refresh(self, *_):
@@ -59,10 +60,31 @@ class MeasureWidget(Container):
         ids = ids[ids > 0]
         table = measure_worms(as_stack(labels), image)
         table["label"] = ids
+        table["score"], edited = self._kept_scores(layer, labels, ids)
         layer.features = features_table([table])
         self.refresh()
-        self.status.value = f"measured {len(ids)} worms"
+        self.status.value = (f"measured {len(ids)} worms" + (f"; edited since segmentation (no score): "
+                             f"{', '.join(map(str, edited))}" if edited else ""))
         return layer.features
+
+    @staticmethod
+    def _kept_scores(layer, labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """The model's score of each worm whose pixels are as segmented; NaN (and listed) for edited or new ones."""
+        results = layer.metadata.get(META_KEY, {}).get("results")
+        scores = np.full(len(ids), np.nan)
+        if not results or results[0].labels.shape != labels.shape:
+            return scores, [int(i) for i in ids]
+        before = results[0].labels
+        old = dict(zip(layer.features["label"], layer.features["score"])) if "score" in layer.features else {}
+        edited = []
+        for j, worm in enumerate(ids):  # loop over worms (each vectorised over its bounding box)
+            rows, cols = np.nonzero((labels == worm) | (before == worm))
+            box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+            if worm in old and np.array_equal(labels[box] == worm, before[box] == worm):
+                scores[j] = old[worm]
+            else:
+                edited.append(int(worm))
+        return scores, edited
 
     def export(self, *_):
         """Write the table to the chosen CSV file."""
