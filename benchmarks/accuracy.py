@@ -22,7 +22,7 @@ import torch
 from napari_semiconv.batch import segment_files
 from napari_semiconv.data.sources import TEST_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
-from napari_semiconv.decode import DecodeConfig
+from napari_semiconv.decode import DecodeConfig, model_thresholds
 from napari_semiconv.metrics import as_stack, evaluate
 from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import SegmentConfig
@@ -61,13 +61,13 @@ def main(argv=None):
     ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=10, help="scenes per style")
     ap.add_argument("--bbbc010")
-    ap.add_argument("--kernel-threshold", type=float, default=DecodeConfig.kernel_threshold,
-                    help="seeded decoder thresholds (to score an older model at the ones chosen for it)")
-    ap.add_argument("--merge-threshold", type=float, default=DecodeConfig.merge_threshold)
+    ap.add_argument("--kernel-threshold", type=float, help="seeded decoder thresholds (default: the model's own)")
+    ap.add_argument("--merge-threshold", type=float)
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
     device = next(model.parameters()).device
-    decoder = DecodeConfig(kernel_threshold=args.kernel_threshold, merge_threshold=args.merge_threshold)
+    given = {"kernel_threshold": args.kernel_threshold, "merge_threshold": args.merge_threshold}
+    decoder = DecodeConfig(**{**model_thresholds(model), **{k: v for k, v in given.items() if v is not None}})
     rows = {}
     for style in ("brightfield", "fluorescence"):
         scenes = [make_scene(TEST_SEED0 + 1000 * (style == "fluorescence") + i, SceneConfig(style=style))
@@ -94,19 +94,22 @@ def main(argv=None):
             model, [a.image for a in test], [a.instances for a in test], SegmentConfig(decode=decoder, keep_embedding=False),
             device)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    peer = ROOT / "docs" / "peer_cellpose.json"  # written by benchmarks/cellpose_peer.py (own venv)
-    peer_note = ""
-    if peer.is_file():
+    peer_notes = []
+    for name in ("cellpose", "embedseg"):  # written by benchmarks/<name>_peer.py in the peer's own venv
+        peer = ROOT / "docs" / f"peer_{name}.json"
+        if not peer.is_file():
+            continue
         report = json.loads(peer.read_text())
         rows.update(report["rows"])
         train = report["training"]
-        peer_note = (f"\n\ncellpose rows: cellpose {report['cellpose']} trained from scratch for "
-                     f"{train['train_seconds'] / 60:.0f} min ({train['epochs']} epochs, {train['images_seen']} "
-                     f"images seen, from {train['training_images']} full training scenes; flows "
-                     f"{train['flow_seconds']:.0f} s) on {report['machine']}, same test scenes, scored on "
-                     f"its label image (it cannot express overlaps); no instance score, so its AP ranks "
-                     f"instances arbitrarily. Pretrained cyto3: {report['cyto3']}. Command (cellpose venv): "
-                     f"`{report['command']}`.")
+        seen = (f"{train['epochs']} epochs, {train['images_seen']} images seen" if "epochs" in train
+                else f"{train['steps']} steps of batch {train['batch_size']}")
+        peer_notes.append(f"{name} rows: trained from scratch for {train['train_seconds'] / 60:.0f} min ({seen}; loss "
+                          f"{train['loss_start']:.3f} -> {train['loss_end']:.3f}) on {report['machine']}, same test "
+                          f"scenes and scorer, label image only (it cannot express overlaps); its settings and the "
+                          f"thresholds it chose on validation scenes are in docs/peer_{name}.json. Command (its own "
+                          f"venv): `{report['command']}`.")
+    peer_note = "".join(f"\n\n{n}" for n in peer_notes)
     lines = ["| images | n | S@0.5 | S@0.7 | S@0.9 | avS | AP | AP50 | AP75 | s / image |", "|---" * 10 + "|"]
     for name, m in rows.items():
         lines.append(f"| {name} | {m['images']} | {m['S@0.5']:.3f} | {m['S@0.7']:.3f} | {m['S@0.9']:.3f} | "

@@ -7,18 +7,13 @@ all scenes and is scored by avS over both styles. Validation seeds are VAL_SEED0
 test scenes of benchmarks/accuracy.py use TEST_SEED0). Writes a section of docs/benchmarks.md.
 """
 
-import itertools
 from pathlib import Path
 
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
-from napari_semiconv.decode import DecodeConfig
-from napari_semiconv.metrics import evaluate
-from napari_semiconv.normalize import normalize
+from napari_semiconv.decode import DecodeConfig, model_thresholds
+from napari_semiconv.model.io import read_model_file, save_model
 from napari_semiconv.registry import resolve_model
-from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
-
-GRID = {"kernel_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "merge_threshold": (0.0, 0.15, 0.3, 0.45),
-        "fg_threshold": (0.4, 0.5)}
+from napari_semiconv.threshold_search import GRID, forward_all, search_thresholds
 
 
 def main(argv=None):
@@ -26,29 +21,35 @@ def main(argv=None):
 
     ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=4, help="validation scenes per style")
+    ap.add_argument("--write", action="store_true", help="store the best thresholds in the model file (its "
+                    "'decode' metadata, which segmentation uses unless told otherwise)")
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
     scenes = [s for i, style in enumerate(("brightfield", "fluorescence"))
               for s in validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 100 + 1000 * i)]
-    outputs = [list(predict_iter(model, normalize(s.image), SegmentConfig()))[-1] for s in scenes]
-    rows = []
-    for values in itertools.product(*GRID.values()):
-        config = DecodeConfig(**dict(zip(GRID, values)))
-        decoded = [decode_outputs(o, config) for o in outputs]
-        m = evaluate([d.instances for d in decoded], [d.scores for d in decoded], [s.instances for s in scenes])
-        rows.append((m["avS"], m["S@0.5"], values))
-        print(f"{values}: avS {m['avS']:.3f} S@0.5 {m['S@0.5']:.3f}", flush=True)
-    rows.sort(reverse=True)
-    default = tuple(getattr(DecodeConfig(), k) for k in GRID)
+    outputs = forward_all(model, [s.image for s in scenes])
+    found = search_thresholds(outputs, [s.instances for s in scenes])
+    rows = [(avs, s50, tuple(t.values())) for avs, s50, t in found]
+    default = tuple(getattr(DecodeConfig(**model_thresholds(model)), k) for k in GRID)
     lines = ["| kernel threshold | merge threshold | foreground threshold | avS | S@0.5 |", "|---" * 5 + "|"]
     for avs, s50, values in rows[:5] + [r for r in rows if r[2] == default]:
         lines.append("| " + " | ".join(f"{v:g}" for v in values) + f" | {avs:.3f} | {s50:.3f} |")
     section = ("## Decoder thresholds (validation scenes)\n\n"
                f"Best five of {len(rows)} threshold triples on {len(scenes)} validation scenes ({args.scenes} per "
-               f"style, seeds VAL_SEED0 + 100 + i), and the current default (last row). Model: "
+               f"style, seeds VAL_SEED0 + 100 + i), and the model's thresholds before this run (last row). Model: "
                f"`{getattr(model, 'metadata', {}).get('path', 'shipped default')}`.\n\n" + "\n".join(lines) +
-               f"\n\nCommand: `python benchmarks/tune_decoder.py --scenes {args.scenes}`\n")
+               f"\n\nCommand: `python benchmarks/tune_decoder.py --scenes {args.scenes}"
+               + (f" --model {args.model}" if args.model else "") + (" --write" if args.write else "") + "`\n")
     print(section)
+    if args.write:
+        path = Path(model.metadata["path"])
+        payload = read_model_file(path)
+        meta = {**payload["metadata"], "decode": found[0][2],
+                "decode_choice": f"best avS ({found[0][0]:.3f}) of {len(found)} threshold triples on {len(scenes)} "
+                                 "validation scenes (benchmarks/tune_decoder.py)"}
+        meta.pop("path", None)
+        save_model(model, path, meta)
+        print(f"wrote the thresholds {found[0][2]} into {path}")
     from report import replace_section
 
     replace_section(Path(args.report), "## Decoder thresholds", section)

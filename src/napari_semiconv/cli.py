@@ -14,12 +14,14 @@ import numpy as np
 from .errors import SemiconvError
 
 
-def _segment_config(args):
-    from .decode import DecodeConfig
+def _segment_config(args, model):
+    """The segment options; thresholds not given are the model's own (else the decoder's defaults)."""
+    from .decode import THRESHOLDS, DecodeConfig, model_thresholds
     from .segment import SegmentConfig
 
+    given = {k: getattr(args, k) for k in THRESHOLDS if hasattr(args, k)}
     return SegmentConfig(decode=DecodeConfig(name=args.decoder, k=args.k, min_size=args.min_size,
-                                             overlap=not args.no_overlap),
+                                             overlap=not args.no_overlap, **{**model_thresholds(model), **given}),
                          binary=args.binary, keep_embedding=False, worm_width=args.worm_width)
 
 
@@ -30,7 +32,7 @@ def cmd_segment(args) -> None:
 
     list_images(args.inputs)  # a missing file or empty folder is said before the model loads
     model = resolve_model(args.model, args.device)
-    segment_files(args.inputs, Path(args.out), model, _segment_config(args), args.quiet)
+    segment_files(args.inputs, Path(args.out), model, _segment_config(args, model), args.quiet)
 
 
 def cmd_demo(args) -> None:
@@ -53,7 +55,7 @@ def cmd_demo(args) -> None:
         tifffile.imwrite(paths[-1], scene.image)
         tifffile.imwrite(truth / f"{style}_{i:02d}.tif", scene.instances.astype(np.uint8), compression="zlib")
     model = resolve_model(args.model, args.device)
-    segment_files(paths, out / "segmented", model, _segment_config(args), args.quiet)
+    segment_files(paths, out / "segmented", model, _segment_config(args, model), args.quiet)
     metrics = evaluate_dirs(out / "segmented", truth)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
@@ -104,7 +106,7 @@ def cmd_finetune(args) -> None:
     from tqdm import tqdm
 
     from .data.readers import read_image
-    from .finetune import FinetuneConfig, finetune_to_file
+    from .finetune import FinetuneConfig, finetune_summary, finetune_to_file
     from .registry import resolve_model
 
     if len(args.images) != len(args.labels):
@@ -122,8 +124,10 @@ def cmd_finetune(args) -> None:
     meta = finetune_to_file(model, images, labels, config, args.out,
                             image_names=[str(p) for p in args.images], progress=show)
     bar.close()
+    print(finetune_summary(meta), file=sys.stderr)
     print(json.dumps({"model": str(args.out), "steps": meta["steps"], "final_loss": meta["final_loss"]["total"],
-                      "input_scale": meta["input_scale"]}))
+                      "input_scale": meta["input_scale"], "decode": meta.get("decode"),
+                      "user_images": meta.get("user_images")}))
 
 
 def cmd_evaluate(args) -> None:
@@ -156,6 +160,12 @@ def _segment_options(p) -> None:
     p.add_argument("--decoder", default="seeded", choices=DECODERS, help="how pixels are grouped into worms")
     p.add_argument("--k", type=int, default=0, help="number of worms (kmeans decoder)")
     p.add_argument("--min-size", type=int, default=60, help="smallest worm kept, pixels")
+    p.add_argument("--kernel-threshold", type=float, default=argparse.SUPPRESS, help="K(seed, u) above which u joins the seed's worm "
+                   "(default: the model's own, chosen on its validation images or your labels)")
+    p.add_argument("--merge-threshold", type=float, default=argparse.SUPPRESS, help="touching pieces whose centres have K above this merge, "
+                   "0 = off (default: the model's own)")
+    p.add_argument("--fg-threshold", type=float, default=argparse.SUPPRESS, help="foreground probability above which a pixel is a worm's "
+                   "(default: the model's own)")
     p.add_argument("--no-overlap", action="store_true", help="one worm per pixel in the instance stack")
     p.add_argument("--binary", action="store_true", help="inputs are binary foreground masks (BBBC010 protocol)")
     p.add_argument("--worm-width", type=float, default=0.0, metavar="PX",

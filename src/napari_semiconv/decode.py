@@ -42,6 +42,16 @@ class DecodeConfig:
             raise SemiconvError("the kmeans decoder needs the number of instances: set k >= 1")
 
 
+THRESHOLDS = ("fg_threshold", "kernel_threshold", "merge_threshold")  # chosen per model on validation images
+
+
+def model_thresholds(model) -> dict:
+    """The decoder thresholds stored with ``model`` (chosen on its validation images, or on the user's labels
+    when fine-tuned): a dict of :data:`THRESHOLDS` keys, empty when the file has none."""
+    stored = getattr(model, "metadata", {}).get("decode", {})
+    return {k: float(v) for k, v in stored.items() if k in THRESHOLDS}
+
+
 @dataclass
 class Decoded:
     """Decoder output for one image."""

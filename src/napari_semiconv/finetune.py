@@ -16,11 +16,14 @@ import numpy as np
 from . import __version__
 from .data.sources import ListSource, MixedSource, SyntheticSource
 from .data.synthetic import SceneConfig
+from .decode import model_thresholds
 from .errors import SemiconvError
 from .metrics import as_stack
 from .normalize import check_image
 from .train import TrainConfig, TrainProgress, recentre_votes, train_iter
 from .worm_size import size_scale, trained_worm_width
+
+THRESHOLD_GRID = {"kernel_threshold": (0.3, 0.4, 0.5, 0.6), "merge_threshold": (0.0, 0.3), "fg_threshold": (0.5,)}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class FinetuneConfig:
     replay: float = 0.25  # share of batches drawn from the synthetic base data
     seed: int = 0
     match_size: bool = True  # the model resizes images so the user's worms look as wide as its training worms
+    tune_thresholds: bool = True  # choose the decoder's thresholds on the user's labels after training
 
     def train_config(self, input_scale: float = 1.0) -> TrainConfig:
         """Training settings; crops grow with ``input_scale`` so the network sees the same context."""
@@ -106,7 +110,33 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
         return cancelled
 
     yield from train_iter(model, source, train_config, should_stop=stop)
-    yield None if cancelled else model
+    if cancelled:
+        yield None
+        return
+    model.metadata = (choose_thresholds(base, model, imgs, stacks, valid) if config.tune_thresholds
+                      else {"decode": model_thresholds(base)})
+    yield model
+
+
+def choose_thresholds(base, model, images, stacks, valid) -> dict:
+    """Choose ``model``'s decoder thresholds on the user's annotated images (the images it was trained on: there
+    is no held-back part) and say what the fine-tuning gained there over ``base`` at its own thresholds.
+
+    Returns metadata entries: ``decode`` (the thresholds), ``user_images`` (avS of base and fine-tuned model).
+    """
+    from .decode import DecodeConfig
+    from .threshold_search import forward_all, search_thresholds
+
+    base_thresholds = {k: getattr(DecodeConfig(**model_thresholds(base)), k) for k in THRESHOLD_GRID}
+    before = search_thresholds(forward_all(base, images), stacks, {k: (v,) for k, v in base_thresholds.items()},
+                               valid)[0][0]
+    outputs = forward_all(model, images)
+    at_base = search_thresholds(outputs, stacks, {k: (v,) for k, v in base_thresholds.items()}, valid)[0][0]
+    best_avs, _, best = search_thresholds(outputs, stacks, THRESHOLD_GRID, valid)[0]
+    return {"decode": best, "user_images": {
+        "scored_on": f"the {len(images)} annotated image(s) fine-tuning learned from (nothing held back)",
+        "base_avS": round(before, 4), "finetuned_avS_base_thresholds": round(at_base, 4),
+        "finetuned_avS": round(best_avs, 4)}}
 
 
 def finetune(base, images, labels, regions=None, config: FinetuneConfig = FinetuneConfig(),
@@ -125,6 +155,19 @@ def finetune(base, images, labels, regions=None, config: FinetuneConfig = Finetu
     return model, last
 
 
+def finetune_summary(meta: dict) -> str:
+    """One line saying what a fine-tuning did and gained (from its metadata), for the dock and the CLI."""
+    parts = [f"{meta['steps']} training steps in {meta['seconds']:.0f} s"]
+    if meta.get("input_scale", 1.0) != meta.get("base_input_scale", 1.0):
+        parts.append(f"images resized for worms {meta['input_scale']:.2f}x as wide as the model's")
+    if "user_images" in meta:
+        gain = meta["user_images"]
+        parts.append(f"thresholds chosen on your labels (kernel {meta['decode']['kernel_threshold']:g}, merge "
+                     f"{meta['decode']['merge_threshold']:g}); avS on {gain['scored_on']}: base model "
+                     f"{gain['base_avS']:.2f} -> fine-tuned {gain['finetuned_avS']:.2f}")
+    return "; ".join(parts)
+
+
 def finetune_metadata(base, model, config: FinetuneConfig, last: TrainProgress | None, image_names) -> dict:
     """Metadata stored with a fine-tuned model."""
     return {"base_model": getattr(base, "metadata", {}).get("path", "unknown"),
@@ -132,7 +175,8 @@ def finetune_metadata(base, model, config: FinetuneConfig, last: TrainProgress |
             "seconds": round(last.elapsed, 1) if last else 0.0,
             "final_loss": last.losses if last else None, "lr": config.lr,
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "version": __version__, "kind": "fine-tuned",
-            "input_scale": model.config.input_scale, "base_input_scale": base.config.input_scale}
+            "input_scale": model.config.input_scale, "base_input_scale": base.config.input_scale,
+            **getattr(model, "metadata", {})}
 
 
 def finetune_to_file(base, images, labels, config: FinetuneConfig, out, regions=None, image_names=(),

@@ -6,14 +6,14 @@
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .decode import DecodeConfig, decode
+from .decode import DecodeConfig, decode, model_thresholds
 from .displacement import vote_offset
 from .errors import SemiconvError
 from .instances import Instances
@@ -26,7 +26,7 @@ from .worm_size import MIN_WIDTH, scale_for_width, trained_worm_width
 class SegmentConfig:
     """How to run the model on one plane."""
 
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    decode: DecodeConfig | None = None  # None: the decoder defaults with the model's own thresholds
     binary: bool = False  # input is a binary foreground mask (BBBC010 protocol)
     tile: int = 1024  # planes larger than this are segmented tile by tile (memory bounded)
     tile_overlap: int = 384  # overlap of neighbouring tiles (px); a worm is kept by the tile whose core holds its centre,
@@ -166,6 +166,8 @@ def segment_iter(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = 
     :func:`_segment_tiled`. With ``config.worm_width`` the model sees the image resized so that its worms
     are as wide as the model's training worms.
     """
+    if config.decode is None:
+        config = replace(config, decode=DecodeConfig(**model_thresholds(model)))
     if config.worm_width > 0:
         model = model.with_input_scale(scale_for_width(config.worm_width, trained_worm_width(model)))
     x = normalize(image, binary=config.binary)

@@ -118,8 +118,10 @@ def test_decoder_controls_reach_the_config(viewer_with_scene):
 
     viewer, _layer, _scene = viewer_with_scene
     widget = _dock(viewer)
-    # the dock starts at the validated defaults (k only matters for kmeans)
-    assert replace(widget.config().decode, k=0) == DecodeConfig()
+    # the dock starts at the shipped model's own thresholds (k only matters for kmeans)
+    from napari_semiconv.decode import model_thresholds
+
+    assert replace(widget.config().decode, k=0) == DecodeConfig(**model_thresholds(widget.model.load()))
     widget.merge_threshold.value = 0.0
     widget.kernel_threshold.value = 0.6
     dec = widget.config().decode

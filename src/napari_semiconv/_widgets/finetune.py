@@ -18,7 +18,7 @@ from magicgui.widgets import (
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..errors import SemiconvError
-from ..finetune import FinetuneConfig, finetune_iter, finetune_metadata
+from ..finetune import FinetuneConfig, finetune_iter, finetune_metadata, finetune_summary
 from ..registry import Registry
 from ..segment import SegmentConfig
 from ..train import TrainProgress
@@ -185,10 +185,8 @@ class FinetuneWidget(RunControls, QWidget):
                 show_results_in_turns(self.viewer, built, on_done=shown, on_error=self._error)
 
         def shown(_layers):
-            scale = model.config.input_scale
-            size = f"; your worms are {scale:.2f}x as wide as the model's training worms, images are resized for it" \
-                if scale != 1.0 else ""
-            self.status.value = f"'{self.saved.name}': {worm_count(built)} worms after fine-tuning{size}"
+            self.status.value = (f"'{self.saved.name}': {worm_count(built)} worms after fine-tuning. "
+                                 + finetune_summary(self.saved.metadata))
 
         self.segment_worker = create_worker(segment_to_layers, model, planes, SegmentConfig(), img_layer.name,
                                             placement_of(img_layer), suffix=" fine-tuned", _start_thread=False)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
 
-from ..decode import DECODERS, DecodeConfig
+from ..decode import DECODERS, DecodeConfig, model_thresholds
 from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..segment import Progress, SegmentConfig, segment_iter
@@ -97,12 +97,25 @@ class SegmentWidget(RunControls, Container):
                                   self.stride,
                                   self.length, self.run_button, self.cancel_button, self.status])
         self.decoder.changed.connect(lambda v: setattr(self.k, "visible", v == "kmeans"))
+        self.model.source.changed.connect(self.use_model_thresholds)
+        self.model.file.changed.connect(self.use_model_thresholds)
+        self.use_model_thresholds()
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.confirm = lambda question: ask_user(self.native, question)
         self.worker = None
         self.cancelled = False
         self.layers: dict = {}
+
+    def use_model_thresholds(self, *_) -> None:
+        """Set the threshold controls to the chosen model's own (chosen on its validation images or, for a
+        fine-tuned model, on the user's labels); a model without them keeps the current values."""
+        try:
+            stored = model_thresholds(self.model.load())
+        except (SemiconvError, OSError):  # no file chosen yet, or a bad one: said when Segment is pressed
+            return
+        for key, value in stored.items():
+            getattr(self, key).value = value
 
     def config(self) -> SegmentConfig:
         dec = DecodeConfig(name=self.decoder.value, fg_threshold=self.fg_threshold.value,

@@ -1,0 +1,37 @@
+"""Choosing the decoder's thresholds on annotated images: the network runs once per image, each threshold
+triple then decodes all images and is scored by avS (validation scenes for a shipped model, the user's own
+labels for a fine-tuned one)."""
+
+import itertools
+
+import numpy as np
+
+from .decode import DecodeConfig
+from .metrics import evaluate
+from .normalize import normalize
+from .segment import SegmentConfig, decode_outputs, predict_iter
+
+GRID = {"kernel_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "merge_threshold": (0.0, 0.15, 0.3, 0.45),
+        "fg_threshold": (0.4, 0.5)}
+
+
+def forward_all(model, images) -> list[dict]:
+    """The network's outputs (see :func:`~napari_semiconv.segment.predict_iter`) for each ``(H, W)`` image."""
+    return [list(predict_iter(model, normalize(im), SegmentConfig(keep_embedding=False)))[-1] for im in images]
+
+
+def search_thresholds(outputs: list[dict], truths: list[np.ndarray], grid: dict = GRID,
+                      valid: list | None = None) -> list[tuple[float, float, dict]]:
+    """Score every threshold combination of ``grid`` on the forwards ``outputs`` against ``truths`` ((N, H, W)
+    bool stacks); ``valid`` (H, W) bool masks limit the scoring to where the annotation is complete.
+    Returns (avS, S@0.5, thresholds) tuples, best first."""
+    valid = valid or [None] * len(truths)
+    truths = [t if v is None else t & v for t, v in zip(truths, valid)]
+    rows = []
+    for values in itertools.product(*grid.values()):
+        thresholds = dict(zip(grid, values))
+        decoded = [decode_outputs(o, DecodeConfig(**thresholds)) for o in outputs]
+        preds = [d.instances if v is None else d.instances & v for d, v in zip(decoded, valid)]
+        m = evaluate(preds, [d.scores for d in decoded], truths)
+        rows.append((m["avS"], m["S@0.5"], thresholds))
+    return sorted(rows, key=lambda r: (-r[0], -r[1]))
