@@ -132,3 +132,28 @@ def test_finetune_calls_progress_once_per_step():
     model, last = finetune(build_model(ModelConfig(width=8, depth=3)), [img], [lab],
                            config=FinetuneConfig(steps=4, crop=96, batch=1), progress=seen.append)
     assert [p.step for p in seen] == [1, 2, 3, 4] and last is seen[-1] and model is not None
+
+
+def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them():
+    from napari_semiconv.decode import model_thresholds
+    from napari_semiconv.finetune import THRESHOLD_GRID, finetune, finetune_metadata, finetune_summary
+    from napari_semiconv.segment import SegmentConfig, segment_iter
+
+    img, lab = _pair()
+    base = build_model(ModelConfig(width=8, depth=3))
+    config = FinetuneConfig(steps=2, crop=96, batch=1)
+    model, last = finetune(base, [img], [lab], config=config)
+    chosen = model_thresholds(model)
+    assert set(chosen) == set(THRESHOLD_GRID) and all(chosen[k] in THRESHOLD_GRID[k] for k in chosen)
+    gain = model.metadata["user_images"]
+    assert 0 <= gain["base_avS"] <= 1 and gain["finetuned_avS"] >= gain["finetuned_avS_base_thresholds"]
+    meta = finetune_metadata(base, model, config, last, ["a"])
+    assert meta["decode"] == chosen and "thresholds chosen on your labels" in finetune_summary(meta)
+    # a later segmentation without explicit thresholds decodes with the model's own
+    def worms(stored):
+        model.metadata = {"decode": stored}
+        return list(segment_iter(model, img, SegmentConfig(keep_embedding=False)))[-1].labels.max()
+
+    assert worms({"fg_threshold": 0.999}) == 0 and worms({"fg_threshold": 0.001, "kernel_threshold": 0.5}) > 0
+    untuned, _ = finetune(base, [img], [lab], config=replace(config, tune_thresholds=False))
+    assert "user_images" not in untuned.metadata
