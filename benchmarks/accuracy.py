@@ -56,7 +56,7 @@ def run_set(model, images, truths, config, device) -> dict:
 
 
 def main(argv=None):
-    from report import model_parser
+    from report import model_name, model_parser
 
     ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=10, help="scenes per style")
@@ -117,7 +117,7 @@ def main(argv=None):
     machine = (f"{platform.machine()}, {torch.get_num_threads()} CPU threads" if device.type == "cpu"
                else torch.cuda.get_device_name(device) if device.type == "cuda" else device.type)
     section = ("## Accuracy and speed (held-out synthetic scenes, 696 x 520)\n\n"
-               f"Model: `{getattr(model, 'metadata', {}).get('path', 'shipped default')}`. "
+               f"Model: `{model_name(model)}`. "
                f"Device: {device.type} ({machine}), torch {torch.__version__}. Peak resident memory {peak_mb:.0f} MB.\n"
                "S(t) = TP/(TP+FP+FN) at IoU > t (one-to-one), avS = mean over t = 0.5..0.9; AP is COCO mask AP "
                "(0.50:0.95). Seconds per image are end to end (read TIFF, normalize, forward, decode, write 3 files). "

@@ -85,7 +85,7 @@ def scene_diagnosis(model, scene, config: DecodeConfig) -> dict:
 
 
 def main(argv=None):
-    from report import model_parser
+    from report import model_name, model_parser
 
     ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=20, help="validation scenes per style")
@@ -112,7 +112,7 @@ def main(argv=None):
             print(lines[-1], flush=True)
     section = ("## Where the errors come from (embedding diagnosis)\n\n"
                f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 700 + i), model "
-               f"`{getattr(model, 'metadata', {}).get('path', 'shipped default')}` ({model.config.target} target), "
+               f"`{model_name(model)}` ({model.config.target} target), "
                f"kernel radius median {radius.median():.1f} px (threshold {config.kernel_threshold}). Centre error: "
                "each worm's mean Psi in the spatial dims against the point its votes are trained toward (the "
                "centroid for eq. 5 models, the anchor on the body for anchored ones); 'true' gaps are between those "

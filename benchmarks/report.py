@@ -23,3 +23,12 @@ def replace_section(report: Path, heading: str, section: str) -> None:
     at = next((i for i, p in enumerate(sections) if p.startswith(heading)), len(sections))
     sections[at:at + 1] = [section.strip() + "\n"]
     report.write_text(parts[0].rstrip() + "\n\n" + "\n".join(sections))
+
+
+def model_name(model) -> str:
+    """Where ``model`` came from, as a path relative to the repository (never a machine's absolute path)."""
+    path = Path(getattr(model, "metadata", {}).get("path", "the shipped default model"))
+    try:
+        return str(path.resolve().relative_to(REPORT.parents[1]))
+    except ValueError:
+        return path.name

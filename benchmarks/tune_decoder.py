@@ -17,7 +17,7 @@ from napari_semiconv.threshold_search import GRID, forward_all, search_threshold
 
 
 def main(argv=None):
-    from report import model_parser
+    from report import model_name, model_parser
 
     ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=4, help="validation scenes per style")
@@ -37,7 +37,7 @@ def main(argv=None):
     section = ("## Decoder thresholds (validation scenes)\n\n"
                f"Best five of {len(rows)} threshold triples on {len(scenes)} validation scenes ({args.scenes} per "
                f"style, seeds VAL_SEED0 + 100 + i), and the model's thresholds before this run (last row). Model: "
-               f"`{getattr(model, 'metadata', {}).get('path', 'shipped default')}`.\n\n" + "\n".join(lines) +
+               f"`{model_name(model)}`.\n\n" + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/tune_decoder.py --scenes {args.scenes}"
                + (f" --model {args.model}" if args.model else "") + (" --write" if args.write else "") + "`\n")
     print(section)
