@@ -127,3 +127,28 @@ def test_input_scale_sees_a_magnified_image_as_the_original():
     assert torch.allclose(pool(b.fg_logit, 2), a.fg_logit, atol=0.05)
     assert torch.allclose(pool(b.phi, 2), 2 * a.phi, atol=0.1)
     assert not torch.allclose(pool(model(big).phi, 2), 2 * a.phi, atol=0.1)  # without the scale: not so
+
+
+def test_test_time_augmentation_is_equivariant_and_maps_vectors_back():
+    """With TTA the outputs on a flipped / rotated image are the flipped / rotated outputs (vectors turned
+    with them); without it a random net is not equivariant."""
+    import numpy as np
+
+    from napari_semiconv.segment import _forward
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=4, depth=2, dim=4, target="anchor")).eval()
+    with torch.no_grad():
+        model.phi_head[-1].weight.normal_(0, 0.5)  # non-zero offsets
+    x = np.random.default_rng(0).random((48, 48)).astype(np.float32)
+    whole = slice(0, 48)
+    with torch.no_grad():
+        a = _forward(model, x, whole, whole, tta=True)
+        b = _forward(model, np.ascontiguousarray(np.rot90(x)), whole, whole, tta=True)  # a quarter turn
+        plain = _forward(model, x, whole, whole), _forward(model, np.ascontiguousarray(np.rot90(x)), whole, whole)
+    rot = lambda t: torch.rot90(t, 1, (-2, -1))
+    assert torch.allclose(b["fg"], rot(a["fg"]), atol=1e-5)
+    # a displacement (dx, dy) on the image turns into (dy, -dx) on the quarter-turned image
+    assert torch.allclose(b["phi"][0], rot(a["phi"][1]), atol=1e-4)
+    assert torch.allclose(b["phi"][1], -rot(a["phi"][0]), atol=1e-4)
+    assert not torch.allclose(plain[1]["phi"][0], rot(plain[0]["phi"][1]), atol=1e-3)

@@ -22,7 +22,7 @@ def _segment_config(args, model):
     given = {k: getattr(args, k) for k in THRESHOLDS if hasattr(args, k)}
     return SegmentConfig(decode=DecodeConfig(name=args.decoder, k=args.k, min_size=args.min_size,
                                              overlap=not args.no_overlap, **{**model_thresholds(model), **given}),
-                         binary=args.binary, keep_embedding=False, worm_width=args.worm_width)
+                         binary=args.binary, keep_embedding=False, worm_width=args.worm_width, tta=args.tta)
 
 
 def cmd_segment(args) -> None:
@@ -171,6 +171,8 @@ def _segment_options(p) -> None:
     p.add_argument("--worm-width", type=float, default=0.0, metavar="PX",
                    help="typical worm width in pixels (the measurements' mean_width) when your magnification differs "
                         "from the model's; the image is resized to match the model's worms (0 = as the model is)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average the network over the 8 "
+                   "flips and quarter turns of each image (8x the network time)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
 
 

@@ -17,7 +17,7 @@ from .decode import DecodeConfig, decode, model_thresholds
 from .displacement import vote_offset
 from .errors import SemiconvError
 from .instances import Instances
-from .model.embedding import SemiConvNet
+from .model.embedding import SemiConvNet, pixel_coordinates
 from .normalize import normalize
 from .worm_size import MIN_WIDTH, scale_for_width, trained_worm_width
 
@@ -32,6 +32,7 @@ class SegmentConfig:
     tile_overlap: int = 384  # overlap of neighbouring tiles (px); a worm is kept by the tile whose core holds its centre,
     # so half the overlap must exceed half a worm's length (BBBC010 worms: <= 300 px)
     keep_embedding: bool = True  # keep Psi (d, H, W) in the Result (for Inspect)
+    tta: bool = False  # average the network over the 8 flips / quarter turns (8x the forward time)
     worm_width: float = 0.0  # typical worm width (px, mean_width) in the image; 0 = the model's own input scale
 
     def __post_init__(self):
@@ -109,20 +110,57 @@ def _tiles(h: int, w: int, config: SegmentConfig) -> list[Tile]:
     return out
 
 
-def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice) -> dict:
+def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice, tta: bool = False) -> dict:
     """The network on one tile of a normalized plane: fg, seed, sigma (h, w), count (h, w) int
     (worms per pixel, 0 / 1 / 2+) and phi, psi (d, h, w) tensors. sigma is the model's one bandwidth
     everywhere and count is -1 (unknown) for models without those heads.
 
-    u_hat uses the tile's origin, so Psi is in the plane's frame and tiles agree.
+    u_hat uses the tile's origin, so Psi is in the plane's frame and tiles agree. ``tta`` averages the
+    outputs over the 8 flips and 90-degree rotations of the tile (8 forwards), each mapped back (the
+    displacement vectors rotated with it).
     """
     device = next(model.parameters()).device
     patch = torch.from_numpy(np.ascontiguousarray(x[rows, cols]))[None, None].to(device)
-    out = model(patch, origin=(rows.start, cols.start))
-    fg = torch.sigmoid(out.fg_logit[0, 0])
-    return {"fg": fg, "seed": torch.sigmoid(out.seed_logit[0, 0]), "phi": out.phi[0], "psi": out.psi[0],
-            "sigma": model.sigma.expand_as(fg) if out.sigma is None else out.sigma[0, 0],
-            "count": torch.full_like(fg, -1) if out.count_logit is None else out.count_logit[0].argmax(0).float()}
+    views = [(k, flip) for flip in (False, True) for k in range(4)] if tta else [(0, False)]
+    fields = []
+    for k, flip in views:
+        out = model(_dihedral(patch, k, flip))
+        count = out.count_logit if out.count_logit is not None else torch.zeros_like(out.fg_logit)
+        sigma = out.sigma if out.sigma is not None else model.sigma.expand_as(out.fg_logit)
+        scalars = torch.cat([torch.sigmoid(out.fg_logit), torch.sigmoid(out.seed_logit), sigma, count], 1)[0]
+        phi = _undo(out.phi[0], k, flip)
+        fields.append((_undo(scalars, k, flip), torch.cat([_undo_vectors(phi[:2], k, flip), phi[2:]])))
+    scalars = torch.stack([f[0] for f in fields]).mean(0)
+    phi = torch.stack([f[1] for f in fields]).mean(0)
+    psi = phi
+    if model.config.semiconv:
+        psi = phi + pixel_coordinates(*phi.shape[-2:], model.config.dim, model.config.coord_scale,
+                                      origin=(rows.start, cols.start), device=device)
+    fg = scalars[0]
+    has_count = model.config.target != "eq5"
+    return {"fg": fg, "seed": scalars[1], "phi": phi, "psi": psi, "sigma": scalars[2],
+            "count": scalars[3:].argmax(0).float() if has_count else torch.full_like(fg, -1)}
+
+
+def _dihedral(t: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """``(..., H, W)``: flipped left-right (if ``flip``), then rotated ``k`` times by 90 degrees."""
+    return torch.rot90(torch.flip(t, (-1,)) if flip else t, k, (-2, -1))
+
+
+def _undo(t: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """The inverse of :func:`_dihedral` on a ``(C, H, W)`` field."""
+    t = torch.rot90(t, -k, (-2, -1))
+    return torch.flip(t, (-1,)) if flip else t
+
+
+def _undo_vectors(v: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """``(2, H, W)`` (dx, dy) vectors predicted on a :func:`_dihedral` view, in the original frame (the
+    field already moved back by :func:`_undo`): each inverse quarter turn maps (dx, dy) to (-dy, dx), the
+    flip negates dx."""
+    dx, dy = v[0], v[1]
+    for _ in range(k):
+        dx, dy = -dy, dx
+    return torch.stack([-dx if flip else dx, dy])
 
 
 def decode_outputs(out: dict, config: DecodeConfig):
@@ -145,7 +183,7 @@ def predict_iter(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> It
     full.update({key: torch.empty((model.config.dim, h, w), device=device) for key in ("phi", "psi")})
     tiles = _tiles(h, w, config)
     for i, t in enumerate(tiles):
-        out = _forward(model, x, t.rows, t.cols)
+        out = _forward(model, x, t.rows, t.cols, config.tta)
         for key, value in out.items():
             full[key][(..., *t.dst)] = value[(..., *t.core)]
         yield Progress("network", i + 1, len(tiles))
@@ -202,7 +240,7 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
     boxes, crops, scores, seeds = [], [], [], []
     tiles = _tiles(h, w, config)
     for i, t in enumerate(tiles):
-        out = _forward(model, x, t.rows, t.cols)
+        out = _forward(model, x, t.rows, t.cols, config.tta)
         dec = decode_outputs(out, config.decode)
         for dst, key in ((fg, "fg"), (seed, "seed"), (sig, "sigma")):
             dst[t.dst] = out[key][t.core].cpu().numpy()
