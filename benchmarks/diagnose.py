@@ -110,7 +110,8 @@ def main(argv=None):
                 f"{(cat['true_gap'] < radius).float().mean():.2f} / {(cat['pred_gap'] < radius).float().mean():.2f}"
                 " | " + " | ".join(f"{a:.3f}" for a in avs) + " |")
             print(lines[-1], flush=True)
-    section = ("## Where the errors come from (embedding diagnosis)\n\n"
+    heading = f"## Where the errors come from (embedding diagnosis), {model.config.target} model"
+    section = (f"{heading}\n\n"
                f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 700 + i), model "
                f"`{model_name(model)}` ({model.config.target} target), "
                f"kernel radius median {radius.median():.1f} px (threshold {config.kernel_threshold}). Centre error: "
@@ -124,7 +125,7 @@ def main(argv=None):
     print(section)
     from report import replace_section
 
-    replace_section(Path(args.report), "## Where the errors come from", section)
+    replace_section(Path(args.report), heading, section)
 
 
 if __name__ == "__main__":
