@@ -77,3 +77,14 @@ def test_decoder_rejects_min_size_below_one():
 
     with pytest.raises(SemiconvError, match="at least 1"):
         DecodeConfig(min_size=0)
+
+
+def test_separated_pairs_counts_touching_worms_kept_apart():
+    from napari_semiconv.metrics import separated_pairs
+
+    a, b, far = _square(0, 0), _square(0, 11), _square(28, 28)  # a and b 1 px apart, far alone
+    gt = np.stack([a, b, far])
+    assert separated_pairs(gt, gt) == (1, 1)
+    assert separated_pairs(np.stack([a | b, far]), gt) == (1, 0)  # merged: the pair is lost
+    assert separated_pairs(np.stack([a, far]), gt) == (1, 0)  # one of the two missed
+    assert separated_pairs(gt, gt[:1]) == (0, 0)

@@ -73,6 +73,33 @@ def s_score(pred, gt, threshold: float) -> float:
     return 1.0 if denom == 0 else tp / denom
 
 
+def matches(pred, gt, threshold: float = 0.5) -> np.ndarray:
+    """``(Ng,)`` int: the predicted instance matched one-to-one to each ground-truth one at IoU > threshold, -1 if none."""
+    iou = iou_matrix(pred, gt)
+    out = np.full(iou.shape[1], -1)
+    if iou.size:
+        rows, cols = linear_sum_assignment(-((iou > threshold) + 1e-6 * iou))
+        ok = iou[rows, cols] > threshold
+        out[cols[ok]] = rows[ok]
+    return out
+
+
+def separated_pairs(pred, gt, threshold: float = 0.5, gap: int = 2) -> tuple[int, int]:
+    """Ground-truth worms that cross or touch (masks overlap, or come within ``gap`` px): (pairs, pairs whose two
+    worms are each matched to their own predicted instance at IoU > threshold). pred, gt: stacks or labels."""
+    from scipy import ndimage as ndi
+
+    g = as_stack(gt)
+    if len(g) < 2:
+        return 0, 0
+    grown = np.stack([ndi.binary_dilation(m, iterations=gap) for m in g]).reshape(len(g), -1).astype(np.float32)
+    near = np.triu((grown @ g.reshape(len(g), -1).astype(np.float32).T) > 0, 1)
+    near |= near.T
+    a, b = np.nonzero(np.triu(near, 1))
+    found = matches(pred, g, threshold)
+    return len(a), int(((found[a] >= 0) & (found[b] >= 0)).sum())
+
+
 def average_precision(preds, scores, gts, threshold: float) -> float:
     """COCO-style AP at one IoU threshold, pooled over images.
 
