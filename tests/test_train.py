@@ -49,8 +49,9 @@ def test_train_to_file_resume_and_cancel(tmp_path):
 def test_time_budget_drives_the_cosine_schedule():
     # a seconds budget with far more steps than fit: the lr decays with the time used
     sample = SyntheticSource(64)(np.random.default_rng(4))
-    config = TrainConfig(steps=100_000, seconds=5.0, batch=1, crop=64, lr=1e-3, warmup=1, augment=False)
-    progress = list(train_iter(build_model(TINY), lambda rng: sample, config))
-    assert 3 <= len(progress) < 100_000
+    config = TrainConfig(steps=100_000, seconds=10.0, batch=1, crop=64, lr=1e-3, warmup=1, augment=False)
+    ticks = itertools.count()  # a fake clock: each reading is one second later
+    progress = list(train_iter(build_model(TINY), lambda rng: sample, config, clock=lambda: float(next(ticks))))
+    assert len(progress) == 5  # two readings per step, the budget checked before each
     assert progress[0].lr > 0.95e-3 and progress[-1].lr < 0.5e-3  # (by steps alone it would stay ~1e-3)
     assert all(a.lr >= b.lr for a, b in itertools.pairwise(progress))

@@ -113,8 +113,12 @@ def recentre_votes(model, images) -> np.ndarray:
 
 def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
                should_stop: Callable[[], bool] = lambda: False, start_step: int = 0,
-               optimizer_state: dict | None = None) -> Iterator[TrainProgress]:
-    """Train ``model`` in place on samples from ``source``; yields progress every step."""
+               optimizer_state: dict | None = None,
+               clock: Callable[[], float] = time.perf_counter) -> Iterator[TrainProgress]:
+    """Train ``model`` in place on samples from ``source``; yields progress every step.
+
+    ``clock`` (seconds) measures the time budget; tests give a fake one.
+    """
     device = next(model.parameters()).device
     rng = np.random.default_rng([config.seed, start_step])
     torch.manual_seed(config.seed + start_step)
@@ -129,9 +133,9 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
         return config.lr * warm * 0.5 * (1 + math.cos(math.pi * min(done, 1)))
 
     model.train()
-    t0 = time.perf_counter()
+    t0 = clock()
     for step in range(start_step, config.steps):
-        elapsed = time.perf_counter() - t0
+        elapsed = clock() - t0
         if should_stop() or (config.seconds and elapsed > config.seconds):
             break
         lr = lr_at(step, elapsed)
@@ -150,7 +154,7 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
         val = None
         if val_scenes and ((config.val_every and (step + 1) % config.val_every == 0) or last):
             val = validate(model, val_scenes)
-        yield TrainProgress(step + 1, config.steps, losses, lr, time.perf_counter() - t0, val, opt)
+        yield TrainProgress(step + 1, config.steps, losses, lr, clock() - t0, val, opt)
     model.eval()
 
 
