@@ -229,3 +229,43 @@ def test_tiled_segment_reports_progress_per_tile(tmp_path):
                   progress=lambda *c: calls.append(c))
     n = len(_tiles(256, 320, config))
     assert n > 1 and [c for c in calls if c[0] == "tiles"] == [("tiles", i + 1, n) for i in range(n)]
+
+
+def test_impossible_runs_are_refused_before_any_work(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((64, 64), np.uint8))
+    tifffile.imwrite(tmp_path / "a_labels.tif", np.ones((64, 64), np.uint16))
+    assert main(["train", "--out", str(tmp_path / "m.pt"), "--steps", "0"]) == 2
+    assert "at least 1 step" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+    assert main(["finetune", "--images", str(tmp_path / "a.tif"), "--labels", str(tmp_path / "a_labels.tif"),
+                 "--steps", "-3", "--out", str(tmp_path / "f.pt")]) == 2
+    assert "at least 1 step" in capsys.readouterr().err and not (tmp_path / "f.pt").exists()
+    assert main(["train", "--out", str(tmp_path / "m.pt"), "--steps", "2", "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+
+
+def test_binary_flag_on_a_grey_image_and_an_image_without_worms(tmp_path, capsys):
+    grey = make_scene(TEST_SEED0 + 86, SceneConfig(style="brightfield"), window=(0, 0, 128, 128)).image
+    tifffile.imwrite(tmp_path / "grey.tif", grey)
+    assert main(["segment", str(tmp_path / "grey.tif"), "--binary", "--out", str(tmp_path / "o1")]) == 2
+    assert "binary foreground mask was expected" in capsys.readouterr().err and not (tmp_path / "o1").exists()
+    tifffile.imwrite(tmp_path / "blank.tif", np.full((96, 96), 100, np.uint16))
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")  # no tifffile warning about a zero-size TIFF
+        assert main(["segment", str(tmp_path / "blank.tif"), "--out", str(tmp_path / "o2"), "--quiet"]) == 0
+    assert tifffile.imread(tmp_path / "o2" / "blank_labels.tif").max() == 0
+    assert not (tmp_path / "o2" / "blank_instances.tif").exists()
+    assert (tmp_path / "o2" / "blank_instances.csv").read_text().count("\n") == 1  # the header only
+
+
+def test_unwritable_output_is_said_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((64, 64), np.uint8))
+    tifffile.imwrite(tmp_path / "a_labels.tif", np.ones((64, 64), np.uint16))
+    for argv in (["segment", str(tmp_path / "a.tif"), "--out", str(blocker / "out")],
+                 ["train", "--out", str(blocker / "m.pt"), "--steps", "1"],
+                 ["finetune", "--images", str(tmp_path / "a.tif"), "--labels", str(tmp_path / "a_labels.tif"),
+                  "--out", str(blocker / "f.pt")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"cannot write {blocker}" in err, err

@@ -6,6 +6,28 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def check_writable(path: str | os.PathLike, folder: bool = False) -> Path:
+    """Make sure ``path`` (a file, or a folder if ``folder``) can be written before any long work starts:
+    creates the folder it needs; SemiconvError naming the problem otherwise."""
+    from .errors import SemiconvError
+
+    path = Path(path)
+    target = path if folder else path.parent
+    blocking = next((p for p in [target, *target.parents] if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise SemiconvError(f"cannot write {path}: {blocking} is a file, not a folder; choose another place")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        if not os.access(target, os.W_OK):
+            raise PermissionError("no write permission")
+    except (OSError, PermissionError) as exc:
+        reason = exc.strerror if getattr(exc, "strerror", None) else str(exc)
+        raise SemiconvError(f"cannot write {path} ({reason}): choose a folder you can write to") from None
+    if not folder and path.is_dir():
+        raise SemiconvError(f"{path} is a folder: give a file name to write the model to")
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_write, check_writable
 from .errors import SemiconvError
 
 STACK_LIMIT = 2**30  # bytes of the largest (N, H, W) instance stack the CLI writes
@@ -69,12 +69,18 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False,
 
     from .data.readers import read_image
     from .measure import measure_worms, write_csv
+    from .normalize import normalize
     from .segment import Progress, Result, segment_iter
 
     paths = _inputs(paths)
     for p in paths:  # check everything before writing anything
-        planes_of(read_image(p), str(p))
-    out.mkdir(parents=True, exist_ok=True)
+        for plane in planes_of(read_image(p), str(p)):
+            if config.binary:
+                try:
+                    normalize(plane, binary=True)
+                except SemiconvError as exc:
+                    raise SemiconvError(f"{p}: {exc}") from None
+    check_writable(out, folder=True)
     counts = []
     tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=quiet)
 
@@ -104,7 +110,9 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False,
             tables.append(table)
             stack_bytes = len(result.instances) * result.labels.size
             name = f"{p.stem}_t{t:03d}_instances.tif" if stacked else f"{p.stem}_instances.tif"
-            if stack_bytes <= STACK_LIMIT:
+            if not len(result.instances):  # no worm: no (0, H, W) stack (an empty TIFF); the labels say it
+                (out / name).unlink(missing_ok=True)
+            elif stack_bytes <= STACK_LIMIT:
                 atomic_write(out / name, partial(_write_tif, array=result.instances.to_stack().astype(np.uint8)))
             elif not quiet:
                 tqdm.write(f"{p.name}: the (N, H, W) overlap stack would take {stack_bytes / 1e9:.1f} GB: "

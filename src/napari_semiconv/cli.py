@@ -79,15 +79,17 @@ def _training_source(spec: str, crop: int):
 def cmd_train(args) -> None:
     from tqdm import tqdm
 
+    from .atomic import check_writable
     from .data.sources import validation_scenes
     from .model import ModelConfig, build_model, pick_device
     from .train import TrainConfig, train_to_file
 
-    source, desc = _training_source(args.data, args.crop)
     out = Path(args.out)
     if out.suffix != ".pt":
         raise SemiconvError(f"--out {out} should end in .pt")
-    model = build_model(ModelConfig(semiconv=not args.conv)).to(pick_device(args.device))
+    check_writable(out)
+    source, desc = _training_source(args.data, args.crop)
+    model = build_model(ModelConfig(semiconv=not args.conv, target=args.target)).to(pick_device(args.device))
     config = TrainConfig(steps=args.steps, seconds=args.seconds, batch=args.batch, crop=args.crop,
                          lr=args.lr, seed=args.seed, val_every=args.val_every)
     bar = tqdm(total=config.steps, desc="train", disable=args.quiet)
@@ -105,16 +107,18 @@ def cmd_train(args) -> None:
 def cmd_finetune(args) -> None:
     from tqdm import tqdm
 
+    from .atomic import check_writable
     from .data.readers import read_image
     from .finetune import FinetuneConfig, finetune_summary, finetune_to_file
     from .registry import resolve_model
 
     if len(args.images) != len(args.labels):
         raise SemiconvError(f"{len(args.images)} --images but {len(args.labels)} --labels: give one labels file per image")
+    config = FinetuneConfig(steps=args.steps, seconds=args.seconds, lr=args.lr, seed=args.seed)
+    check_writable(args.out)
     images = [read_image(p) for p in args.images]
     labels = [read_image(p) for p in args.labels]
     model = resolve_model(args.model, args.device)
-    config = FinetuneConfig(steps=args.steps, seconds=args.seconds, lr=args.lr, seed=args.seed)
     bar = tqdm(total=config.steps, desc="fine-tune", unit="step", disable=args.quiet)
 
     def show(p):
@@ -211,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-every", type=int, default=500, help="steps between validations")
     t.add_argument("--val-scenes", type=int, default=4, help="synthetic validation scenes")
     t.add_argument("--conv", action="store_true", help="plain convolutional embedding (ablation)")
+    t.add_argument("--target", choices=("anchor", "eq5"), default="anchor",
+                   help="anchor: votes for a fixed point on each worm, a bandwidth per pixel, an IoU loss per worm "
+                        "(learns faster from scratch, docs/benchmarks.md); eq5: the paper's loss")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     t.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

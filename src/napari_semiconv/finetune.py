@@ -41,6 +41,11 @@ class FinetuneConfig:
     match_size: bool = True  # the model resizes images so the user's worms look as wide as its training worms
     tune_thresholds: bool = True  # choose the decoder's thresholds on the user's labels after training
 
+    def __post_init__(self):
+        if self.steps < 1 or self.seconds < 0:
+            raise SemiconvError(f"fine-tuning needs at least 1 step (got {self.steps}) and a time budget of 0 "
+                                f"(none) or more seconds (got {self.seconds})")
+
     def train_config(self, input_scale: float = 1.0) -> TrainConfig:
         """Training settings; crops grow with ``input_scale`` so the network sees the same context."""
         return TrainConfig(steps=self.steps, seconds=self.seconds, batch=self.batch,
@@ -182,9 +187,10 @@ def finetune_metadata(base, model, config: FinetuneConfig, last: TrainProgress |
 def finetune_to_file(base, images, labels, config: FinetuneConfig, out, regions=None, image_names=(),
                      progress: Callable[[TrainProgress], None] = lambda p: None) -> dict:
     """Fine-tune and save to ``out`` (refused if it is the base model's own file); ``progress`` per step."""
+    from .atomic import check_writable
     from .model.io import save_model
 
-    out = Path(out)
+    out = check_writable(out)  # before any training time is spent
     base_path = getattr(base, "metadata", {}).get("path")
     if base_path and out.exists() and out.resolve() == Path(base_path).resolve():
         raise SemiconvError(f"--out {out} is the base model: write the fine-tuned model to a new file")

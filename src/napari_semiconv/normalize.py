@@ -43,6 +43,10 @@ def normalize(image: np.ndarray, binary: bool = False, low: float = 1.0, high: f
     """
     arr = check_image(image)
     if binary:
+        levels = len(np.unique(arr[:: max(1, arr.shape[0] // 256), :: max(1, arr.shape[1] // 256)]))
+        if levels > 2:
+            raise SemiconvError(f"a binary foreground mask was expected (two values), but this image has {levels} "
+                                "or more grey levels: segment it as an ordinary image")
         return (arr > 0).astype(np.float32)
     arr = arr.astype(np.float32)
     lo, hi = np.percentile(arr, [low, high])

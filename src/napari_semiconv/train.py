@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .data.augment import augment, crop_resize
+from .errors import SemiconvError
 from .losses import AnchorWeights, LossWeights, anchor_losses, instance_losses
 from .metrics import evaluate
 from .model.embedding import pixel_coordinates
@@ -42,6 +43,11 @@ class TrainConfig:
     # the centroid term anchors the votes to the worms' centres (a readable displacement field)
     weights: LossWeights = field(default_factory=lambda: LossWeights(margin=1.0, centroid=1.0))
     anchor_weights: AnchorWeights = field(default_factory=AnchorWeights)  # models of the "anchor" target
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch < 1 or self.crop < 16 or self.seconds < 0:
+            raise SemiconvError(f"training needs at least 1 step, a batch of 1 and crops of 16 px (got steps "
+                                f"{self.steps}, batch {self.batch}, crop {self.crop}, seconds {self.seconds})")
 
 
 @dataclass
@@ -219,13 +225,16 @@ def train_to_file(model, source: Callable, config: TrainConfig, out: str | Path,
     continues from ``out``.ckpt when it exists. ``out`` itself is written only at the end, so a
     failed or interrupted run never leaves a partial model. Returns the final metadata.
     """
+    from .atomic import check_writable
     from .model.io import load_model, read_model_file, save_model
 
-    out = Path(out)
+    out = check_writable(out)  # before any training time is spent
     ckpt = out.with_suffix(".ckpt")
     log = TrainLog(out.with_suffix(".log.csv"))
     start, opt_state = 0, None
-    if resume and ckpt.exists():
+    if resume and not ckpt.exists():
+        raise SemiconvError(f"nothing to resume: no checkpoint {ckpt} (start without resuming)")
+    if resume:
         payload = read_model_file(ckpt)
         model.load_state_dict(load_model(ckpt).state_dict())
         start = int(payload["metadata"].get("step", 0))
