@@ -124,3 +124,12 @@ def test_anchored_model_outputs_and_bounded_offsets():
         model.phi_head[-1].bias[:2] = 100.0
     phi = model(torch.randn(1, 1, 70, 90)).phi
     assert phi[:, :2].abs().max() <= 32.0 / model.config.coord_scale + 1e-6
+
+
+def test_anchor_losses_on_a_crop_without_worms():
+    psi = pixel_coordinates(32, 32, 4, 16.0).clone().requires_grad_(True)
+    count_logit = torch.zeros(3, 32, 32, requires_grad=True)
+    out = anchor_losses(psi, count_logit, torch.zeros(32, 32), torch.full((32, 32), 0.5),
+                        torch.zeros(0, 32, 32, dtype=torch.bool), torch.zeros(0, 2), 16.0, AnchorWeights())
+    out["total"].backward()
+    assert torch.isfinite(out["total"]) and count_logit.grad[0].mean() < 0  # pushed toward "no worm"

@@ -191,7 +191,7 @@ def anchor_losses(psi: torch.Tensor, count_logit: torch.Tensor, seed_logit: torc
     vflat = valid[::st, ::st].reshape(-1)
     d = psi.shape[0]
     p = psi[:, ::st, ::st].reshape(d, -1)[:, vflat].T  # (P, d) valid pixels
-    masks = instances[:, ::st, ::st].reshape(len(instances), -1)[:, vflat].float()  # (N, P)
+    masks = instances[:, ::st, ::st].flatten(1)[:, vflat].float()  # (N, P); N may be 0 (a crop without worms)
     keep = masks.sum(1) > 0
     masks, anchors = masks[keep], anchors[keep]
     s = seed_logit[::st, ::st].reshape(-1)[vflat]
