@@ -37,6 +37,7 @@ from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
 from napari_semiconv.train import TrainConfig, train_to_file
 
 THRESHOLDS = (0.3, 0.4, 0.5)
+HEADING = "Bake-off: training targets at an equal budget"
 STYLES = ("brightfield", "fluorescence")
 
 
@@ -90,10 +91,11 @@ def curve(path: Path) -> list:
 def score(args):
     torch.set_num_threads(args.threads)
     scenes = {style: validation_scenes(args.scenes, style, VAL_SEED0 + 1000) for style in STYLES}
-    lines = ["## Bake-off: training targets at an equal budget", "",
-             (f"Command: `python benchmarks/bakeoff.py score {' '.join(args.models)} --scenes {args.scenes}` "
-             f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}); each model "
-             "trained from scratch by `python benchmarks/bakeoff.py train` (its command below). Scored on "
+    lines = [f"## {args.heading}", "",
+             (f"Command: `python benchmarks/bakeoff.py score {' '.join(args.models)} --scenes {args.scenes}"
+             + (f" --heading '{args.heading}'" if args.heading != HEADING else "") + "` "
+             f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}); each model's "
+             "training command is below. Scored on "
              f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 1000 + i, not training or test "
              "seeds), the network run once per scene and decoded at each kernel threshold."), "",
              "| model | training | threshold | brightfield avS | S@0.5 | AP | fluorescence avS | S@0.5 | AP | s/scene |",
@@ -113,7 +115,7 @@ def score(args):
                       + ", ".join(f"{m:.0f} min {a:.3f}" for m, a in curve(path)))
         print("\n".join(lines[-len(THRESHOLDS):]), flush=True)
     lines += ["", "s/scene: forward + the three decodings, per 696 x 520 scene. Learning curves:", ""] + curves
-    replace_section(Path(args.report), "Bake-off", "\n".join(lines))
+    replace_section(Path(args.report), f"## {args.heading}", "\n".join(lines))
 
 
 def main():
@@ -134,6 +136,8 @@ def main():
     s.add_argument("--scenes", type=int, default=40)
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--report", default=str(REPORT))
+    s.add_argument("--heading", default=HEADING,
+                   help="the report section to (re)write")
     args = ap.parse_args()
     if args.cmd == "train":
         train(args)
