@@ -139,7 +139,7 @@ def evaluate_dirs(pred_dir: Path, gt_dir: Path) -> dict:
 
     gts = sorted(f for f in gt_dir.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".png")) if gt_dir.is_dir() else []
     if not gts:
-        raise SemiconvError(f"--gt {gt_dir} holds no .tif/.png ground-truth files")
+        raise SemiconvError(f"the ground-truth folder {gt_dir} holds no .tif/.png files")
     preds, scores, truths, missing = [], [], [], []
     for g in gts:
         stem = g.stem.removesuffix("_labels").removesuffix("_masks")

@@ -193,7 +193,7 @@ def finetune_to_file(base, images, labels, config: FinetuneConfig, out, regions=
     out = check_writable(out)  # before any training time is spent
     base_path = getattr(base, "metadata", {}).get("path")
     if base_path and out.exists() and out.resolve() == Path(base_path).resolve():
-        raise SemiconvError(f"--out {out} is the base model: write the fine-tuned model to a new file")
+        raise SemiconvError(f"{out} is the base model itself: write the fine-tuned model to a new file")
     model, last = finetune(base, images, labels, regions, config, progress)
     meta = finetune_metadata(base, model, config, last, image_names)
     save_model(model, out, meta)

@@ -18,7 +18,7 @@ def pick_device(name: str | None = None) -> torch.device:
     except RuntimeError as exc:
         raise SemiconvError(f"unknown device {name!r}: use auto, cpu, cuda or mps") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SemiconvError("device 'cuda' asked for but no CUDA GPU is available: use --device cpu or auto")
+        raise SemiconvError("device 'cuda' asked for but no CUDA GPU is available: choose the CPU (or auto)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise SemiconvError("device 'mps' asked for but Apple MPS is not available: use --device cpu or auto")
+        raise SemiconvError("device 'mps' asked for but Apple MPS is not available: choose the CPU (or auto)")
     return device
