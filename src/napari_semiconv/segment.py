@@ -181,13 +181,18 @@ def predict_iter(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> It
     h, w = x.shape
     full = {key: torch.empty((h, w), device=device) for key in ("fg", "seed", "sigma", "count")}
     full.update({key: torch.empty((model.config.dim, h, w), device=device) for key in ("phi", "psi")})
-    tiles = _tiles(h, w, config)
-    for i, t in enumerate(tiles):
-        out = _forward(model, x, t.rows, t.cols, config.tta)
+    for t, out, progress in _tile_outputs(model, x, config, "network"):
         for key, value in out.items():
             full[key][(..., *t.dst)] = value[(..., *t.core)]
-        yield Progress("network", i + 1, len(tiles))
+        yield progress
     yield full
+
+
+def _tile_outputs(model: SemiConvNet, x: np.ndarray, config: SegmentConfig, stage: str) -> Iterator:
+    """The one loop over a plane's tiles: (tile, its network outputs, Progress) per tile."""
+    tiles = _tiles(*x.shape, config)
+    for i, t in enumerate(tiles):
+        yield t, _forward(model, x, t.rows, t.cols, config.tta), Progress(stage, i + 1, len(tiles))
 
 
 def _displacement(phi: torch.Tensor, scale: float) -> np.ndarray:
@@ -238,9 +243,7 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
     disp = np.zeros((2, h, w), np.float32)
     emb = np.zeros((model.config.dim, h, w), np.float32) if config.keep_embedding else None
     boxes, crops, scores, seeds = [], [], [], []
-    tiles = _tiles(h, w, config)
-    for i, t in enumerate(tiles):
-        out = _forward(model, x, t.rows, t.cols, config.tta)
+    for t, out, progress in _tile_outputs(model, x, config, "tiles"):
         dec = decode_outputs(out, config.decode)
         for dst, key in ((fg, "fg"), (seed, "seed"), (sig, "sigma")):
             dst[t.dst] = out[key][t.core].cpu().numpy()
@@ -261,7 +264,7 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
             crops.append(found.crops[j])
             scores.append(dec.scores[j])
             seeds.append(dec.seeds[j] + origin)
-        yield Progress("tiles", i + 1, len(tiles))
+        yield progress
     if len(scores) < 2**16:
         labels = labels.astype(np.uint16)
     instances = Instances((h, w), np.array(boxes, np.int64).reshape(-1, 4), crops)
