@@ -22,15 +22,9 @@ from ..finetune import FinetuneConfig, finetune_iter, finetune_metadata, finetun
 from ..registry import Registry
 from ..segment import SegmentConfig
 from ..train import TrainProgress
-from ._common import (
-    ModelChooser,
-    RunControls,
-    freeze_long_lived_objects,
-    placement_of,
-    show_results_in_turns,
-    worm_count,
-)
-from .segment import image_planes, segment_to_layers
+from .model_chooser import ModelChooser
+from .result_layers import image_planes, placement_of, segment_to_layers, show_results_in_turns, worm_count
+from .running import RunControls, freeze_long_lived_objects
 
 if TYPE_CHECKING:
     import napari

@@ -8,7 +8,7 @@ from magicgui.widgets import Container, Label, PushButton, create_widget
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..affinity import affinity_map, embedding_points, embedding_rgb, seeded_region
-from ._common import META_KEY, follow_results
+from .result_layers import META_KEY, follow_results
 
 if TYPE_CHECKING:
     import napari

@@ -10,7 +10,7 @@ from ..atomic import atomic_write
 from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..metrics import as_stack
-from ._common import META_KEY, features_table, follow_results
+from .result_layers import META_KEY, features_table, follow_results
 
 if TYPE_CHECKING:
     import napari

@@ -2,66 +2,18 @@
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
 
 from ..decode import DECODERS, DecodeConfig, model_thresholds
 from ..errors import SemiconvError
-from ..measure import measure_worms
-from ..segment import Progress, SegmentConfig, segment_iter
-from ._common import (
-    ModelChooser,
-    RunControls,
-    ask_user,
-    build_result_layers,
-    freeze_long_lived_objects,
-    placement_of,
-    show_results_in_turns,
-    worm_count,
-)
+from ..segment import Progress, SegmentConfig
+from .dialogs import ask_user
+from .model_chooser import ModelChooser
+from .result_layers import image_planes, placement_of, segment_to_layers, show_results_in_turns, worm_count
+from .running import RunControls, freeze_long_lived_objects
 
 if TYPE_CHECKING:
     import napari
-
-
-def segment_planes(model, planes: np.ndarray, config: SegmentConfig):
-    """Generator over a ``(T, H, W)`` stack: yields Progress and ``(t, Result, table)`` per plane."""
-    for t, plane in enumerate(planes):
-        yield Progress(f"plane {t + 1}/{len(planes)}", t, len(planes))
-        for item in segment_iter(model, plane, config):
-            if isinstance(item, Progress):
-                yield item
-            else:
-                yield (t, item, measure_worms(item.instances, plane, item.scores))
-
-
-def segment_to_layers(model, planes: np.ndarray, config: SegmentConfig, image_name: str, placement: dict,
-                      **layer_options):
-    """:func:`segment_planes`, then the result layers built in the calling (worker) thread: yields its Progress
-    messages, then the dict of :func:`build_result_layers` (last)."""
-    results, tables = [], []
-    for item in segment_planes(model, planes, config):
-        if isinstance(item, tuple):
-            results.append(item[1])
-            tables.append(item[2])
-        else:
-            yield item
-    yield Progress("layers", 0, 1)
-    yield build_result_layers(image_name, placement, results, tables, **layer_options)
-
-
-def image_planes(layer) -> np.ndarray:
-    """The layer's data as a ``(T, H, W)`` stack; SemiconvError for RGB or >3-D data."""
-    if getattr(layer, "rgb", False):
-        raise SemiconvError(f"'{layer.name}' is an RGB image: split its channels "
-                            "(right-click the layer > Split RGB) and segment one of them")
-    data = np.asarray(layer.data)
-    if data.ndim == 2:
-        return data[None]
-    if data.ndim == 3:
-        return data
-    raise SemiconvError(f"'{layer.name}' has {data.ndim} dimensions {data.shape}: segment a 2-D image "
-                        "or a (T/Z, H, W) stack")
 
 
 class SegmentWidget(RunControls, Container):

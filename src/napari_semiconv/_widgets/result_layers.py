@@ -1,103 +1,60 @@
-"""Pieces the docks share: model choice, result -> layers, edit detection, confirmation."""
+"""Segmentation results as napari layers: building them (in a worker thread), adding them (a turn each),
+edit detection, and the docks that follow the latest result."""
 
 import hashlib
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 
 from ..errors import SemiconvError
-from ..model import load_model, pick_device
-from ..models import DEFAULT_MODEL
-from ..registry import Registry
-from ..segment import Result
+from ..measure import measure_worms
+from ..segment import Progress, Result, SegmentConfig, segment_iter
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SHIPPED = "shipped default"
-FROM_FILE = "model file..."
+
 META_KEY = "napari_semiconv"
 
 
-class ModelChooser(Container):
-    """Shipped model, a registry model, or a file; and a device. ``load()`` caches the model.
+def segment_planes(model, planes: np.ndarray, config: SegmentConfig):
+    """Generator over a ``(T, H, W)`` stack: yields Progress and ``(t, Result, table)`` per plane."""
+    for t, plane in enumerate(planes):
+        yield Progress(f"plane {t + 1}/{len(planes)}", t, len(planes))
+        for item in segment_iter(model, plane, config):
+            if isinstance(item, Progress):
+                yield item
+            else:
+                yield (t, item, measure_worms(item.instances, plane, item.scores))
 
-    A registry model can be renamed, deleted (after a confirmation) or exported from here. The
-    dialogs are attributes (``ask_name``, ``confirm``, ``ask_path``) so scripts and tests can answer.
-    """
 
-    def __init__(self, **kwargs):
-        self.source = ComboBox(label="model", choices=self._choices)
-        self.file = FileEdit(label="model file", filter="*.pt", visible=False)
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
-        buttons = [PushButton(text=text) for text in ("rename...", "delete...", "export...")]
-        self.manage = Container(widgets=buttons, layout="horizontal", labels=False, visible=False)
-        super().__init__(widgets=[self.source, self.file, self.manage, self.device], **kwargs)
-        self.source.changed.connect(self._on_source)
-        for button, action in zip(buttons, (self.rename, self.delete, self.export)):
-            button.changed.connect(lambda *_, action=action: action())
-        self.ask_name = lambda current: _ask_text(self.native, f"New name for '{current}':", current)
-        self.confirm = lambda question: ask_user(self.native, question)
-        self.ask_path = lambda name: _ask_save_path(self.native, f"{name}.pt")
-        self._cache: tuple | None = None
+def segment_to_layers(model, planes: np.ndarray, config: SegmentConfig, image_name: str, placement: dict,
+                      **layer_options):
+    """:func:`segment_planes`, then the result layers built in the calling (worker) thread: yields its Progress
+    messages, then the dict of :func:`build_result_layers` (last)."""
+    results, tables = [], []
+    for item in segment_planes(model, planes, config):
+        if isinstance(item, tuple):
+            results.append(item[1])
+            tables.append(item[2])
+        else:
+            yield item
+    yield Progress("layers", 0, 1)
+    yield build_result_layers(image_name, placement, results, tables, **layer_options)
 
-    def _on_source(self, value):
-        self.file.visible = value == FROM_FILE
-        self.manage.visible = value not in (SHIPPED, FROM_FILE)
 
-    def rename(self) -> None:
-        """Rename the chosen registry model (asks for the new name)."""
-        old = self.source.value
-        new = self.ask_name(old)
-        if new and new != old:
-            self._registry_action(lambda reg: self.refresh(select=reg.rename(old, new).stem))
-
-    def delete(self) -> None:
-        """Delete the chosen registry model after a confirmation."""
-        name = self.source.value
-        if self.confirm(f"Delete the model '{name}' from the registry? This cannot be undone."):
-            self._registry_action(lambda reg: (reg.delete(name), self.refresh(select=SHIPPED)))
-
-    def export(self) -> None:
-        """Copy the chosen registry model to a path the user picks."""
-        name = self.source.value
-        dest = self.ask_path(name)
-        if dest:
-            self._registry_action(lambda reg: reg.export(name, dest))
-
-    def _registry_action(self, action) -> None:
-        from napari.utils.notifications import show_error
-
-        try:
-            action(Registry())
-        except (SemiconvError, OSError) as exc:
-            show_error(str(exc))
-
-    @staticmethod
-    def _choices(_widget=None):
-        return [SHIPPED] + [f.stem for f in Registry().files()] + [FROM_FILE]
-
-    def refresh(self, select: str | None = None) -> None:
-        self.source.reset_choices()
-        if select is not None:
-            self.source.value = select
-
-    def path(self) -> Path:
-        if self.source.value == SHIPPED:
-            return DEFAULT_MODEL
-        if self.source.value == FROM_FILE:
-            return Path(self.file.value)
-        return Registry().find(self.source.value) or Path(self.source.value)
-
-    def load(self):
-        """The chosen model on the chosen device (loaded once per path/device/mtime)."""
-        path, device = self.path(), pick_device(self.device.value)
-        key = (str(path), str(device), path.stat().st_mtime if path.is_file() else None)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, load_model(path, device))
-        return self._cache[1]
+def image_planes(layer) -> np.ndarray:
+    """The layer's data as a ``(T, H, W)`` stack; SemiconvError for RGB or >3-D data."""
+    if getattr(layer, "rgb", False):
+        raise SemiconvError(f"'{layer.name}' is an RGB image: split its channels "
+                            "(right-click the layer > Split RGB) and segment one of them")
+    data = np.asarray(layer.data)
+    if data.ndim == 2:
+        return data[None]
+    if data.ndim == 3:
+        return data
+    raise SemiconvError(f"'{layer.name}' has {data.ndim} dimensions {data.shape}: segment a 2-D image "
+                        "or a (T/Z, H, W) stack")
 
 
 def checksum(data) -> str:
@@ -150,30 +107,6 @@ def features_table(tables: list[dict]) -> "pd.DataFrame":
     if len(df):
         df.insert(0, "index", df["label"].to_numpy())
     return df
-
-
-def _ask_text(parent, question: str, current: str) -> str | None:
-    from qtpy.QtWidgets import QInputDialog
-
-    text, ok = QInputDialog.getText(parent, "napari-semiconv", question, text=current)
-    return text.strip() if ok else None
-
-
-def _ask_save_path(parent, suggested: str) -> str | None:
-    from qtpy.QtWidgets import QFileDialog
-
-    path, _ = QFileDialog.getSaveFileName(parent, "Export model", suggested, "PyTorch model (*.pt)")
-    return path or None
-
-
-def ask_user(parent, question: str) -> bool:
-    """Yes/No dialog (widgets hold it as ``self.confirm`` so scripts can answer)."""
-    from qtpy.QtWidgets import QMessageBox
-
-    answer = QMessageBox.question(parent, "napari-semiconv", question,
-                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                  QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
 
 
 def build_result_layers(image_name: str, placement: dict, results: list[Result], tables: list[dict], *,
@@ -308,37 +241,9 @@ def show_results_in_turns(viewer, new: dict, *, on_done, on_error, confirm=lambd
     step()
 
 
-def freeze_long_lived_objects() -> None:
-    """Move the objects alive now (napari, torch, the model) out of the garbage collector's reach, once.
-
-    Python's full collection walks every tracked object; with napari and torch loaded that took 208 ms
-    here and, landing in the main thread after a segmentation, froze the viewer. ``gc.freeze`` leaves
-    those long-lived objects out of later collections (objects made afterwards are collected as usual).
-    """
-    import gc
-
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
-
-
 def _worm_colors(worms, ids: np.ndarray) -> np.ndarray:
     """RGBA ``(V, 4)`` per vector: its worm's colour in the Labels layer (grey for none)."""
     colors = np.asarray(worms.colormap.map(ids), float).reshape(len(ids), 4)
     colors[ids == 0] = (0.7, 0.7, 0.7, 1.0)
     colors[:, 3] = 1.0
     return colors
-
-
-class RunControls:
-    """Mixin for docks with ``run_button``, ``cancel_button`` and a ``status`` label."""
-
-    def _set_running(self, running: bool):
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
-
-    def _error(self, exc):
-        from napari.utils.notifications import show_error
-
-        self._set_running(False)
-        self.status.value = f"error: {exc}"
-        show_error(str(exc))

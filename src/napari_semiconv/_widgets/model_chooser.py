@@ -1,0 +1,93 @@
+"""The model chooser the docks share: shipped model, registry model or file; device; rename, delete, export."""
+
+from pathlib import Path
+
+from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
+
+from ..errors import SemiconvError
+from ..model import load_model, pick_device
+from ..models import DEFAULT_MODEL
+from ..registry import Registry
+from .dialogs import ask_save_path, ask_text, ask_user
+
+SHIPPED = "shipped default"
+FROM_FILE = "model file..."
+
+
+class ModelChooser(Container):
+    """Shipped model, a registry model, or a file; and a device. ``load()`` caches the model.
+
+    A registry model can be renamed, deleted (after a confirmation) or exported from here. The
+    dialogs are attributes (``ask_name``, ``confirm``, ``ask_path``) so scripts and tests can answer.
+    """
+
+    def __init__(self, **kwargs):
+        self.source = ComboBox(label="model", choices=self._choices)
+        self.file = FileEdit(label="model file", filter="*.pt", visible=False)
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
+        buttons = [PushButton(text=text) for text in ("rename...", "delete...", "export...")]
+        self.manage = Container(widgets=buttons, layout="horizontal", labels=False, visible=False)
+        super().__init__(widgets=[self.source, self.file, self.manage, self.device], **kwargs)
+        self.source.changed.connect(self._on_source)
+        for button, action in zip(buttons, (self.rename, self.delete, self.export)):
+            button.changed.connect(lambda *_, action=action: action())
+        self.ask_name = lambda current: ask_text(self.native, f"New name for '{current}':", current)
+        self.confirm = lambda question: ask_user(self.native, question)
+        self.ask_path = lambda name: ask_save_path(self.native, f"{name}.pt")
+        self._cache: tuple | None = None
+
+    def _on_source(self, value):
+        self.file.visible = value == FROM_FILE
+        self.manage.visible = value not in (SHIPPED, FROM_FILE)
+
+    def rename(self) -> None:
+        """Rename the chosen registry model (asks for the new name)."""
+        old = self.source.value
+        new = self.ask_name(old)
+        if new and new != old:
+            self._registry_action(lambda reg: self.refresh(select=reg.rename(old, new).stem))
+
+    def delete(self) -> None:
+        """Delete the chosen registry model after a confirmation."""
+        name = self.source.value
+        if self.confirm(f"Delete the model '{name}' from the registry? This cannot be undone."):
+            self._registry_action(lambda reg: (reg.delete(name), self.refresh(select=SHIPPED)))
+
+    def export(self) -> None:
+        """Copy the chosen registry model to a path the user picks."""
+        name = self.source.value
+        dest = self.ask_path(name)
+        if dest:
+            self._registry_action(lambda reg: reg.export(name, dest))
+
+    def _registry_action(self, action) -> None:
+        from napari.utils.notifications import show_error
+
+        try:
+            action(Registry())
+        except (SemiconvError, OSError) as exc:
+            show_error(str(exc))
+
+    @staticmethod
+    def _choices(_widget=None):
+        return [SHIPPED] + [f.stem for f in Registry().files()] + [FROM_FILE]
+
+    def refresh(self, select: str | None = None) -> None:
+        self.source.reset_choices()
+        if select is not None:
+            self.source.value = select
+
+    def path(self) -> Path:
+        if self.source.value == SHIPPED:
+            return DEFAULT_MODEL
+        if self.source.value == FROM_FILE:
+            return Path(self.file.value)
+        return Registry().find(self.source.value) or Path(self.source.value)
+
+    def load(self):
+        """The chosen model on the chosen device (loaded once per path/device/mtime)."""
+        path, device = self.path(), pick_device(self.device.value)
+        key = (str(path), str(device), path.stat().st_mtime if path.is_file() else None)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, load_model(path, device))
+        return self._cache[1]
