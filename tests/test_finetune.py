@@ -73,7 +73,7 @@ def test_finetuned_model_keeps_the_size_of_the_annotated_worms(tmp_path):
 
     scene = make_scene(12, SceneConfig(worms=(12, 12), scale=(1.8, 1.8)))
     base = build_model(ModelConfig(width=8, depth=3))
-    config = FinetuneConfig(steps=1, crop=64, batch=1)
+    config = FinetuneConfig(steps=1, crop=64, batch=1, tune_thresholds=False)  # an untrained net: nothing to tune
     meta = finetune_to_file(base, [scene.image], [scene.labels], config, tmp_path / "big.pt")
     model = load_model(tmp_path / "big.pt")
     assert 1.5 < model.config.input_scale < 2.1 and meta["input_scale"] == model.config.input_scale
@@ -134,13 +134,13 @@ def test_finetune_calls_progress_once_per_step():
     assert [p.step for p in seen] == [1, 2, 3, 4] and last is seen[-1] and model is not None
 
 
-def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them():
+def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(shipped):
     from napari_semiconv.decode import model_thresholds
     from napari_semiconv.finetune import THRESHOLD_GRID, finetune, finetune_metadata, finetune_summary
     from napari_semiconv.segment import SegmentConfig, segment_iter
 
     img, lab = _pair()
-    base = build_model(ModelConfig(width=8, depth=3))
+    base = shipped
     config = FinetuneConfig(steps=2, crop=96, batch=1)
     model, last = finetune(base, [img], [lab], config=config)
     chosen = model_thresholds(model)
@@ -157,3 +157,8 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them()
     assert worms({"fg_threshold": 0.999}) == 0 and worms({"fg_threshold": 0.001, "kernel_threshold": 0.5}) > 0
     untuned, _ = finetune(base, [img], [lab], config=replace(config, tune_thresholds=False))
     assert "user_images" not in untuned.metadata
+    # a model that marks most pixels as worm is not tuned (nothing to gain, slow to decode): said so
+    everywhere = build_model(ModelConfig(width=8, depth=3))
+    torch.nn.init.constant_(everywhere.fg_head.bias, 20.0)  # foreground at every pixel, whatever it learns in 2 steps
+    blind, _ = finetune(everywhere, [img], [lab], config=config)
+    assert blind.metadata["user_images"]["scored_on"].startswith("not scored")

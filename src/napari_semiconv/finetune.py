@@ -133,9 +133,13 @@ def choose_thresholds(base, model, images, stacks, valid) -> dict:
     from .threshold_search import forward_all, search_thresholds
 
     base_thresholds = {k: getattr(DecodeConfig(**model_thresholds(base)), k) for k in THRESHOLD_GRID}
+    outputs = forward_all(model, images)
+    if np.mean([float((o["fg"] > 0.5).float().mean()) for o in outputs]) > 0.5:
+        # a model that sees worms nearly everywhere: no threshold helps, and decoding it is slow
+        return {"decode": base_thresholds, "user_images": {"scored_on": "not scored: the model marks most pixels "
+                                                                       "as worm"}}
     before = search_thresholds(forward_all(base, images), stacks, {k: (v,) for k, v in base_thresholds.items()},
                                valid)[0][0]
-    outputs = forward_all(model, images)
     at_base = search_thresholds(outputs, stacks, {k: (v,) for k, v in base_thresholds.items()}, valid)[0][0]
     best_avs, _, best = search_thresholds(outputs, stacks, THRESHOLD_GRID, valid)[0]
     return {"decode": best, "user_images": {
@@ -165,7 +169,7 @@ def finetune_summary(meta: dict) -> str:
     parts = [f"{meta['steps']} training steps in {meta['seconds']:.0f} s"]
     if meta.get("input_scale", 1.0) != meta.get("base_input_scale", 1.0):
         parts.append(f"images resized for worms {meta['input_scale']:.2f}x as wide as the model's")
-    if "user_images" in meta:
+    if "base_avS" in meta.get("user_images", {}):
         gain = meta["user_images"]
         parts.append(f"thresholds chosen on your labels (kernel {meta['decode']['kernel_threshold']:g}, merge "
                      f"{meta['decode']['merge_threshold']:g}); avS on {gain['scored_on']}: base model "
