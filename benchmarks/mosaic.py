@@ -5,7 +5,7 @@
 The mosaic is a grid of held-out synthetic brightfield scenes (seeds TEST_SEED0 + 50000 + i),
 each normalized before tiling so the mosaic looks like one acquisition, cut to size x size.
 Peak memory is the process's maximum resident set size (it includes the mosaic, the model and
-the per-pixel outputs: foreground, seediness, displacement, labels). Writes a section of
+the per-pixel outputs: foreground, seed map, displacement, labels). Writes a section of
 docs/benchmarks.md.
 """
 

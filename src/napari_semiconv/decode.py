@@ -62,11 +62,12 @@ class Decoded:
     seeds: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (N, 2) row, col
 
 
-def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed_prob: torch.Tensor, sigma: float | torch.Tensor,
+def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: float | torch.Tensor,
            config: DecodeConfig = DecodeConfig(), count: torch.Tensor | None = None) -> Decoded:
     """Cluster ``psi (d, H, W)`` over pixels with ``fg_prob (H, W)`` above threshold.
 
-    ``seed_prob (H, W)`` ranks seeds (seeded) and scores instances; ``sigma`` is the kernel
+    ``seed (H, W)``, the seed map (predicted K(Psi_u, own centre)), ranks seeds (seeded) and scores
+    instances; ``sigma`` is the kernel
     bandwidth in Psi units, one number or an ``(H, W)`` map (a worm grows with its own bandwidth: the
     mean over its pixels). ``count (H, W)`` int, worms per pixel (0, 1, 2+) where the model predicts
     it: with ``config.overlap`` only pixels counted 2+ join a second worm (without it, any pixel may).
@@ -75,7 +76,7 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed_prob: torch.Tensor, si
     fg = (fg_prob > config.fg_threshold).reshape(-1)
     idx = fg.nonzero().squeeze(1)
     points = psi.reshape(d, -1)[:, idx].T.contiguous()  # (P, d)
-    seeds = seed_prob.reshape(-1)[idx]
+    seeds = seed.reshape(-1)[idx]
     sig = (sigma.reshape(-1)[idx] if torch.is_tensor(sigma) and sigma.dim() == 2
            else torch.full((len(idx),), float(sigma), device=psi.device))  # (P,) bandwidths
     multi = None if count is None else count.reshape(-1)[idx] >= 2

@@ -65,7 +65,7 @@ class Result:
     scores: np.ndarray  # (N,) float32
     seeds: np.ndarray  # (N, 2) int row, col of each instance's seed pixel
     foreground: np.ndarray  # (H, W) float32 probability
-    seediness: np.ndarray  # (H, W) float32 predicted K(Psi_u, own centre)
+    seed: np.ndarray  # (H, W) float32 the seed map: predicted K(Psi_u, own centre)
     displacement: np.ndarray  # (2, H, W) float32 Phi^g in pixels, (dy, dx), common shift removed
     vote_offset: np.ndarray  # (2,) float32 px, the common shift of all votes (displacement.vote_offset)
     embedding: np.ndarray | None  # (d, H, W) float32 Psi (u_hat in coord_scale units)
@@ -277,7 +277,7 @@ def _result(model, labels, instances, scores, seeds, fg, seed, displacement, emb
     an anchored model's votes have no common shift)."""
     offset = (vote_offset(displacement, labels) if model.config.target == "eq5" else np.zeros(2, np.float32))
     return Result(labels=labels, instances=instances, scores=scores, seeds=seeds, foreground=fg,
-                  seediness=seed, displacement=displacement - offset[:, None, None], vote_offset=offset,
+                  seed=seed, displacement=displacement - offset[:, None, None], vote_offset=offset,
                   embedding=embedding, sigma=model.sigma.item(), coord_scale=model.config.coord_scale,
                   sigma_map=sigma_map if model.config.target != "eq5" else None)
 
