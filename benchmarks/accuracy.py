@@ -31,6 +31,9 @@ from napari_semiconv.worm_size import trained_worm_width
 ROOT = Path(__file__).resolve().parents[1]
 
 
+HEADING = "Accuracy and speed (held-out synthetic scenes, 696 x 520)"
+
+
 def run_set(model, images, truths, config, device) -> dict:
     """Segment ``images`` through files (end to end) and score them; returns metrics + timing."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,6 +66,7 @@ def main(argv=None):
     ap.add_argument("--bbbc010")
     ap.add_argument("--kernel-threshold", type=float, help="seeded decoder thresholds (default: the model's own)")
     ap.add_argument("--merge-threshold", type=float)
+    ap.add_argument("--heading", default=HEADING, help="the report section to (re)write")
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
     device = next(model.parameters()).device
@@ -116,7 +120,7 @@ def main(argv=None):
                      f"{m['avS']:.3f} | {m['AP']:.3f} | {m['AP50']:.3f} | {m['AP75']:.3f} | {m['s_per_image']:.2f} |")
     machine = (f"{platform.machine()}, {torch.get_num_threads()} CPU threads" if device.type == "cpu"
                else torch.cuda.get_device_name(device) if device.type == "cuda" else device.type)
-    section = ("## Accuracy and speed (held-out synthetic scenes, 696 x 520)\n\n"
+    section = (f"## {args.heading}\n\n"
                f"Model: `{model_name(model)}`. "
                f"Device: {device.type} ({machine}), torch {torch.__version__}. Peak resident memory {peak_mb:.0f} MB.\n"
                "S(t) = TP/(TP+FP+FN) at IoU > t (one-to-one), avS = mean over t = 0.5..0.9; AP is COCO mask AP "
@@ -126,11 +130,12 @@ def main(argv=None):
                "the network).\n\n"
                + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/accuracy.py --scenes {args.scenes} --device {args.device}"
-               + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + "`" + peer_note + "\n")
+               + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + (f" --model {args.model}" if args.model else "")
+               + (f" --heading '{args.heading}'" if args.heading != HEADING else "") + "`" + peer_note + "\n")
     print(section)
     from report import replace_section
 
-    replace_section(Path(args.report), "## Accuracy and speed", section)
+    replace_section(Path(args.report), f"## {args.heading}", section)
 
 
 if __name__ == "__main__":
