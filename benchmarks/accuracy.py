@@ -131,6 +131,7 @@ def main(argv=None):
                + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/accuracy.py --scenes {args.scenes} --device {args.device}"
                + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + (f" --model {args.model}" if args.model else "")
+               + "".join(f" --{k.replace('_', '-')} {v:g}" for k, v in given.items() if v is not None)
                + (f" --heading '{args.heading}'" if args.heading != HEADING else "") + "`" + peer_note + "\n")
     print(section)
     from report import replace_section
