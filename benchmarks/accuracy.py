@@ -59,7 +59,7 @@ def run_set(model, images, truths, config, device) -> dict:
 
 
 def main(argv=None):
-    from report import model_name, model_parser
+    from report import model_name, model_parser, portable
 
     ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=10, help="scenes per style")
@@ -112,7 +112,7 @@ def main(argv=None):
                           f"{train['loss_start']:.3f} -> {train['loss_end']:.3f}) on {report['machine']}, same test "
                           f"scenes and scorer, label image only (it cannot express overlaps); its settings and the "
                           f"thresholds it chose on validation scenes are in docs/peer_{name}.json. Command (its own "
-                          f"venv): `{report['command']}`.")
+                          f"venv): `{portable(report['command'])}`.")
     peer_note = "".join(f"\n\n{n}" for n in peer_notes)
     lines = ["| images | n | S@0.5 | S@0.7 | S@0.9 | avS | AP | AP50 | AP75 | s / image |", "|---" * 10 + "|"]
     for name, m in rows.items():

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from report import REPORT, replace_section
+from report import REPORT, portable, replace_section
 
 from napari_semiconv.data.sources import VAL_SEED0, SyntheticSource, validation_scenes
 from napari_semiconv.decode import DecodeConfig
@@ -110,7 +110,7 @@ def score(args):
             lines.append(f"| {path.stem} | {meta.get('steps')} steps, {meta.get('seconds', 0) / 60:.0f} min | {t} | "
                          f"{b['avS']:.3f} | {b['S@0.5']:.3f} | {b['AP']:.3f} | {f['avS']:.3f} | {f['S@0.5']:.3f} | "
                          f"{f['AP']:.3f} | {secs:.2f} |")
-        curves.append(f"- {path.stem}: `{meta.get('command')}` ({meta.get('machine')}); validation avS "
+        curves.append(f"- {path.stem}: `{portable(str(meta.get('command')))}` ({meta.get('machine')}); validation avS "
                       "(3 + 3 curve scenes) against minutes: "
                       + ", ".join(f"{m:.0f} min {a:.3f}" for m, a in curve(path)))
         print("\n".join(lines[-len(THRESHOLDS):]), flush=True)

@@ -32,3 +32,11 @@ def model_name(model) -> str:
         return str(path.resolve().relative_to(REPORT.parents[1]))
     except ValueError:
         return path.name
+
+
+def portable(command: str) -> str:
+    """A command line with every absolute path of the machine that ran it cut to its last part
+    (``/tmp/cpvenv/bin/python`` -> ``python``), so reports name no machine's folders."""
+    import re
+
+    return re.sub(r"(?<![\w.-])/[^\s`'\"]*/([^\s/`'\"]+)", r"\1", command)
