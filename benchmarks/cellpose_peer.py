@@ -228,7 +228,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s", stream=sys.stdout)
-    command = (f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')} /tmp/cpvenv/bin/python "
+    command = (f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')} python "
                f"benchmarks/cellpose_peer.py {shlex.join(sys.argv[1:] if argv is None else argv)}")
     load0, t_all = os.getloadavg(), time.perf_counter()
     rows = {}
