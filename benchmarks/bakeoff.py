@@ -107,7 +107,9 @@ def score(args):
         for t in THRESHOLDS:
             b, f = res["brightfield"][0][t], res["fluorescence"][0][t]
             secs = (res["brightfield"][1] + res["fluorescence"][1]) / 2
-            lines.append(f"| {path.stem} | {meta.get('steps')} steps, {meta.get('seconds', 0) / 60:.0f} min | {t} | "
+            lines.append(f"| {path.stem} | {meta.get('steps')} steps"
+                         + (f", {meta['seconds'] / 60:.0f} min" if meta.get("seconds") else "")
+                         + (" (last run)" if meta.get("init") else "") + f" | {t} | "
                          f"{b['avS']:.3f} | {b['S@0.5']:.3f} | {b['AP']:.3f} | {f['avS']:.3f} | {f['S@0.5']:.3f} | "
                          f"{f['AP']:.3f} | {secs:.2f} |")
         curves.append(f"- {path.stem}: `{portable(str(meta.get('command')))}` ({meta.get('machine')}); validation avS "
