@@ -112,7 +112,8 @@ def score(args):
                          + (" (last run)" if meta.get("init") else "") + f" | {t} | "
                          f"{b['avS']:.3f} | {b['S@0.5']:.3f} | {b['AP']:.3f} | {f['avS']:.3f} | {f['S@0.5']:.3f} | "
                          f"{f['AP']:.3f} | {secs:.2f} |")
-        curves.append(f"- {path.stem}: `{portable(str(meta.get('command')))}` ({meta.get('machine')}); validation avS "
+        command = meta.get("command") or " ; then ".join(meta.get("recipe") or ["unknown"])
+        curves.append(f"- {path.stem}: `{portable(str(command))}` ({meta.get('machine')}); validation avS "
                       "(3 + 3 curve scenes) against minutes: "
                       + ", ".join(f"{m:.0f} min {a:.3f}" for m, a in curve(path)))
         print("\n".join(lines[-len(THRESHOLDS):]), flush=True)
