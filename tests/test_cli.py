@@ -269,3 +269,9 @@ def test_unwritable_output_is_said_before_any_work(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"cannot write {blocker}" in err, err
+
+
+def test_view_says_which_file_is_missing_before_opening_napari(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((32, 32), np.uint8))
+    assert main(["view", str(tmp_path / "a.tif"), str(tmp_path / "a_labels.tif")]) == 2
+    assert "a_labels.tif" in capsys.readouterr().err

@@ -59,7 +59,25 @@ def cmd_demo(args) -> None:
     metrics = evaluate_dirs(out / "segmented", truth)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
-    print(f"outputs in {out}/segmented; open them with: napari {paths[0]} {out}/segmented/{paths[0].stem}_labels.tif")
+    print(f"outputs in {out}/segmented; look at one with: napari-semiconv view {paths[0]} "
+          f"{out}/segmented/{paths[0].stem}_labels.tif")
+
+
+def cmd_view(args) -> None:
+    """Open an image and its worms (as a Labels layer, which napari's own reader cannot tell) in napari."""
+    from .data.readers import read_image
+
+    image = read_image(args.image)
+    labels = [read_image(p) for p in args.labels]
+    try:
+        import napari
+    except ImportError:
+        raise SemiconvError("napari is not installed: pip install 'napari-semiconv[all]'") from None
+    viewer = napari.Viewer()
+    viewer.add_image(image, name=Path(args.image).stem)
+    for path, data in zip(args.labels, labels):
+        viewer.add_labels(np.asarray(data).astype(np.int64, copy=False), name=Path(path).stem)
+    napari.run()
 
 
 def _training_source(spec: str, crop: int):
@@ -241,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--gt", required=True, help="folder with <stem>.tif label images or instance stacks")
     e.add_argument("--json", help="also write the metrics here")
     e.set_defaults(func=cmd_evaluate)
+
+    v = sub.add_parser("view", **defaults, help="open an image and its labels (as Labels layers) in napari")
+    v.add_argument("image", help="the image")
+    v.add_argument("labels", nargs="*", help="label images (e.g. <stem>_labels.tif) to show as Labels layers")
+    v.set_defaults(func=cmd_view)
 
     m = sub.add_parser("models", **defaults, help="list the models in the user registry")
     m.set_defaults(func=cmd_models)
