@@ -48,7 +48,7 @@ def _inputs(paths) -> list[Path]:
     for p in paths:
         if p.stem in stems:
             raise SemiconvError(f"{stems[p.stem]} and {p} have the same name {p.stem!r}: their results would "
-                                "overwrite each other in --out; rename one or segment them into separate folders")
+                                "overwrite each other in the output folder; rename one or segment them into separate folders")
         stems[p.stem] = p
     return paths
 
@@ -69,17 +69,14 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False,
 
     from .data.readers import read_image
     from .measure import measure_worms, write_csv
-    from .normalize import normalize
+    from .normalize import check_binary
     from .segment import Progress, Result, segment_iter
 
     paths = _inputs(paths)
     for p in paths:  # check everything before writing anything
         for plane in planes_of(read_image(p), str(p)):
             if config.binary:
-                try:
-                    normalize(plane, binary=True)
-                except SemiconvError as exc:
-                    raise SemiconvError(f"{p}: {exc}") from None
+                check_binary(plane, name=str(p))
     check_writable(out, folder=True)
     counts = []
     tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=quiet)
@@ -94,7 +91,7 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False,
     for p in tqdm(paths, desc="segment", unit="image", disable=quiet):
         image = read_image(p)
         planes = planes_of(image, str(p))
-        stacked = len(planes) > 1 or np.ndim(image) == 3
+        stacked = np.ndim(image) == 3  # a (T/Z, H, W) stack (RGB was refused by planes_of)
         labels, tables = [], []
         for t, plane in enumerate(planes):
             result = None

@@ -35,6 +35,16 @@ def check_image(image, name: str = "image") -> np.ndarray:
     return arr
 
 
+def check_binary(image: np.ndarray, name: str = "this image") -> np.ndarray:
+    """A checked ``(H, W)`` plane that must be a foreground mask (two values, judged on a subsample);
+    SemiconvError naming ``name`` otherwise. Returns the plane."""
+    levels = len(np.unique(image[:: max(1, image.shape[0] // 256), :: max(1, image.shape[1] // 256)]))
+    if levels > 2:
+        raise SemiconvError(f"a binary foreground mask was expected (two values), but {name} has {levels} or "
+                            "more grey levels: segment it as an ordinary image")
+    return image
+
+
 def normalize(image: np.ndarray, binary: bool = False, low: float = 1.0, high: float = 99.8) -> np.ndarray:
     """``(H, W)`` any dtype -> ``(H, W)`` float32, percentiles ``low``..``high`` mapped to 0..1.
 
@@ -43,11 +53,7 @@ def normalize(image: np.ndarray, binary: bool = False, low: float = 1.0, high: f
     """
     arr = check_image(image)
     if binary:
-        levels = len(np.unique(arr[:: max(1, arr.shape[0] // 256), :: max(1, arr.shape[1] // 256)]))
-        if levels > 2:
-            raise SemiconvError(f"a binary foreground mask was expected (two values), but this image has {levels} "
-                                "or more grey levels: segment it as an ordinary image")
-        return (arr > 0).astype(np.float32)
+        return (check_binary(arr) > 0).astype(np.float32)
     arr = arr.astype(np.float32)
     lo, hi = np.percentile(arr, [low, high])
     if hi - lo < 1e-12 * max(abs(hi), 1.0) or hi == lo:
