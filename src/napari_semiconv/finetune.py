@@ -138,9 +138,9 @@ def choose_thresholds(base, model, images, stacks, valid) -> dict:
         # a model that sees worms nearly everywhere: no threshold helps, and decoding it is slow
         return {"decode": base_thresholds, "user_images": {"scored_on": "not scored: the model marks most pixels "
                                                                        "as worm"}}
-    before = search_thresholds(forward_all(base, images), stacks, {k: (v,) for k, v in base_thresholds.items()},
-                               valid)[0][0]
-    at_base = search_thresholds(outputs, stacks, {k: (v,) for k, v in base_thresholds.items()}, valid)[0][0]
+    only_base = {k: (v,) for k, v in base_thresholds.items()}  # a grid of one point
+    before = search_thresholds(forward_all(base, images), stacks, only_base, valid)[0][0]
+    at_base = search_thresholds(outputs, stacks, only_base, valid)[0][0]
     best_avs, _, best = search_thresholds(outputs, stacks, THRESHOLD_GRID, valid)[0]
     return {"decode": best, "user_images": {
         "scored_on": f"the {len(images)} annotated image(s) fine-tuning learned from (nothing held back)",

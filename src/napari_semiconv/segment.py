@@ -125,21 +125,20 @@ def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice, tta: b
     fields = []
     for k, flip in views:
         out = model(_dihedral(patch, k, flip))
-        count = out.count_logit if out.count_logit is not None else torch.zeros_like(out.fg_logit)
         sigma = out.sigma if out.sigma is not None else model.sigma.expand_as(out.fg_logit)
-        scalars = torch.cat([torch.sigmoid(out.fg_logit), torch.sigmoid(out.seed_logit), sigma, count], 1)[0]
+        parts = [torch.sigmoid(out.fg_logit), torch.sigmoid(out.seed_logit), sigma]
+        parts += [out.count_logit] if out.count_logit is not None else []
         phi = _undo(out.phi[0], k, flip)
-        fields.append((_undo(scalars, k, flip), torch.cat([_undo_vectors(phi[:2], k, flip), phi[2:]])))
-    scalars = torch.stack([f[0] for f in fields]).mean(0)
+        fields.append((_undo(torch.cat(parts, 1)[0], k, flip), torch.cat([_undo_vectors(phi[:2], k, flip), phi[2:]])))
+    scalars = torch.stack([f[0] for f in fields]).mean(0)  # fg, seed, sigma (, 3 count logits)
     phi = torch.stack([f[1] for f in fields]).mean(0)
     psi = phi
     if model.config.semiconv:
         psi = phi + pixel_coordinates(*phi.shape[-2:], model.config.dim, model.config.coord_scale,
                                       origin=(rows.start, cols.start), device=device)
     fg = scalars[0]
-    has_count = model.config.target != "eq5"
     return {"fg": fg, "seed": scalars[1], "phi": phi, "psi": psi, "sigma": scalars[2],
-            "count": scalars[3:].argmax(0).float() if has_count else torch.full_like(fg, -1)}
+            "count": scalars[3:].argmax(0).float() if len(scalars) > 3 else torch.full_like(fg, -1)}
 
 
 def _dihedral(t: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
