@@ -22,7 +22,7 @@ import torch
 from napari_semiconv.batch import segment_files
 from napari_semiconv.data.sources import TEST_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
-from napari_semiconv.decode import DecodeConfig, model_thresholds
+from napari_semiconv.decode import model_decode_config
 from napari_semiconv.metrics import as_stack, evaluate
 from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import SegmentConfig
@@ -71,7 +71,7 @@ def main(argv=None):
     model = resolve_model(args.model, args.device)
     device = next(model.parameters()).device
     given = {"kernel_threshold": args.kernel_threshold, "merge_threshold": args.merge_threshold}
-    decoder = DecodeConfig(**{**model_thresholds(model), **{k: v for k, v in given.items() if v is not None}})
+    decoder = model_decode_config(model, **given)
     rows = {}
     for style in ("brightfield", "fluorescence"):
         scenes = [make_scene(TEST_SEED0 + 1000 * (style == "fluorescence") + i, SceneConfig(style=style))

@@ -10,7 +10,7 @@ test scenes of benchmarks/accuracy.py use TEST_SEED0). Writes a section of docs/
 from pathlib import Path
 
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
-from napari_semiconv.decode import DecodeConfig, model_thresholds
+from napari_semiconv.decode import model_decode_config
 from napari_semiconv.model.io import read_model_file, save_model
 from napari_semiconv.registry import resolve_model
 from napari_semiconv.threshold_search import GRID, forward_all, search_thresholds
@@ -30,7 +30,7 @@ def main(argv=None):
     outputs = forward_all(model, [s.image for s in scenes])
     found = search_thresholds(outputs, [s.instances for s in scenes])
     rows = [(avs, s50, tuple(t.values())) for avs, s50, t in found]
-    default = tuple(getattr(DecodeConfig(**model_thresholds(model)), k) for k in GRID)
+    default = tuple(getattr(model_decode_config(model), k) for k in GRID)
     lines = ["| kernel threshold | merge threshold | foreground threshold | avS | S@0.5 |", "|---" * 5 + "|"]
     for avs, s50, values in rows[:5] + [r for r in rows if r[2] == default]:
         lines.append("| " + " | ".join(f"{v:g}" for v in values) + f" | {avs:.3f} | {s50:.3f} |")

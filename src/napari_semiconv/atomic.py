@@ -20,7 +20,7 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> Path:
         target.mkdir(parents=True, exist_ok=True)
         if not os.access(target, os.W_OK):
             raise PermissionError("no write permission")
-    except (OSError, PermissionError) as exc:
+    except OSError as exc:  # PermissionError included
         reason = exc.strerror if getattr(exc, "strerror", None) else str(exc)
         raise SemiconvError(f"cannot write {path} ({reason}): choose a folder you can write to") from None
     if not folder and path.is_dir():

@@ -16,12 +16,12 @@ from .errors import SemiconvError
 
 def _segment_config(args, model):
     """The segment options; thresholds not given are the model's own (else the decoder's defaults)."""
-    from .decode import THRESHOLDS, DecodeConfig, model_thresholds
+    from .decode import THRESHOLDS, model_decode_config
     from .segment import SegmentConfig
 
     given = {k: getattr(args, k) for k in THRESHOLDS if hasattr(args, k)}
-    return SegmentConfig(decode=DecodeConfig(name=args.decoder, k=args.k, min_size=args.min_size,
-                                             overlap=not args.no_overlap, **{**model_thresholds(model), **given}),
+    return SegmentConfig(decode=model_decode_config(model, name=args.decoder, k=args.k, min_size=args.min_size,
+                                                    overlap=not args.no_overlap, **given),
                          binary=args.binary, keep_embedding=False, worm_width=args.worm_width, tta=args.tta)
 
 

@@ -52,6 +52,12 @@ def model_thresholds(model) -> dict:
     return {k: float(v) for k, v in stored.items() if k in THRESHOLDS}
 
 
+def model_decode_config(model, **given) -> DecodeConfig:
+    """The decoder settings for ``model``: ``given`` ones (None = not given), else its stored thresholds,
+    else the defaults."""
+    return DecodeConfig(**{**model_thresholds(model), **{k: v for k, v in given.items() if v is not None}})
+
+
 @dataclass
 class Decoded:
     """Decoder output for one image."""

@@ -16,7 +16,7 @@ import numpy as np
 from . import __version__
 from .data.sources import ListSource, MixedSource, SyntheticSource
 from .data.synthetic import SceneConfig
-from .decode import model_thresholds
+from .decode import model_decode_config, model_thresholds
 from .errors import SemiconvError
 from .metrics import as_stack
 from .normalize import check_image
@@ -129,10 +129,9 @@ def choose_thresholds(base, model, images, stacks, valid) -> dict:
 
     Returns metadata entries: ``decode`` (the thresholds), ``user_images`` (avS of base and fine-tuned model).
     """
-    from .decode import DecodeConfig
     from .threshold_search import forward_all, search_thresholds
 
-    base_thresholds = {k: getattr(DecodeConfig(**model_thresholds(base)), k) for k in THRESHOLD_GRID}
+    base_thresholds = {k: getattr(model_decode_config(base), k) for k in THRESHOLD_GRID}
     outputs = forward_all(model, images)
     if np.mean([float((o["fg"] > 0.5).float().mean()) for o in outputs]) > 0.5:
         # a model that sees worms nearly everywhere: no threshold helps, and decoding it is slow

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .decode import DecodeConfig, decode, model_thresholds
+from .decode import DecodeConfig, decode, model_decode_config
 from .displacement import vote_offset
 from .errors import SemiconvError
 from .instances import Instances
@@ -209,7 +209,7 @@ def segment_iter(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = 
     are as wide as the model's training worms.
     """
     if config.decode is None:
-        config = replace(config, decode=DecodeConfig(**model_thresholds(model)))
+        config = replace(config, decode=model_decode_config(model))
     if config.worm_width > 0:
         model = model.with_input_scale(scale_for_width(config.worm_width, trained_worm_width(model)))
     x = normalize(image, binary=config.binary)
