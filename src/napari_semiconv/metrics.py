@@ -56,13 +56,19 @@ def iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(union, 1)).astype(np.float64)
 
 
-def matched_tp(iou: np.ndarray, threshold: float) -> int:
-    """Number of one-to-one matches with IoU > threshold (maximum cardinality via Hungarian)."""
+def _one_to_one(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(pred rows, gt cols) of the one-to-one matches with IoU > threshold (maximum cardinality via Hungarian)."""
     if iou.size == 0:
-        return 0
+        return np.zeros(0, int), np.zeros(0, int)
     ok = iou > threshold
     rows, cols = linear_sum_assignment(-(ok + 1e-6 * iou))
-    return int(ok[rows, cols].sum())
+    hit = ok[rows, cols]
+    return rows[hit], cols[hit]
+
+
+def matched_tp(iou: np.ndarray, threshold: float) -> int:
+    """Number of one-to-one matches with IoU > threshold."""
+    return len(_one_to_one(iou, threshold)[0])
 
 
 def s_score(pred, gt, threshold: float) -> float:
@@ -77,10 +83,8 @@ def matches(pred, gt, threshold: float = 0.5) -> np.ndarray:
     """``(Ng,)`` int: the predicted instance matched one-to-one to each ground-truth one at IoU > threshold, -1 if none."""
     iou = iou_matrix(pred, gt)
     out = np.full(iou.shape[1], -1)
-    if iou.size:
-        rows, cols = linear_sum_assignment(-((iou > threshold) + 1e-6 * iou))
-        ok = iou[rows, cols] > threshold
-        out[cols[ok]] = rows[ok]
+    rows, cols = _one_to_one(iou, threshold)
+    out[cols] = rows
     return out
 
 
@@ -93,9 +97,8 @@ def separated_pairs(pred, gt, threshold: float = 0.5, gap: int = 2) -> tuple[int
     if len(g) < 2:
         return 0, 0
     grown = np.stack([ndi.binary_dilation(m, iterations=gap) for m in g]).reshape(len(g), -1).astype(np.float32)
-    near = np.triu((grown @ g.reshape(len(g), -1).astype(np.float32).T) > 0, 1)
-    near |= near.T
-    a, b = np.nonzero(np.triu(near, 1))
+    near = (grown @ g.reshape(len(g), -1).astype(np.float32).T) > 0  # i grown reaches j
+    a, b = np.nonzero(np.triu(near | near.T, 1))
     found = matches(pred, g, threshold)
     return len(a), int(((found[a] >= 0) & (found[b] >= 0)).sum())
 
