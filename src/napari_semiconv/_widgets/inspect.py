@@ -8,7 +8,7 @@ from magicgui.widgets import Container, Label, PushButton, create_widget
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..affinity import affinity_map, embedding_points, embedding_rgb, seeded_region
-from .result_layers import META_KEY, follow_results
+from .result_layers import META_KEY, follow_results, layer_results
 
 if TYPE_CHECKING:
     import napari
@@ -44,9 +44,7 @@ class InspectWidget(QWidget):
 
     # -- wiring ---------------------------------------------------------------------------
     def _results(self):
-        layer = self.worms.value
-        meta = layer.metadata.get(META_KEY) if layer is not None else None
-        return (meta or {}).get("results")
+        return layer_results(self.worms.value)
 
     def _hook(self, layer):
         """Put our click callback on the worms layer and its image layer."""

@@ -10,7 +10,7 @@ from ..atomic import atomic_write
 from ..errors import SemiconvError
 from ..measure import measure_worms
 from ..metrics import as_stack
-from .result_layers import META_KEY, features_table, follow_results
+from .result_layers import META_KEY, features_table, follow_results, layer_results
 
 if TYPE_CHECKING:
     import napari
@@ -70,7 +70,7 @@ class MeasureWidget(Container):
     @staticmethod
     def _kept_scores(layer, labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, list[int]]:
         """The model's score of each worm whose pixels are as segmented; NaN (and listed) for edited or new ones."""
-        results = layer.metadata.get(META_KEY, {}).get("results")
+        results = layer_results(layer)
         scores = np.full(len(ids), np.nan)
         if not results or results[0].labels.shape != labels.shape:
             return scores, [int(i) for i in ids]

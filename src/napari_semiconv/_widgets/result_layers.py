@@ -134,9 +134,14 @@ def build_result_layers(image_name: str, placement: dict, results: list[Result],
     return {"worms": worms, "displacement": vectors, "foreground": foreground}
 
 
+def layer_results(layer) -> list | None:
+    """The per-plane segmentation Results a worms layer made by the Segment dock carries (None for others)."""
+    return (getattr(layer, "metadata", None) or {}).get(META_KEY, {}).get("results") or None
+
+
 def is_result_layer(layer) -> bool:
     """True for a worms (Labels) layer made by the Segment dock (it carries the results)."""
-    return bool(getattr(layer, "metadata", {}).get(META_KEY, {}).get("results"))
+    return layer_results(layer) is not None
 
 
 def follow_results(viewer, choice) -> None:
