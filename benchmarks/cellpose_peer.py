@@ -36,7 +36,6 @@ pretrained ``cyto3`` weights are downloaded by cellpose from the internet on fir
 fails (no internet here) the JSON says so.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -51,12 +50,12 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
+from report import peer_parser
 
 from napari_semiconv.data.sources import TEST_SEED0, TRAIN_SEEDS, VAL_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.metrics import S_THRESHOLDS, evaluate, iou_matrix, matched_tp
 
-ROOT = Path(__file__).resolve().parents[1]
 STYLES = ("brightfield", "fluorescence")
 CHANNELS = [0, 0]  # grayscale
 N_EPOCHS_CAP = 10000  # train_seg's n_epochs: large, so its LR schedule is warm-up then constant
@@ -211,16 +210,10 @@ def run_set(model, images, truths, tmp: Path, diameter: float, params: dict) -> 
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=40.0, help="training wall-time budget (train_seg)")
-    ap.add_argument("--threads", type=int, default=2, help="torch (and OpenCV) threads")
-    ap.add_argument("--train-scenes", type=int, default=40, help="full training scenes, half of each style")
-    ap.add_argument("--scenes", type=int, default=20, help="test scenes per style (as accuracy.py)")
-    ap.add_argument("--val-scenes", type=int, default=5, help="validation scenes per style for the thresholds")
+    ap = peer_parser(__doc__, "cellpose", 40, "full training scenes, half of each style")
     ap.add_argument("--lr", type=float, default=0.005, help="train_seg learning_rate (cellpose default)")
     ap.add_argument("--nimg-per-epoch", type=int, default=None,
                     help="train_seg nimg_per_epoch (default: cellpose's, all training images)")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "peer_cellpose.json"))
     args = ap.parse_args(argv)
     import cellpose
     import cv2

@@ -42,7 +42,6 @@ the (N, H, W) instance stacks like our model. Seconds per image are end to end: 
 normalize, forward (x8 with TTA), cluster, write the label TIFF. Writes docs/peer_embedseg.json.
 """
 
-import argparse
 import json
 import platform
 import resource
@@ -55,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
+from report import peer_parser
 
 from napari_semiconv.data.sources import TEST_SEED0, TRAIN_SEEDS, VAL_SEED0
 from napari_semiconv.data.synthetic import FIELD, SceneConfig, make_scene
@@ -316,15 +316,9 @@ def run_set(model, scenes, tmp: Path, thresholds, props, tta: bool, device) -> d
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=40.0, help="training wall-time budget")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    ap.add_argument("--train-scenes", type=int, default=100, help="full training scenes (one crop per worm)")
-    ap.add_argument("--val-scenes", type=int, default=5, help="validation scenes per style (thresholds)")
-    ap.add_argument("--scenes", type=int, default=20, help="test scenes per style (as accuracy.py)")
+    ap = peer_parser(__doc__, "embedseg", 100, "full training scenes (one crop per worm)")
     ap.add_argument("--no-tta", action="store_true", help="skip the 8-fold test-time augmentation rows")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "docs" / "peer_embedseg.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

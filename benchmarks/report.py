@@ -40,3 +40,16 @@ def portable(command: str) -> str:
     import re
 
     return re.sub(r"(?<![\w.-])/[^\s`'\"]*/([^\s/`'\"]+)", r"\1", command)
+
+
+def peer_parser(doc: str, name: str, train_scenes: int, train_help: str) -> argparse.ArgumentParser:
+    """The options every peer benchmark (``<name>_peer.py``, run in the peer's own venv) shares: its time
+    budget, threads, training / validation / test scenes and the JSON it writes (``docs/peer_<name>.json``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=40.0, help="training wall-time budget")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--train-scenes", type=int, default=train_scenes, help=train_help)
+    ap.add_argument("--val-scenes", type=int, default=5, help="validation scenes per style (for the thresholds)")
+    ap.add_argument("--scenes", type=int, default=20, help="test scenes per style (as accuracy.py)")
+    ap.add_argument("--out", default=str(REPORT.parent / f"peer_{name}.json"))
+    return ap
