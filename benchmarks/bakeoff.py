@@ -31,7 +31,7 @@ from napari_semiconv.data.sources import VAL_SEED0, SyntheticSource, validation_
 from napari_semiconv.decode import DecodeConfig
 from napari_semiconv.metrics import evaluate
 from napari_semiconv.model import build_model, load_model
-from napari_semiconv.model.embedding import ModelConfig
+from napari_semiconv.model.embedding import TARGETS, ModelConfig
 from napari_semiconv.normalize import normalize
 from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
 from napari_semiconv.train import TrainConfig, train_to_file
@@ -51,7 +51,7 @@ def train(args):
     config = TrainConfig(steps=10**6, seconds=args.minutes * 60, batch=args.batch, crop=args.crop, lr=args.lr,
                          val_every=args.val_every,
                          weights=replace(TrainConfig().weights, margin=3.0, kernel=2.0, centroid=1.0))
-    model = build_model(ModelConfig(target=args.target))
+    model = build_model(ModelConfig.for_target(args.target))
     t0 = time.time()
     meta = train_to_file(model, SyntheticSource(args.crop), config, args.out, val_scenes=curve_scenes(),
                          checkpoint_every=250, resume=args.resume,
@@ -125,7 +125,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
-    t.add_argument("--target", choices=("eq5", "anchor"), required=True)
+    t.add_argument("--target", choices=TARGETS, required=True)
     t.add_argument("--minutes", type=float, default=40)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--batch", type=int, default=2)

@@ -52,7 +52,7 @@ def main(argv=None):
     config = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, val_every=500, lr=args.lr,
                          seconds=args.seconds, weights=replace(TrainConfig().weights, margin=args.margin,
                                                                kernel=args.kernel, centroid=args.centroid))
-    model = load_model(args.init) if args.init else build_model(ModelConfig(target=args.target))
+    model = load_model(args.init) if args.init else build_model(ModelConfig.for_target(args.target))
     if args.warm and not args.init:
         donor = load_model(args.warm)
         own = model.state_dict()

@@ -107,7 +107,7 @@ def cmd_train(args) -> None:
         raise SemiconvError(f"--out {out} should end in .pt")
     check_writable(out)
     source, desc = _training_source(args.data, args.crop)
-    model = build_model(ModelConfig(semiconv=not args.conv, target=args.target)).to(pick_device(args.device))
+    model = build_model(ModelConfig.for_target(args.target, semiconv=not args.conv)).to(pick_device(args.device))
     config = TrainConfig(steps=args.steps, seconds=args.seconds, batch=args.batch, crop=args.crop,
                          lr=args.lr, seed=args.seed, val_every=args.val_every)
     bar = tqdm(total=config.steps, desc="train", disable=args.quiet)
@@ -233,9 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-every", type=int, default=500, help="steps between validations")
     t.add_argument("--val-scenes", type=int, default=4, help="synthetic validation scenes")
     t.add_argument("--conv", action="store_true", help="plain convolutional embedding (ablation)")
-    t.add_argument("--target", choices=("anchor", "eq5"), default="anchor",
+    t.add_argument("--target", choices=("anchor", "eq5", "flow"), default="anchor",
                    help="anchor: votes for a fixed point on each worm, a bandwidth per pixel, an IoU loss per worm "
-                        "(learns faster from scratch, docs/benchmarks.md); eq5: the paper's loss")
+                        "(learns faster from scratch, docs/benchmarks.md); eq5: the paper's loss; flow: a unit "
+                        "flow along the body to the anchor, followed at decode time")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     t.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

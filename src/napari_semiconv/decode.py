@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 
 from .errors import SemiconvError
 from .losses import kernel, pairwise_distance
@@ -94,6 +95,8 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
         if config.merge_threshold > 0 and len(members) > 1:
             members, seed_px = _merge_touching(members, seed_px, points, seeds, idx, (h, w), sig,
                                                config.merge_threshold)
+        if multi is not None and config.overlap and len(members):
+            members = _join_crossings(members, idx, multi, (h, w))
     elif config.name == "meanshift":
         members, seed_px = _meanshift(points, seeds, float(sig.median()), config)
     else:
@@ -112,6 +115,8 @@ def _seeded(points, seeds, sig, config, multi=None):
     free = torch.ones(len(points), dtype=torch.bool, device=points.device)
     members, seed_px = [], []
     score = seeds.clone()
+    if multi is not None:  # a crossing pixel never seeds a worm (its vote may stop in the crossing)
+        score[multi] = -1
     while len(members) < config.max_instances:
         score[~free] = -1
         best = int(torch.argmax(score))
@@ -128,7 +133,7 @@ def _seeded(points, seeds, sig, config, multi=None):
         inside[best] = True
         new = inside & free
         free &= ~inside
-        if new.sum() < config.min_size:
+        if (new if multi is None else new & ~multi).sum() < config.min_size:  # a worm is more than a crossing
             continue
         if not config.overlap:
             members.append(new)
@@ -136,6 +141,31 @@ def _seeded(points, seeds, sig, config, multi=None):
             members.append(inside if multi is None else new | (inside & multi))
         seed_px.append(best)
     return _stack(members, len(points), points.device), torch.tensor(seed_px, device=points.device)
+
+
+def _join_crossings(members, idx, multi, shape):
+    """Give each crossing (a connected patch of pixels counted 2+) to every worm that touches it.
+
+    A vote is one point, so a crossing pixel's vote lands on one of its worms only; but each worm that
+    crosses there has members (pixels counted 1) on the patch's rim. members : (N, P) bool over the
+    foreground pixels ``idx (P,)`` of an ``(H, W)`` image; multi : (P,) bool. Returns the new members.
+    """
+    h, w = shape
+    grid = np.zeros(h * w, bool)
+    grid[idx[multi].cpu().numpy()] = True
+    patches, n = ndi.label(grid.reshape(h, w))
+    if n == 0:
+        return members
+    near = ndi.grey_dilation(patches, size=5).reshape(-1)  # a patch's id on its rim (2 px)
+    single = ~multi & members.any(0)
+    owner = members[:, single].float().argmax(0).cpu().numpy()  # (S,) the worm of each rim candidate
+    rim = near[idx[single].cpu().numpy()]
+    table = np.zeros((n + 1, len(members)), bool)  # patch -> worms touching it
+    table[rim[rim > 0], owner[rim > 0]] = True
+    table[0] = False
+    patch_of = torch.from_numpy(patches.reshape(-1)[idx.cpu().numpy()]).to(members.device)  # (P,)
+    joins = torch.from_numpy(table).to(members.device)[patch_of].T  # (N, P)
+    return members | (joins & multi[None])
 
 
 def _instance_sigma(members, sig):

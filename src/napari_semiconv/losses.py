@@ -181,9 +181,7 @@ def anchor_losses(psi: torch.Tensor, count_logit: torch.Tensor, seed_logit: torc
     sigma over its pixels. Returns a dict of scalar tensors with "total".
     """
     valid = torch.ones_like(seed_logit, dtype=torch.bool) if valid is None else valid.bool()
-    count = instances.sum(0).clamp_max(2) if len(instances) else torch.zeros_like(valid, dtype=torch.long)
-    out = {"count": F.cross_entropy(count_logit.permute(1, 2, 0)[valid], count[valid].long())
-           if valid.any() else count_logit.sum() * 0}
+    out = {"count": _count_loss(count_logit, instances, valid)[0]}
     zero = psi.sum() * 0
     for key in ("anchor", "mask", "seed", "smooth"):
         out[key] = zero
@@ -209,4 +207,43 @@ def anchor_losses(psi: torch.Tensor, count_logit: torch.Tensor, seed_logit: torc
         seed_target = torch.zeros_like(s)
     out["seed"] = F.mse_loss(torch.sigmoid(s), seed_target) if len(s) else zero
     out["total"] = sum(getattr(weights, key) * out[key] for key in ("count", "anchor", "mask", "seed", "smooth"))
+    return out
+
+
+@dataclass(frozen=True)
+class FlowWeights:
+    """Weights of the flow model's loss terms (0 switches a term off)."""
+
+    count: float = 1.0  # cross-entropy of the 0 / 1 / 2+ worms-per-pixel head (full resolution)
+    flow: float = 5.0  # squared error of the flow against the unit direction to the anchor, on single-worm pixels
+    still: float = 1.0  # squared flow on the background (votes that leave a worm stop)
+
+
+def _count_loss(count_logit: torch.Tensor, instances: torch.Tensor, valid: torch.Tensor):
+    """Cross-entropy of ``count_logit (3, H, W)`` against the 0 / 1 / 2+ worms per pixel of ``instances
+    (N, H, W)`` on ``valid (H, W)`` pixels; returns (loss, (H, W) long count)."""
+    count = instances.sum(0).clamp_max(2) if len(instances) else torch.zeros_like(valid, dtype=torch.long)
+    loss = (F.cross_entropy(count_logit.permute(1, 2, 0)[valid], count[valid].long())
+            if valid.any() else count_logit.sum() * 0)
+    return loss, count
+
+
+def flow_losses(flow: torch.Tensor, count_logit: torch.Tensor, target: torch.Tensor, instances: torch.Tensor,
+                weights: FlowWeights, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """All loss terms of the flow model for one image.
+
+    flow : (2, H, W) predicted (dx, dy); count_logit : (3, H, W); target : (2, H, W) unit directions
+    (napari_semiconv.flow.flow_target); instances : (N, H, W) bool, may overlap; valid : (H, W) bool,
+    where the annotation is complete (None = everywhere). Pixels in two worms have no direction and
+    are skipped by the flow terms. Returns a dict of scalar tensors with "total".
+    """
+    valid = torch.ones(flow.shape[-2:], dtype=torch.bool, device=flow.device) if valid is None else valid.bool()
+    out = {}
+    out["count"], count = _count_loss(count_logit, instances, valid)
+    err = ((flow - target) ** 2).sum(0)
+    single, background = valid & (count == 1), valid & (count == 0)
+    zero = flow.sum() * 0
+    out["flow"] = err[single].mean() if single.any() else zero
+    out["still"] = err[background].mean() if background.any() else zero
+    out["total"] = sum(getattr(weights, key) * out[key] for key in ("count", "flow", "still"))
     return out

@@ -16,6 +16,7 @@ import torch
 from .decode import DecodeConfig, decode, model_decode_config
 from .displacement import vote_offset
 from .errors import SemiconvError
+from .flow import flow_votes
 from .instances import Instances
 from .model.embedding import SemiConvNet, pixel_coordinates
 from .normalize import normalize
@@ -126,18 +127,24 @@ def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice, tta: b
     for k, flip in views:
         out = model(_dihedral(patch, k, flip))
         sigma = out.sigma if out.sigma is not None else model.sigma.expand_as(out.fg_logit)
-        parts = [torch.sigmoid(out.fg_logit), torch.sigmoid(out.seed_logit), sigma]
+        seed = torch.sigmoid(out.seed_logit) if out.seed_logit is not None else torch.zeros_like(sigma)
+        parts = [torch.sigmoid(out.fg_logit), seed, sigma]
         parts += [out.count_logit] if out.count_logit is not None else []
         phi = _undo(out.phi[0], k, flip)
         fields.append((_undo(torch.cat(parts, 1)[0], k, flip), torch.cat([_undo_vectors(phi[:2], k, flip), phi[2:]])))
     scalars = torch.stack([f[0] for f in fields]).mean(0)  # fg, seed, sigma (, 3 count logits)
     phi = torch.stack([f[1] for f in fields]).mean(0)
-    psi = phi
-    if model.config.semiconv:
-        psi = phi + pixel_coordinates(*phi.shape[-2:], model.config.dim, model.config.coord_scale,
-                                      origin=(rows.start, cols.start), device=device)
-    fg = scalars[0]
-    return {"fg": fg, "seed": scalars[1], "phi": phi, "psi": psi, "sigma": scalars[2],
+    fg, seed = scalars[0], scalars[1]
+    origin = (rows.start, cols.start)
+    u = pixel_coordinates(*phi.shape[-2:], model.config.dim, model.config.coord_scale, origin=origin, device=device)
+    if model.config.target == "flow":  # Psi: where the flow leads each pixel (Phi^g: the way there)
+        crossing = torch.softmax(scalars[3:], 0)[2]
+        steps = round(model.config.flow_steps * model.config.input_scale)
+        psi, seed = flow_votes(phi, fg, crossing, steps, model.config.coord_scale, origin)
+        phi = psi - u
+    else:
+        psi = phi + u if model.config.semiconv else phi
+    return {"fg": fg, "seed": seed, "phi": phi, "psi": psi, "sigma": scalars[2],
             "count": scalars[3:].argmax(0).float() if len(scalars) > 3 else torch.full_like(fg, -1)}
 
 

@@ -17,7 +17,8 @@ import torch
 
 from .data.augment import augment, crop_resize
 from .errors import SemiconvError
-from .losses import AnchorWeights, LossWeights, anchor_losses, instance_losses
+from .flow import flow_target
+from .losses import AnchorWeights, FlowWeights, LossWeights, anchor_losses, flow_losses, instance_losses
 from .metrics import evaluate
 from .model.embedding import pixel_coordinates
 from .segment import SegmentConfig, segment
@@ -43,6 +44,7 @@ class TrainConfig:
     # the centroid term anchors the votes to the worms' centres (a readable displacement field)
     weights: LossWeights = field(default_factory=lambda: LossWeights(margin=1.0, centroid=1.0))
     anchor_weights: AnchorWeights = field(default_factory=AnchorWeights)  # models of the "anchor" target
+    flow_weights: FlowWeights = field(default_factory=FlowWeights)  # models of the "flow" target
 
     def __post_init__(self):
         if self.steps < 1 or self.batch < 1 or self.crop < 16 or self.seconds < 0:
@@ -81,6 +83,10 @@ def batch_losses(model, x: torch.Tensor, inss, vals, ancs, config: TrainConfig) 
     """The loss terms of each sample of a batch, for the model's kind of target."""
     device = x.device
     out = model(x)
+    if model.config.target == "flow":  # the targets from the augmented crop's worms and anchors
+        return [flow_losses(out.phi[b], out.count_logit[b],
+                            torch.from_numpy(flow_target(inss[b].numpy(), ancs[b].numpy())).to(device),
+                            inss[b].to(device), config.flow_weights, vals[b].to(device)) for b in range(len(inss))]
     if model.config.target == "anchor":
         return [anchor_losses(out.psi[b], out.count_logit[b], out.seed_logit[b, 0], out.sigma[b, 0],
                               inss[b].to(device), ancs[b].to(device), model.config.coord_scale,
@@ -195,7 +201,7 @@ class TrainLog:
         ax1, ax2 = fig.subplots(1, 2)
         steps = np.array([r["step"] for r in self.rows])
         for key in ("total", "embedding", "foreground", "kernel", "seed", "margin", "centroid", "count",
-                    "anchor", "mask", "smooth"):
+                    "anchor", "mask", "smooth", "flow", "still"):
             vals = np.array([r.get(key, np.nan) for r in self.rows], float)
             k = max(1, len(vals) // 100)
             smooth = np.convolve(vals, np.ones(k) / k, mode="valid")

@@ -15,7 +15,8 @@ from torch import nn
 
 from .backbone import UNet
 
-TARGETS = ("eq5", "anchor")
+TARGETS = ("eq5", "anchor", "flow")
+FLOW_SIGMA_PX = 5.0  # flow models: the kernel bandwidth (px) round the end points where votes gather
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,24 @@ class ModelConfig:
     # 1/input_scale for the backbone and Psi, sigma are scaled back, so the kernel is unchanged
     target: str = "eq5"  # what Psi is trained toward: "eq5" (the paper: the mean of the worm's own Psi, one
     # learned sigma) or "anchor" (a fixed point on the worm, bounded offsets, a bandwidth per pixel, a
-    # full-resolution head counting worms per pixel). Files without this field are of the "eq5" kind.
+    # full-resolution head counting worms per pixel) or "flow" (the local form: Phi^g is a unit flow along the
+    # body toward the anchor, integrated at decode time, see napari_semiconv.flow; dim must be 2, with the same
+    # count head). Files without this field are of the "eq5" kind.
     worm_width: float = 0.0  # median mean width (px) of the worms the model was trained on, at input scale 1,
     # recorded by training; 0 = not recorded (older files: the synthetic generator's worms are measured)
     offset_range: float = 256.0  # anchor: the largest displacement Phi^g can express, pixels (tanh bound)
+    flow_steps: int = 250  # flow: Euler steps of one pixel that a vote follows the flow (half a long worm)
 
     def __post_init__(self):
         if self.target not in TARGETS:
             raise ValueError(f"unknown model target {self.target!r}: one of {', '.join(TARGETS)}")
+        if self.target == "flow" and self.dim != 2:
+            raise ValueError(f"a flow model's embedding is its 2-D vote (dim 2), not dim {self.dim}")
+
+    @classmethod
+    def for_target(cls, target: str, **kw) -> "ModelConfig":
+        """The default configuration of a model of kind ``target`` (a flow model has dim 2)."""
+        return cls(target=target, **({"dim": 2} if target == "flow" else {}), **kw)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,9 +65,10 @@ class Outputs:
     """Network outputs for a batch, all ``(B, C, H, W)`` float32."""
 
     fg_logit: torch.Tensor  # (B, 1, H, W) foreground logit
-    seed_logit: torch.Tensor  # (B, 1, H, W) logit of K_sigma(Psi_u, instance centre)
-    phi: torch.Tensor  # (B, d, H, W) convolutional embedding Phi
-    psi: torch.Tensor  # (B, d, H, W) semi-convolutional embedding Psi
+    seed_logit: torch.Tensor | None  # (B, 1, H, W) logit of K_sigma(Psi_u, instance centre); None for flow models
+    phi: torch.Tensor  # (B, d, H, W) convolutional embedding Phi; flow models: (B, 2, H, W) the unit flow (dx, dy)
+    psi: torch.Tensor | None  # (B, d, H, W) semi-convolutional embedding Psi; None for flow models (their Psi is
+    # the end point of the flow, found at decode time: napari_semiconv.flow.integrate)
     sigma: torch.Tensor | None = None  # anchor: (B, 1, H, W) kernel bandwidth per pixel, Psi units
     count_logit: torch.Tensor | None = None  # anchor: (B, 3, H, W) logits of 0, 1, 2+ worms at the pixel
 
@@ -83,23 +95,27 @@ class SemiConvNet(nn.Module):
         self.config = config
         self.backbone = UNet(config.in_channels, config.width, config.depth, config.max_width)
         c = self.backbone.out_channels
-        self.seed_head = nn.Conv2d(c, 1, 1)
+        kind = config.target
+        if kind != "flow":
+            self.seed_head = nn.Conv2d(c, 1, 1)
         self.phi_head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
                                       nn.Conv2d(c, config.dim, 1))
-        self.log_sigma = nn.Parameter(torch.tensor(float(config.sigma_init)).log())
-        if config.target == "eq5":
+        sigma0 = FLOW_SIGMA_PX / config.coord_scale if kind == "flow" else config.sigma_init
+        self.log_sigma = nn.Parameter(torch.tensor(float(sigma0)).log())
+        if kind == "eq5":
             self.fg_head = nn.Conv2d(c, 1, 1)
-        else:
+            return
+        last = self.phi_head[-1]  # offsets (flows) start at zero: every pixel votes for itself
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        if kind == "anchor":
             self.sigma_head = nn.Conv2d(c, 1, 1)  # log sigma per pixel, relative to log_sigma
             nn.init.zeros_(self.sigma_head.weight)
             nn.init.zeros_(self.sigma_head.bias)
-            last = self.phi_head[-1]  # offsets start at zero: every pixel votes for itself
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
-            # full-resolution head (edges of thin worms): image + upsampled features -> 0 / 1 / 2+ worms
-            self.image_head = nn.Sequential(nn.Conv2d(config.in_channels, 8, 3, padding=1), nn.ReLU(inplace=True))
-            self.count_head = nn.Sequential(nn.Conv2d(c + 8, 16, 3, padding=1), nn.ReLU(inplace=True),
-                                            nn.Conv2d(16, 3, 1))
+        # full-resolution head (edges of thin worms): image + upsampled features -> 0 / 1 / 2+ worms
+        self.image_head = nn.Sequential(nn.Conv2d(config.in_channels, 8, 3, padding=1), nn.ReLU(inplace=True))
+        self.count_head = nn.Sequential(nn.Conv2d(c + 8, 16, 3, padding=1), nn.ReLU(inplace=True),
+                                        nn.Conv2d(16, 3, 1))
 
     def with_input_scale(self, scale: float) -> "SemiConvNet":
         """This model (the same parameters, not a copy of them) seeing images resized by ``1 / scale``."""
@@ -116,25 +132,31 @@ class SemiConvNet(nn.Module):
         """``x (B, C, H, W)`` normalized images -> :class:`Outputs` at ``(H, W)``."""
         h, w = x.shape[-2:]
         s = self.config.input_scale
-        anchor = self.config.target == "anchor"
-        full = _resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s)))) if anchor else None
+        kind = self.config.target
+        full = _resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s)))) if kind != "eq5" else None
         f = self.config.downsample * s  # the backbone's resolution
         feats = self.backbone(_resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))))
-        parts = [self.seed_head(feats), self.phi_head(feats)]
-        parts += [self.sigma_head(feats)] if anchor else [self.fg_head(feats)]
+        parts = ([] if kind == "flow" else [self.seed_head(feats)]) + [self.phi_head(feats)]
+        parts += [self.sigma_head(feats)] if kind == "anchor" else [self.fg_head(feats)] if kind == "eq5" else []
         heads = _resize(torch.cat(parts, 1), (h, w))
-        seed_logit, phi = heads[:, :1], heads[:, 1 : 1 + self.config.dim]
+        if kind == "flow":
+            seed_logit, phi = None, heads
+        else:
+            seed_logit, phi = heads[:, :1], heads[:, 1 : 1 + self.config.dim]
         sigma = count_logit = None
-        if anchor:
-            bound = self.config.offset_range / self.config.coord_scale
-            phi = torch.cat([bound * torch.tanh(phi[:, :2] / bound), phi[:, 2:]], 1)
-            sigma = (self.log_sigma + heads[:, -1:]).exp() * s
+        if kind == "eq5":
+            fg_logit = heads[:, -1:]
+        else:
             up = _resize(feats, full.shape[-2:])
             count_logit = _resize(self.count_head(torch.cat([up, self.image_head(full)], 1)), (h, w))
             # P(at least one worm) as a logit: log(p1 + p2) - log(p0)
             fg_logit = torch.logsumexp(count_logit[:, 1:], 1, keepdim=True) - count_logit[:, :1]
-        else:
-            fg_logit = heads[:, -1:]
+        if kind == "anchor":
+            bound = self.config.offset_range / self.config.coord_scale
+            phi = torch.cat([bound * torch.tanh(phi[:, :2] / bound), phi[:, 2:]], 1)
+            sigma = (self.log_sigma + heads[:, -1:]).exp() * s
+        if kind == "flow":  # a direction per pixel: the same at any input scale
+            return Outputs(fg_logit, None, phi, None, None, count_logit)
         if s != 1:  # displacements learned in training-data pixels -> image pixels (all dims, so K is kept)
             phi = phi * s
         psi = phi

@@ -1,0 +1,161 @@
+"""The local form of the displacement: a flow along each worm's body toward its anchor.
+
+A "flow" model predicts, at every pixel, the unit direction in which its worm's body leads to the
+worm's anchor (a direction is a *local* property of the image, which a small net learns fast, where a
+long-range offset is not). At decode time each foreground pixel follows the flow (Euler steps of one
+pixel) and lands on its worm's anchor: its end point is its vote, so Psi = end point and
+Phi^g = end point - u, clustered as for the other kinds. The training target is the steepest descent
+of the *geodesic* distance to the anchor inside the worm's mask, so a path never leaves the worm,
+also round a U-bend (omnipose makes the same point with distance-field flows for long bodies).
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
+
+_STEPS = ((0, 1, 1.0), (1, 0, 1.0), (1, 1, 2**0.5), (1, -1, 2**0.5))  # 8-neighbour graph, each pair once
+
+
+def geodesic_distance(mask: np.ndarray, source: tuple[int, int], cost: np.ndarray | None = None) -> np.ndarray:
+    """``(H, W)`` float64: the least summed ``cost`` of an 8-connected path inside ``mask`` to ``source``.
+
+    mask : (H, W) bool; source : (row, col), a pixel of the mask; cost : (H, W) float >= 0 per pixel
+    (None = 1: the path length in px; a step costs its length times the mean cost of its two pixels).
+    inf outside the mask and where the mask is cut off from the source.
+    """
+    h, w = mask.shape
+    cost = np.ones(mask.shape) if cost is None else cost
+    ids = np.full((h, w), -1, np.int64)
+    ids[mask] = np.arange(int(mask.sum()))
+    src, dst, weight = [], [], []
+    for dr, dc, length in _STEPS:
+        rows, cols = slice(0, h - dr), slice(max(0, -dc), w - max(0, dc))
+        rows2, cols2 = slice(dr, h), slice(max(0, dc), w - max(0, -dc))
+        both = (ids[rows, cols] >= 0) & (ids[rows2, cols2] >= 0)
+        src.append(ids[rows, cols][both])
+        dst.append(ids[rows2, cols2][both])
+        weight.append(length * (cost[rows, cols][both] + cost[rows2, cols2][both]) / 2)
+    k = int(mask.sum())
+    graph = coo_matrix((np.concatenate(weight), (np.concatenate(src), np.concatenate(dst))), shape=(k, k)).tocsr()
+    out = np.full((h, w), np.inf)
+    out[mask] = dijkstra(graph, directed=False, indices=int(ids[source]))
+    return out
+
+
+def _descent(distance: np.ndarray) -> np.ndarray:
+    """``(2, H, W)`` float (dx, dy): the unit direction of steepest descent of ``distance (H, W)`` (inf =
+    outside), from differences with the neighbours inside (one-sided at the edges); zero outside."""
+    inside = np.isfinite(distance)
+    d = np.pad(np.where(inside, distance, 0), 1)
+    m = np.pad(inside, 1)
+    grads = []
+    for nxt, prv in (((slice(1, -1), slice(2, None)), (slice(1, -1), slice(None, -2))),  # x
+                     ((slice(2, None), slice(1, -1)), (slice(None, -2), slice(1, -1)))):  # y
+        vn, vp, has_n, has_p, c = d[nxt], d[prv], m[nxt], m[prv], d[1:-1, 1:-1]
+        g = np.where(has_n & has_p, (vn - vp) / 2, np.where(has_n, vn - c, np.where(has_p, c - vp, 0.0)))
+        grads.append(np.where(inside, -g, 0.0))
+    g = np.stack(grads)
+    return g / np.maximum(np.linalg.norm(g, axis=0), 1e-6)
+
+
+def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4.0) -> np.ndarray:
+    """``(2, H, W)`` float32 (dx, dy): the direction in which each worm's body leads to its anchor.
+
+    instances : (N, H, W) bool, may overlap; anchors : (N, 2) float (row, col) px, possibly outside
+    the image (a worm cut by a crop: its pixel nearest to the anchor is the source). The direction is
+    the steepest descent of a geodesic distance inside the worm whose step cost is
+    ``1 + edge_cost * exp(1 - edt)`` (edt: the pixel's distance to the worm's edge), so paths run
+    along the middle of the body and an Euler step never falls off an edge. Zero on the background,
+    where two worms overlap (ambiguous: the loss skips those pixels), at the anchors, and on parts of
+    a worm cut off from its anchor by the image border.
+    """
+    n, h, w = instances.shape
+    out = np.zeros((2, h, w), np.float32)
+    single = instances.sum(0) == 1
+    for mask, (ar, ac) in zip(instances, np.asarray(anchors, float).reshape(-1, 2)):  # loop over worms
+        rows, cols = np.nonzero(mask)
+        if len(rows) == 0:
+            continue
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        box = mask[r0:r1, c0:c1]
+        edt = ndi.distance_transform_edt(np.pad(box, 1))[1:-1, 1:-1]
+        near = int(np.argmin((rows - ar) ** 2 + (cols - ac) ** 2))
+        dist = geodesic_distance(box, (rows[near] - r0, cols[near] - c0), 1 + edge_cost * np.exp(1 - edt))
+        sl = (slice(None), slice(r0, r1), slice(c0, c1))
+        out[sl] += np.where(single[r0:r1, c0:c1], _descent(dist), 0).astype(np.float32)
+    return out
+
+
+def integrate(flow: torch.Tensor, start: torch.Tensor, steps: int, crossing: torch.Tensor | None = None
+              ) -> torch.Tensor:
+    """Follow ``flow (2, H, W)`` (dx, dy px per step) from ``start (P, 2)`` (x, y) px for ``steps`` Euler steps.
+
+    crossing : (H, W) float in [0, 1], the probability that two worms overlap at a pixel (None = 0):
+    there the flow is ambiguous, so a point keeps its previous step in that proportion and goes
+    straight through a crossing instead of turning onto the other worm. Fields are sampled
+    bilinearly; points stay inside the image. Returns the ``(P, 2)`` end points (x, y) px.
+    """
+    h, w = flow.shape[-2:]
+    p = start.clone()
+    norm = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=flow.device)
+    hi = torch.tensor([w - 1, h - 1], device=flow.device, dtype=p.dtype)
+    field = flow[None] if crossing is None else torch.cat([flow, crossing[None]])[None]
+
+    def sample(q):
+        return F.grid_sample(field, (q * norm - 1)[None, None], align_corners=True)[0, :, 0].T  # (P, 2 or 3)
+
+    step = sample(p)[:, :2]
+    for _ in range(steps):  # loop over steps; each is vectorised over the points
+        p = torch.minimum((p + step).clamp_min(0), hi)
+        f = sample(p)
+        step = f[:, :2] if crossing is None else (1 - f[:, 2:]) * f[:, :2] + f[:, 2:] * step
+    return p
+
+
+def vote_density(ends: torch.Tensor, shape: tuple[int, int], radius: int = 3) -> torch.Tensor:
+    """``(P,)`` float: how many of the ``ends (P, 2)`` (x, y) px land within ``radius`` px (a box) of each one.
+
+    shape : (H, W) of the image the points lie in.
+    """
+    h, w = shape
+    xy = ends.round().long()
+    hist = torch.zeros(h * w, device=ends.device)
+    hist.index_add_(0, xy[:, 1] * w + xy[:, 0], torch.ones(len(xy), device=ends.device))
+    k = 2 * radius + 1
+    dens = F.avg_pool2d(hist.reshape(1, 1, h, w), k, stride=1, padding=radius, count_include_pad=True) * k * k
+    return dens.reshape(-1)[xy[:, 1] * w + xy[:, 0]]
+
+
+VOTE_FG = 0.2  # pixels with a foreground probability above this follow the flow (decoders threshold higher)
+SEED_COUNT = 30.0  # votes gathered within a few px that make a seed score of 1 - 1/e
+
+
+def flow_votes(flow: torch.Tensor, fg: torch.Tensor, crossing: torch.Tensor | None, steps: int,
+               coord_scale: float, origin=(0, 0)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Psi and the seed map of a flow model: each foreground pixel's vote is where its flow leads.
+
+    The vote moves one pixel per step along the flow's direction, times the foreground probability.
+    flow : (2, H, W) (dx, dy); fg, crossing : (H, W) probabilities of one worm or more / of two;
+    origin : (row, col) of the tile in the plane. Returns psi ``(2, H, W)`` (x, y) in ``coord_scale``
+    units of the plane (u_hat where fg <= VOTE_FG: those pixels stay put) and the seed map ``(H, W)``
+    in [0, 1], growing with the number of votes that land beside the pixel's own.
+    """
+    h, w = fg.shape
+    rows, cols = torch.nonzero(fg > VOTE_FG, as_tuple=True)
+    start = torch.stack([cols, rows], 1).float()
+    # the net's flow is a direction (its length shrinks where it is unsure): one pixel per step on the
+    # worms, slowing to a stop where the foreground ends
+    speed = fg / torch.linalg.norm(flow, dim=0).clamp_min(1e-3)
+    ends = integrate(flow * speed, start, steps, crossing)
+    shift = torch.tensor([origin[1], origin[0]], dtype=torch.float32, device=fg.device)
+    ys = torch.arange(h, dtype=torch.float32, device=fg.device)[:, None].expand(h, w)
+    xs = torch.arange(w, dtype=torch.float32, device=fg.device)[None, :].expand(h, w)
+    psi = torch.stack([xs, ys]).clone()
+    psi[:, rows, cols] = ends.T
+    psi = (psi + shift[:, None, None]) / coord_scale
+    seed = torch.zeros((h, w), device=fg.device)
+    seed[rows, cols] = 1 - torch.exp(-vote_density(ends, (h, w)) / SEED_COUNT)
+    return psi, seed

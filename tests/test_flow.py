@@ -1,0 +1,97 @@
+"""The flow model: the target flow along each worm's body, following it, its loss and its decoding."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_semiconv.decode import DecodeConfig, decode
+from napari_semiconv.flow import flow_target, flow_votes, geodesic_distance, integrate
+from napari_semiconv.losses import FlowWeights, flow_losses
+from napari_semiconv.model import build_model
+from napari_semiconv.model.embedding import ModelConfig
+from .test_anchors import _crossing, _u_worm
+
+
+def _start(mask):
+    """(P, 2) float (x, y) of the pixels of an (H, W) bool mask."""
+    rows, cols = np.nonzero(mask)
+    return torch.from_numpy(np.stack([cols, rows], 1).astype(np.float32))
+
+
+def test_geodesic_distance_goes_round_the_bend():
+    worm = _u_worm()
+    tips = np.argwhere(worm[1:3])  # the top of both arms
+    left, right = tips[tips[:, 1] < 40][0] + [1, 0], tips[tips[:, 1] > 40][0] + [1, 0]
+    dist = geodesic_distance(worm, tuple(left))
+    assert dist[tuple(left)] == 0 and np.isinf(dist[~worm]).all()
+    straight = np.hypot(*(right - left))
+    assert dist[tuple(right)] > 2 * straight  # along the body (arms + arc), not across the gap
+
+
+def test_following_the_target_flow_of_a_u_shaped_worm_reaches_its_anchor():
+    worm = _u_worm()
+    anchor = np.array([[49.0, 40.0]])  # the middle of the bend (row, col)
+    assert worm[49, 40]
+    flow = torch.from_numpy(flow_target(worm[None], anchor))
+    mag = torch.linalg.norm(flow, dim=0)
+    assert torch.all(mag[torch.from_numpy(~worm)] == 0)
+    assert torch.allclose(mag[torch.from_numpy(worm)][mag[torch.from_numpy(worm)] > 0], torch.ones(1), atol=1e-5)
+    ends = integrate(flow, _start(worm), 200)
+    err = torch.linalg.norm(ends - torch.tensor([40.0, 49.0]), dim=1)
+    assert (err < 3).float().mean() > 0.95  # the tips of both arms arrive too: the path stays on the body
+
+
+def test_flow_target_skips_overlaps_and_reaches_a_cut_worms_nearest_pixel():
+    ins, anchors = _crossing()
+    ins, anchors = ins.numpy(), anchors.numpy()
+    anchors[0] = [30.0, -40.0]  # the horizontal worm's anchor lies outside the image, to its left
+    flow = flow_target(ins, anchors)
+    both = ins.all(0)
+    assert np.all(flow[:, both] == 0)
+    # the horizontal worm flows left (toward its anchor outside) all along, right of the crossing too:
+    # along its middle, and inward as well near its edges
+    right = ins[0] & ~both & (np.arange(60) > 40)[None, :]
+    assert np.all(flow[0][right] < -0.25)
+    assert np.all(flow[0, 29:31, 41:55] < -0.85)
+    assert np.all(flow[1, 26:29, 41:50] > 0.4) and np.all(flow[1, 31:34, 41:50] < -0.4)
+
+
+def test_flow_loss_of_the_target_is_zero_and_skips_crossings():
+    ins, anchors = _crossing()
+    target = torch.from_numpy(flow_target(ins.numpy(), anchors.numpy()))
+    count_logit = torch.zeros(3, 60, 60)
+    perfect = flow_losses(target, count_logit, target, ins, FlowWeights())
+    assert perfect["flow"].item() < 1e-10 and perfect["still"].item() == 0
+    wrong = torch.randn(2, 60, 60, requires_grad=True)
+    out = flow_losses(wrong, count_logit, target, ins, FlowWeights())
+    out["total"].backward()
+    assert out["flow"] > 0.5 and out["still"] > 0.5
+    assert torch.all(wrong.grad[:, 30, 30] == 0)  # the crossing pixel has no direction to learn
+    assert torch.all(wrong.grad[:, 30, 50] != 0) and torch.all(wrong.grad[:, 2, 2] != 0)
+
+
+def test_decoding_two_crossing_worms_from_their_flow_shares_the_crossing():
+    ins, anchors = _crossing()
+    flow = torch.from_numpy(flow_target(ins.numpy(), anchors.numpy()))
+    both = ins.all(0)
+    fg = ins.any(0).float()
+    psi, seed = flow_votes(flow, fg, both.float(), 100, 16.0)
+    dec = decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0), ins.sum(0).float())
+    assert len(dec.instances) == 2
+    for true in ins.numpy():  # each true worm is found whole, crossing included
+        assert max((found & true).sum() / (found | true).sum() for found in dec.instances) > 0.95
+    assert dec.instances.all(0)[both.numpy()].all()
+
+
+def test_flow_model_outputs_a_unit_free_flow_at_any_scale():
+    with pytest.raises(ValueError, match="dim 2"):
+        ModelConfig(target="flow")
+    model = build_model(ModelConfig.for_target("flow"))
+    out = model(torch.randn(2, 1, 70, 90))
+    assert out.phi.shape == (2, 2, 70, 90) and out.count_logit.shape == (2, 3, 70, 90)
+    assert out.psi is None and out.seed_logit is None
+    assert torch.all(out.phi == 0)  # the flow starts at zero: every pixel votes for itself
+    with torch.no_grad():
+        model.phi_head[-1].bias[:] = torch.tensor([0.6, -0.8])
+    big = model.with_input_scale(2.0)(torch.randn(1, 1, 70, 90)).phi
+    assert torch.allclose(big[0, :, 35, 45], torch.tensor([0.6, -0.8]))  # a direction: not scaled
