@@ -9,6 +9,7 @@ from napari_semiconv.flow import flow_target, flow_votes, geodesic_distance, int
 from napari_semiconv.losses import FlowWeights, flow_losses
 from napari_semiconv.model import build_model
 from napari_semiconv.model.embedding import ModelConfig
+
 from .test_anchors import _crossing, _u_worm
 
 

@@ -72,7 +72,7 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
     where two worms overlap (ambiguous: the loss skips those pixels), at the anchors, and on parts of
     a worm cut off from its anchor by the image border.
     """
-    n, h, w = instances.shape
+    h, w = instances.shape[1:]
     out = np.zeros((2, h, w), np.float32)
     single = instances.sum(0) == 1
     for mask, (ar, ac) in zip(instances, np.asarray(anchors, float).reshape(-1, 2)):  # loop over worms

@@ -90,3 +90,21 @@ def test_measure_keeps_scores_of_unedited_worms(viewer_with_scene, qtbot):
     after = dict(zip(worms.features["label"], worms.features["score"]))
     assert np.isnan(after[edited]) and str(edited) in widget.status.value
     assert all(after[k] == before[k] for k in after if k != edited)
+
+
+def test_measure_plots_are_linked_to_the_worms_layer(viewer_with_scene, qtbot):
+    viewer, _layer, _ = viewer_with_scene
+    worms = _segmented(viewer, qtbot)
+    widget = MeasureWidget(viewer)
+    widget.worms.value = worms
+    df = worms.features
+    points = widget.ax_scatter.collections[0].get_offsets()
+    assert len(points) == len(df)  # one point per worm
+    assert sum(p.get_height() for p in widget.ax_length.patches) == len(df)  # every worm in the histogram
+    k = len(df) // 2
+    label = widget.select_from_plot(df["length"].iloc[k], df["mean_width"].iloc[k])  # plot -> layer
+    assert label == df["label"].iloc[k] and worms.selected_label == label and worms.show_selected_label
+    other = int(df["label"].iloc[0])
+    worms.selected_label = other  # layer -> plot: the worm's point is starred
+    star = widget.ax_scatter.lines[-1].get_xydata()[0]
+    assert np.allclose(star, [df["length"].iloc[0], df["mean_width"].iloc[0]])

@@ -15,7 +15,7 @@ from magicgui.widgets import (
     SpinBox,
     create_widget,
 )
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ..errors import SemiconvError
 from ..finetune import FinetuneConfig, finetune_iter, finetune_metadata, finetune_summary
@@ -23,6 +23,7 @@ from ..registry import Registry
 from ..segment import SegmentConfig
 from ..train import TrainProgress
 from .model_chooser import ModelChooser
+from .plots import plot_canvas, scrolling, tab_with_siblings, wrap_text
 from .result_layers import image_planes, placement_of, segment_to_layers, show_results_in_turns, worm_count
 from .running import RunControls, freeze_long_lived_objects
 
@@ -37,9 +38,6 @@ class FinetuneWidget(RunControls, QWidget):
 
     def __init__(self, viewer: "napari.viewer.Viewer"):
         super().__init__()
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
         self.viewer = viewer
         self.image = create_widget(annotation="napari.layers.Image", label="image")
         self.labels = create_widget(annotation="napari.layers.Labels", label="corrected labels")
@@ -56,12 +54,11 @@ class FinetuneWidget(RunControls, QWidget):
         self.controls = Container(widgets=[self.image, self.labels, self.region, self.model, self.steps,
                                            self.seconds, self.lr, self.augment, self.name,
                                            self.run_button, self.cancel_button, self.status])
-        self.figure = Figure(figsize=(4, 2.5), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        wrap_text(self.status)
+        self.figure, self.canvas = plot_canvas((4, 2.5))
         self.ax = self.figure.subplots()
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.controls.native)
-        layout.addWidget(self.canvas)
+        scrolling(self, self.controls.native, self.canvas)
+        tab_with_siblings(self)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):

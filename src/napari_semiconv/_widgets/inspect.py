@@ -5,9 +5,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import Container, Label, PushButton, create_widget
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ..affinity import affinity_map, embedding_points, embedding_rgb, seeded_region
+from .plots import MIN_PLOT_HEIGHT, plot_canvas, scrolling, tab_with_siblings, wrap_text
 from .result_layers import META_KEY, follow_results, layer_results
 
 if TYPE_CHECKING:
@@ -19,20 +20,16 @@ class InspectWidget(QWidget):
 
     def __init__(self, viewer: "napari.viewer.Viewer"):
         super().__init__()
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
         self.viewer = viewer
         self.worms = create_widget(annotation="napari.layers.Labels", label="worms layer")
         self.rgb_button = PushButton(text="Embedding RGB layer")
         self.status = Label(value="click a pixel of the image or the worms")
         self.controls = Container(widgets=[self.worms, self.rgb_button, self.status])
-        self.figure = Figure(figsize=(4, 6.5), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        wrap_text(self.status)
+        self.figure, self.canvas = plot_canvas((4, 6.5), min_height=2 * MIN_PLOT_HEIGHT)
         self.ax_space, self.ax_app = self.figure.subplots(2, 1)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.controls.native)
-        layout.addWidget(self.canvas)
+        scrolling(self, self.controls.native, self.canvas)
+        tab_with_siblings(self)
         self.points = None
         self.plane = 0
         self._hooked = []

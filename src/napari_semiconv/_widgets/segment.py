@@ -9,6 +9,7 @@ from ..errors import SemiconvError
 from ..segment import Progress, SegmentConfig
 from .dialogs import ask_user
 from .model_chooser import ModelChooser
+from .plots import tab_with_siblings, wrap_text
 from .result_layers import image_planes, placement_of, segment_to_layers, show_results_in_turns, worm_count
 from .running import RunControls, freeze_long_lived_objects
 
@@ -47,7 +48,9 @@ class SegmentWidget(RunControls, Container):
                                   self.fg_threshold, self.kernel_threshold, self.merge_threshold, self.min_size,
                                   self.worm_width,
                                   self.stride,
-                                  self.length, self.run_button, self.cancel_button, self.status])
+                                  self.length, self.run_button, self.cancel_button, self.status], scrollable=True)
+        wrap_text(self.status)
+        tab_with_siblings(self.native)
         self.decoder.changed.connect(lambda v: setattr(self.k, "visible", v == "kmeans"))
         self.model.source.changed.connect(self.use_model_thresholds)
         self.model.file.changed.connect(self.use_model_thresholds)
