@@ -53,8 +53,18 @@ def _inputs(paths) -> list[Path]:
     return paths
 
 
+SUMMARY = "segment_summary.csv"  # one row per input image, in the output folder
+
+
+def _done(p: Path, out: Path) -> bool:
+    """Whether ``p``'s results are complete in ``out``: its CSV (written last) and labels, newer than ``p``."""
+    csv, labels = out / f"{p.stem}_instances.csv", out / f"{p.stem}_labels.tif"
+    return csv.is_file() and labels.is_file() and csv.stat().st_mtime >= p.stat().st_mtime
+
+
 def segment_files(paths, out: Path, model, config, quiet: bool = False,
-                  progress: Callable[[str, int, int], None] | None = None) -> list[int]:
+                  progress: Callable[[str, int, int], None] | None = None, workers: int = 0,
+                  threads: int = 1, redo: bool = False) -> list[int]:
     """Segment image files (or the images in folders) into ``out``: <stem>_labels.tif, _instances.tif, _instances.csv.
 
     A 2-D image gives a ``(H, W)`` uint16 labels image and the ``(N, H, W)`` uint8 stack that keeps
@@ -62,68 +72,139 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False,
     W)`` stack is segmented plane by plane into ``(T, H, W)`` labels, one instance stack per plane
     (``<stem>_t003_instances.tif``) and one CSV with a ``plane`` column. All inputs are read and
     checked first; files this function wrote earlier (``*_labels``, ``*_instances``) are not inputs;
-    each output file is written atomically. ``progress(stage, done, total)`` is called per tile.
-    Returns the number of worms per image (summed over planes).
+    each output file is written atomically, the CSV last, so an interrupted run leaves every image
+    either done or not started: a re-run skips the images already done (``redo`` = segment them again).
+    ``workers`` > 0 spreads the images over that many worker processes of a Dask LocalCluster (the
+    model sent once to each), each with ``threads`` torch threads. ``progress(stage, done, total)`` is
+    called per tile (in this process only). Writes ``segment_summary.csv`` (image, status, worms,
+    planes, seconds) and returns the number of worms per image (summed over planes), in input order.
     """
     from tqdm import tqdm
 
     from .data.readers import read_image
-    from .measure import measure_worms, write_csv
     from .normalize import check_binary
-    from .segment import Progress, Result, segment_iter
 
+    if workers < 0 or threads < 1:
+        raise SemiconvError(f"{workers} workers with {threads} threads each: give 0 or more workers (0 = no "
+                            "cluster) and at least 1 thread")
     paths = _inputs(paths)
     for p in paths:  # check everything before writing anything
         for plane in planes_of(read_image(p), str(p)):
             if config.binary:
                 check_binary(plane, name=str(p))
     check_writable(out, folder=True)
-    counts = []
-    tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=quiet)
-
-    def show(stage, done, total):  # big planes advance tile by tile
-        if stage in ("network", "tiles"):
-            tiles.total, tiles.n = total, done
-            tiles.refresh()
-        if progress is not None:
-            progress(stage, done, total)
-
-    for p in tqdm(paths, desc="segment", unit="image", disable=quiet):
-        image = read_image(p)
-        planes = planes_of(image, str(p))
-        stacked = np.ndim(image) == 3  # a (T/Z, H, W) stack (RGB was refused by planes_of)
-        labels, tables = [], []
-        for t, plane in enumerate(planes):
-            result = None
-            for item in segment_iter(model, plane, config):
-                if isinstance(item, Result):
-                    result = item
-                elif isinstance(item, Progress):
-                    show(item.stage, item.done, item.total)
-            table = measure_worms(result.instances, plane, result.scores)
-            if stacked:
-                table = {"plane": np.full(len(result.scores), t), **table}
-            labels.append(result.labels)
-            tables.append(table)
-            stack_bytes = len(result.instances) * result.labels.size
-            name = f"{p.stem}_t{t:03d}_instances.tif" if stacked else f"{p.stem}_instances.tif"
-            if not len(result.instances):  # no worm: no (0, H, W) stack (an empty TIFF); the labels say it
-                (out / name).unlink(missing_ok=True)
-            elif stack_bytes <= STACK_LIMIT:
-                atomic_write(out / name, partial(_write_tif, array=result.instances.to_stack().astype(np.uint8)))
-            elif not quiet:
-                tqdm.write(f"{p.name}: the (N, H, W) overlap stack would take {stack_bytes / 1e9:.1f} GB: "
-                           "not written (the labels image and CSV are)")
-        dtype = np.uint16 if max(int(lab.max(initial=0)) for lab in labels) < 2**16 else np.uint32
-        atomic_write(out / f"{p.stem}_labels.tif",
-                     partial(_write_tif, array=np.stack(labels).astype(dtype) if stacked else labels[0]))
-        table = {k: np.concatenate([tb[k] for tb in tables]) for k in tables[0]}
-        atomic_write(out / f"{p.stem}_instances.csv", partial(write_csv, table=table))
-        counts.append(sum(len(tb["label"]) for tb in tables))
+    todo = [p for p in paths if redo or not _done(p, out)]
+    rows = {p: {"image": str(p), "status": "done before", "worms": _csv_rows(out / f"{p.stem}_instances.csv"),
+                "planes": "", "seconds": ""} for p in paths if p not in todo}
+    if rows and not quiet:
+        tqdm.write(f"{len(rows)} of {len(paths)} images already segmented in {out}: skipped (--redo to redo them)")
+    bar = tqdm(total=len(todo), desc="segment", unit="image", disable=quiet)
+    for p, row in _run(todo, out, model, config, workers, threads, progress, quiet):
+        rows[p] = row
+        bar.update()
         if not quiet:
-            tqdm.write(f"{p.name}: {counts[-1]} worms" + (f" in {len(planes)} planes" if stacked else ""))
-    tiles.close()
-    return counts
+            tqdm.write(f"{p.name}: {row['worms']} worms" + (f" in {row['planes']} planes" if row["planes"] > 1 else ""))
+    bar.close()
+    summary = [rows[p] for p in paths]
+    atomic_write(out / SUMMARY, partial(_write_summary, rows=summary))
+    return [int(r["worms"]) for r in summary]
+
+
+def _run(todo, out, model, config, workers, threads, progress, quiet):
+    """Yield (path, summary row) per image as each finishes: here, or on a Dask LocalCluster of ``workers``."""
+    if workers <= 0:
+        from tqdm import tqdm
+
+        tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=quiet)
+
+        def show(stage, done, total):  # big planes advance tile by tile
+            if stage in ("network", "tiles"):
+                tiles.total, tiles.n = total, done
+                tiles.refresh()
+            if progress is not None:
+                progress(stage, done, total)
+
+        for p in todo:
+            yield p, segment_one(p, out, model, config, show, quiet)
+        tiles.close()
+        return
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise SemiconvError("--workers needs Dask: pip install 'napari-semiconv[cluster]' (or run without "
+                            "--workers)") from exc
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as cluster, Client(cluster) as client:
+        shared = client.scatter(model, broadcast=True)
+        futures = {client.submit(segment_one, p, out, shared, config, None, True, threads, pure=False): p
+                   for p in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def segment_one(p: Path, out: Path, model, config, progress=None, quiet: bool = True, threads: int = 0) -> dict:
+    """Segment one image file into ``out`` (see :func:`segment_files`); returns its summary row.
+
+    ``threads`` > 0 sets torch's thread count first (a Dask worker's share of the cores).
+    """
+    import time
+
+    from .data.readers import read_image
+    from .measure import measure_worms, write_csv
+    from .segment import Progress, Result, segment_iter
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    image = read_image(p)
+    planes = planes_of(image, str(p))
+    stacked = np.ndim(image) == 3  # a (T/Z, H, W) stack (RGB was refused by planes_of)
+    labels, tables = [], []
+    for t, plane in enumerate(planes):
+        result = None
+        for item in segment_iter(model, plane, config):
+            if isinstance(item, Result):
+                result = item
+            elif isinstance(item, Progress) and progress is not None:
+                progress(item.stage, item.done, item.total)
+        table = measure_worms(result.instances, plane, result.scores)
+        if stacked:
+            table = {"plane": np.full(len(result.scores), t), **table}
+        labels.append(result.labels)
+        tables.append(table)
+        stack_bytes = len(result.instances) * result.labels.size
+        name = f"{p.stem}_t{t:03d}_instances.tif" if stacked else f"{p.stem}_instances.tif"
+        if not len(result.instances):  # no worm: no (0, H, W) stack (an empty TIFF); the labels say it
+            (out / name).unlink(missing_ok=True)
+        elif stack_bytes <= STACK_LIMIT:
+            atomic_write(out / name, partial(_write_tif, array=result.instances.to_stack().astype(np.uint8)))
+        elif not quiet:
+            print(f"{p.name}: the (N, H, W) overlap stack would take {stack_bytes / 1e9:.1f} GB: "
+                  "not written (the labels image and CSV are)")
+    dtype = np.uint16 if max(int(lab.max(initial=0)) for lab in labels) < 2**16 else np.uint32
+    atomic_write(out / f"{p.stem}_labels.tif",
+                 partial(_write_tif, array=np.stack(labels).astype(dtype) if stacked else labels[0]))
+    table = {k: np.concatenate([tb[k] for tb in tables]) for k in tables[0]}
+    atomic_write(out / f"{p.stem}_instances.csv", partial(write_csv, table=table))  # last: marks the image done
+    return {"image": str(p), "status": "segmented", "worms": sum(len(tb["label"]) for tb in tables),
+            "planes": len(planes), "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _csv_rows(path: Path) -> int:
+    """Data rows of a CSV file (its worms)."""
+    with open(path) as fh:
+        return max(sum(1 for _ in fh) - 1, 0)
+
+
+def _write_summary(path, rows: list[dict]) -> None:
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["image", "status", "worms", "planes", "seconds"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def evaluate_dirs(pred_dir: Path, gt_dir: Path) -> dict:

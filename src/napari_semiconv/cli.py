@@ -32,7 +32,8 @@ def cmd_segment(args) -> None:
 
     list_images(args.inputs)  # a missing file or empty folder is said before the model loads
     model = resolve_model(args.model, args.device)
-    segment_files(args.inputs, Path(args.out), model, _segment_config(args, model), args.quiet)
+    segment_files(args.inputs, Path(args.out), model, _segment_config(args, model), args.quiet,
+                  workers=args.workers, threads=args.threads_per_worker, redo=args.redo)
 
 
 def cmd_demo(args) -> None:
@@ -211,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="+", help="image files or folders")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--model", help="model file or registry name (default: the shipped model)")
+    s.add_argument("--workers", type=int, default=0, help="worker processes of a Dask LocalCluster that share the "
+                   "images (0 = segment here, one image after another)")
+    s.add_argument("--threads-per-worker", type=int, default=1, help="torch threads of each worker")
+    s.add_argument("--redo", action="store_true", help="segment again the images whose results are already in "
+                   "--out (by default a re-run, e.g. after an interruption, skips them)")
     _segment_options(s)
     s.set_defaults(func=cmd_segment)
 
