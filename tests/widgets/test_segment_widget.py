@@ -129,3 +129,36 @@ def test_decoder_controls_reach_the_config(viewer_with_scene):
     assert widget.config().worm_width == 0.0  # the model's own scale unless told
     widget.worm_width.value = 18.0
     assert widget.config().worm_width == 18.0
+
+
+def test_failures_end_the_run_and_are_said_once_in_the_viewer(viewer_with_scene, qtbot, monkeypatch):
+    from napari.utils import progress
+    from napari.utils.notifications import notification_manager
+
+    import napari_semiconv._widgets.segment as dock_module
+
+    viewer, layer, _ = viewer_with_scene
+    widget = _dock(viewer)
+    for bad, said in ((np.full((64, 64), np.nan, np.float32), "NaN"), (np.zeros((1, 1), np.float32), "tiny")):
+        widget.image.value = viewer.add_image(bad, name="bad")
+        before = len(notification_manager.records)
+        assert widget.run() is None  # refused before any work
+        assert widget.run_button.enabled and said in widget.status.value
+        assert len(notification_manager.records) == before + 1
+        viewer.layers.remove("bad")
+
+    def out_of_memory(*args, **kwargs):  # the failure, not the model, is simulated
+        yield {}
+        raise MemoryError
+
+    monkeypatch.setattr(dock_module, "segment_to_layers", out_of_memory)
+    widget.image.value = layer
+    before, bars = len(notification_manager.records), set(progress._all_instances)
+    worker = widget.run()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=10_000)
+    assert "out of memory" in widget.status.value and not widget.cancel_button.enabled
+    said = [str(n.message) for n in notification_manager.records[before:]]
+    assert len(said) == 1 and "out of memory" in said[0]  # once, and no traceback relayed
+    assert not set(progress._all_instances) - bars  # the run's progress bar ended

@@ -25,7 +25,7 @@ from ..train import TrainProgress
 from .model_chooser import ModelChooser
 from .plots import plot_canvas, scrolling, tab_with_siblings, wrap_text
 from .result_layers import image_planes, placement_of, segment_to_layers, show_results_in_turns, worm_count
-from .running import RunControls, freeze_long_lived_objects
+from .running import RunControls, dock_worker, freeze_long_lived_objects
 
 if TYPE_CHECKING:
     import napari
@@ -99,7 +99,6 @@ class FinetuneWidget(RunControls, QWidget):
 
     def run(self, *_):
         """Start fine-tuning in a worker; returns the worker (None if the input is refused)."""
-        from napari.qt.threading import create_worker
         from napari.utils import progress
 
         try:
@@ -151,8 +150,7 @@ class FinetuneWidget(RunControls, QWidget):
             self.status.value = f"saved '{self.saved.name}' ({self.saved.path}); re-segmenting..."
             self.resegment(state["model"], img_layer, planes)
 
-        self.worker = create_worker(finetune_iter, base, list(planes), list(labels), regions, config,
-                                    _start_thread=False)
+        self.worker = dock_worker(finetune_iter, base, list(planes), list(labels), regions, config)
         self.worker.yielded.connect(on_yield)
         self.worker.finished.connect(on_done)
         self.worker.errored.connect(self._error)
@@ -163,8 +161,6 @@ class FinetuneWidget(RunControls, QWidget):
 
     def resegment(self, model, img_layer, planes):
         """Segment the image with the fine-tuned model into '<image> fine-tuned ...' layers."""
-        from napari.qt.threading import create_worker
-
         built = {}
 
         def on_yield(item):
@@ -179,8 +175,8 @@ class FinetuneWidget(RunControls, QWidget):
             self.status.value = (f"'{self.saved.name}': {worm_count(built)} worms after fine-tuning. "
                                  + finetune_summary(self.saved.metadata))
 
-        self.segment_worker = create_worker(segment_to_layers, model, planes, SegmentConfig(), img_layer.name,
-                                            placement_of(img_layer), suffix=" fine-tuned", _start_thread=False)
+        self.segment_worker = dock_worker(segment_to_layers, model, planes, SegmentConfig(), img_layer.name,
+                                          placement_of(img_layer), suffix=" fine-tuned")
         self.segment_worker.yielded.connect(on_yield)
         self.segment_worker.finished.connect(on_done)
         self.segment_worker.errored.connect(self._error)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import SemiconvError
 from ..measure import measure_worms
+from ..normalize import check_image
 from ..segment import Progress, Result, SegmentConfig, segment_iter
 
 if TYPE_CHECKING:
@@ -44,17 +45,19 @@ def segment_to_layers(model, planes: np.ndarray, config: SegmentConfig, image_na
 
 
 def image_planes(layer) -> np.ndarray:
-    """The layer's data as a ``(T, H, W)`` stack; SemiconvError for RGB or >3-D data."""
+    """The layer's data as a ``(T, H, W)`` stack of checked planes; SemiconvError for RGB, >3-D data or a
+    plane that cannot be segmented (:func:`..normalize.check_image`)."""
     if getattr(layer, "rgb", False):
         raise SemiconvError(f"'{layer.name}' is an RGB image: split its channels "
                             "(right-click the layer > Split RGB) and segment one of them")
     data = np.asarray(layer.data)
-    if data.ndim == 2:
-        return data[None]
-    if data.ndim == 3:
-        return data
-    raise SemiconvError(f"'{layer.name}' has {data.ndim} dimensions {data.shape}: segment a 2-D image "
-                        "or a (T/Z, H, W) stack")
+    if data.ndim not in (2, 3):
+        raise SemiconvError(f"'{layer.name}' has {data.ndim} dimensions {data.shape}: segment a 2-D image "
+                            "or a (T/Z, H, W) stack")
+    planes = data[None] if data.ndim == 2 else data
+    for t, plane in enumerate(planes):  # NaN, tiny, too big...: said here, before any work starts
+        check_image(plane, name=f"'{layer.name}'" + (f" plane {t}" if len(planes) > 1 else ""))
+    return planes
 
 
 def checksum(data) -> str:

@@ -9,11 +9,34 @@ class RunControls:
         self.cancel_button.enabled = running
 
     def _error(self, exc):
+        """End the run and say what went wrong, once, in the dock and as a viewer notification."""
         from napari.utils.notifications import show_error
 
         self._set_running(False)
-        self.status.value = f"error: {exc}"
-        show_error(str(exc))
+        message = failure_message(exc)
+        self.status.value = f"error: {message}"
+        show_error(message)
+
+
+def dock_worker(func, *args, **kwargs):
+    """A thread worker (not started) running ``func(*args, **kwargs)`` whose failures only the dock reports
+    (:meth:`RunControls._error`): napari's own workers also relay every error to the viewer, which showed
+    each failure twice, and re-raise it in the main thread (a traceback in the terminal)."""
+    from superqt.utils import create_worker
+
+    return create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
+
+
+def failure_message(exc: BaseException) -> str:
+    """One line for the user: what failed and what to do (an exception of ours already says both)."""
+    if isinstance(exc, MemoryError):
+        return ("out of memory: close other programs, segment a smaller image or a crop of it, or lower the "
+                "fine-tuning crop; the previous results and model are unchanged")
+    from ..errors import SemiconvError
+
+    if isinstance(exc, SemiconvError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc} (an unexpected failure: please report it with the image's size and type)"
 
 
 def freeze_long_lived_objects() -> None:

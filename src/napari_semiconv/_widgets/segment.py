@@ -11,7 +11,7 @@ from .dialogs import ask_user
 from .model_chooser import ModelChooser
 from .plots import tab_with_siblings, wrap_text
 from .result_layers import image_planes, placement_of, segment_to_layers, show_results_in_turns, worm_count
-from .running import RunControls, freeze_long_lived_objects
+from .running import RunControls, dock_worker, freeze_long_lived_objects
 
 if TYPE_CHECKING:
     import napari
@@ -83,7 +83,6 @@ class SegmentWidget(RunControls, Container):
         """Start segmenting the chosen image in a worker thread; returns the worker (or None).
 
         The dock stays busy (Segment disabled) until the layers are shown, a layer per event-loop turn."""
-        from napari.qt.threading import create_worker
         from napari.utils import progress
 
         layer = self.image.value
@@ -127,8 +126,8 @@ class SegmentWidget(RunControls, Container):
 
             show_results_in_turns(self.viewer, built, confirm=self.confirm, on_done=shown, on_error=self._error)
 
-        self.worker = create_worker(segment_to_layers, model, planes, config, layer.name, placement_of(layer),
-                                    stride=self.stride.value, length=self.length.value, _start_thread=False)
+        self.worker = dock_worker(segment_to_layers, model, planes, config, layer.name, placement_of(layer),
+                                  stride=self.stride.value, length=self.length.value)
         self.worker.yielded.connect(on_yield)
         self.worker.finished.connect(on_done)
         self.worker.errored.connect(self._error)
