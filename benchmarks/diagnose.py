@@ -50,7 +50,7 @@ def scene_diagnosis(model, scene, config: DecodeConfig) -> dict:
     """Geometry numbers and the four decodings (``(N, H, W)`` stacks with scores) of one scene.
 
     The target of a worm's votes is its centroid for eq. 5 models and its anchor (the centre line's
-    midpoint) for anchored ones; the kernel radius is the model's one sigma, or each worm's mean sigma.
+    midpoint) for anchored and flow ones (a flow model's votes are where its flow leads); the kernel radius is the model's one sigma, or each worm's mean sigma.
     """
     out = list(predict_iter(model, normalize(scene.image), SegmentConfig()))[-1]
     psi, fg, sigma = out["psi"], out["fg"], out["sigma"]
@@ -58,7 +58,7 @@ def scene_diagnosis(model, scene, config: DecodeConfig) -> dict:
     gt = torch.from_numpy(scene.instances).to(psi.device)
     true_fg = gt.any(0)
     h, w = true_fg.shape
-    if model.config.target == "anchor":
+    if model.config.target != "eq5":  # anchored and flow models vote for the anchor
         target = torch.from_numpy(scene.anchors).flip(1).to(psi.device) / scale  # (N, 2) x, y in Psi units
     else:
         yx = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")).float().to(psi.device)

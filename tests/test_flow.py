@@ -96,3 +96,18 @@ def test_flow_model_outputs_a_unit_free_flow_at_any_scale():
         model.phi_head[-1].bias[:] = torch.tensor([0.6, -0.8])
     big = model.with_input_scale(2.0)(torch.randn(1, 1, 70, 90)).phi
     assert torch.allclose(big[0, :, 35, 45], torch.tensor([0.6, -0.8]))  # a direction: not scaled
+
+
+def test_segmenting_with_a_flow_model_gives_a_result_to_inspect():
+    from napari_semiconv.affinity import affinity_map, embedding_points, embedding_rgb
+    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+    from napari_semiconv.segment import segment
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.for_target("flow")).eval()
+    image = make_scene(5, SceneConfig(style="fluorescence"), window=(200, 300, 64, 80)).image
+    result = segment(model, image)
+    assert result.embedding.shape == (2, 64, 80) and result.displacement.shape == (2, 64, 80)
+    assert embedding_rgb(result).shape == (64, 80, 3)
+    assert affinity_map(result, 10, 10).shape == (64, 80)
+    assert embedding_points(result)["appearance"].shape[1] == 2

@@ -67,6 +67,7 @@ def embedding_rgb(result: Result) -> np.ndarray:
     ref = flat[fg] if fg.sum() > 3 else flat
     mean, vt = _pca_basis(ref, 3)
     proj = (flat - mean) @ vt.T
+    proj = np.pad(proj, ((0, 0), (0, 3 - proj.shape[1])))  # a 2-D embedding (flow models): blue stays 0
     lo, hi = np.percentile(proj[fg] if fg.any() else proj, [1, 99], axis=0)
     rgb = np.clip((proj - lo) / np.maximum(hi - lo, 1e-9), 0, 1)
     rgb *= (0.25 + 0.75 * fg)[:, None]
