@@ -166,3 +166,47 @@ def test_save_load_roundtrip(tmp_path):
     torch.save({"format": "napari-semiconv-model/1"}, other)
     with pytest.raises(SemiconvError, match="not a Mask R-CNN baseline file"):  # ... and this loader ours
         load_baseline(other)
+
+
+def test_cli_segment_with_a_baseline_file_writes_the_same_files(tmp_path, capsys):
+    """``segment --model BASELINE.pt``: labels, (N, H, W) stack and CSV as for our models; no embedding."""
+    import tifffile
+
+    from napari_semiconv.cli import main
+    from napari_semiconv.data.sources import TEST_SEED0
+    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+    from napari_semiconv.decode import DecodeConfig
+    from napari_semiconv.registry import resolve_model
+    from napari_semiconv.segment import SegmentConfig, segment
+
+    torch.manual_seed(0)
+    path = save_baseline(build_baseline(BaselineConfig(semiconv=SemiConvConfig(), score_threshold=0.0)),
+                         tmp_path / "baseline.pt")
+    scene = make_scene(TEST_SEED0 + 3, SceneConfig(style="brightfield"), window=(150, 200, 128, 128))
+    tifffile.imwrite(tmp_path / "scene.tif", scene.image)
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "scene.tif"), "--out", str(out), "--model", str(path),
+                 "--min-size", "1", "--quiet"]) == 0
+    labels = tifffile.imread(out / "scene_labels.tif")
+    stack = tifffile.imread(out / "scene_instances.tif")
+    csv = (out / "scene_instances.csv").read_text().splitlines()
+    assert labels.dtype == np.uint16 and labels.shape == (128, 128)
+    assert stack.dtype == np.uint8 and stack.ndim == 3 and stack.shape[1:] == (128, 128) and len(stack) > 0
+    assert len(csv) == len(stack) + 1 and csv[0].startswith("label,score,area")
+    assert (out / "segment_summary.csv").is_file()
+
+    model = resolve_model(str(path), "cpu", baselines=True)  # what the CLI and the Segment dock load
+    result = segment(model, scene.image, SegmentConfig(decode=DecodeConfig(min_size=1)))
+    assert np.array_equal(result.labels, labels) and len(result.instances) == len(stack)
+    assert result.scores.shape == (len(stack),) and np.all(np.diff(result.scores) <= 0)
+    assert result.embedding is None and result.displacement is None and "Mask R-CNN" in result.absent
+    assert result.foreground.shape == (128, 128) and np.array_equal(result.foreground > 0, labels > 0)
+    single = segment(model, scene.image, SegmentConfig(decode=DecodeConfig(min_size=1, overlap=False)))
+    disjoint = single.instances.to_stack()
+    assert disjoint.sum(0).max() <= 1 and single.labels.max() == len(disjoint) == len(single.scores)
+    assert np.array_equal(single.labels > 0, labels > 0)
+    for refused in (SegmentConfig(binary=True), SegmentConfig(tta=True)):
+        with pytest.raises(SemiconvError, match="baseline"):
+            segment(model, scene.image, refused)
+    with pytest.raises(SemiconvError, match="Mask R-CNN baseline model"):  # e.g. finetune: not for our models
+        resolve_model(str(path), "cpu")

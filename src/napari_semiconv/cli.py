@@ -31,7 +31,7 @@ def cmd_segment(args) -> None:
     from .registry import resolve_model
 
     list_images(args.inputs)  # a missing file or empty folder is said before the model loads
-    model = resolve_model(args.model, args.device)
+    model = resolve_model(args.model, args.device, baselines=True)
     segment_files(args.inputs, Path(args.out), model, _segment_config(args, model), args.quiet,
                   workers=args.workers, threads=args.threads_per_worker, redo=args.redo)
 
@@ -55,7 +55,7 @@ def cmd_demo(args) -> None:
         paths.append(inputs / f"{style}_{i:02d}.tif")
         tifffile.imwrite(paths[-1], scene.image)
         tifffile.imwrite(truth / f"{style}_{i:02d}.tif", scene.instances.astype(np.uint8), compression="zlib")
-    model = resolve_model(args.model, args.device)
+    model = resolve_model(args.model, args.device, baselines=True)
     segment_files(paths, out / "segmented", model, _segment_config(args, model), args.quiet)
     metrics = evaluate_dirs(out / "segmented", truth)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -211,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("segment", **defaults, help="segment images, write labels, instance stacks and CSV")
     s.add_argument("inputs", nargs="+", help="image files or folders")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--model", help="model file or registry name (default: the shipped model)")
+    s.add_argument("--model", help="model file or registry name (default: the shipped model); or a Mask R-CNN "
+                   "baseline file (benchmarks/paper_table.py, needs the extra 'baselines'), which of the decoder "
+                   "options below uses only --min-size and --no-overlap")
     s.add_argument("--workers", type=int, default=0, help="worker processes of a Dask LocalCluster that share the "
                    "images (0 = segment here, one image after another)")
     s.add_argument("--threads-per-worker", type=int, default=1, help="torch threads of each worker")
@@ -223,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo", **defaults, help="segment built-in sample scenes and score them against their ground truth")
     dm.add_argument("--out", default="demo_out", help="output folder")
     dm.add_argument("--scenes", type=int, default=2, help="scenes per style")
-    dm.add_argument("--model", help="model file or registry name (default: the shipped model)")
+    dm.add_argument("--model", help="model file or registry name (default: the shipped model), or a Mask R-CNN "
+                    "baseline file (as for segment)")
     _segment_options(dm)
     dm.set_defaults(func=cmd_demo)
 

@@ -104,8 +104,31 @@ class Registry:
         return path
 
 
-def resolve_model(path: str | None, device: str | None = None):
-    """Load ``path``, a registry name, or the shipped default model on the chosen device."""
+def load_model_file(path: str | Path, device="cpu", baselines: bool = False):
+    """The model stored at ``path`` on ``device``, its kind told by the file's header.
+
+    A napari-semiconv model file gives a SemiConvNet (:func:`.model.load_model`). A Mask R-CNN baseline
+    file (``benchmarks/paper_table.py``) gives, with ``baselines``, a segmenter with the same
+    ``segment_iter`` interface (:func:`.baselines.adapter.load_segmenter`; SemiconvError, saying what to
+    install, without torchvision); without ``baselines`` (e.g. fine-tuning) it is refused.
+    """
+    from .baselines.adapter import is_baseline_file, load_segmenter
+    from .model import load_model
+
+    if is_baseline_file(path):
+        if not baselines:
+            raise SemiconvError(f"{path} is a Mask R-CNN baseline model: it can only segment (napari-semiconv "
+                                "segment --model, the Segment dock), not be fine-tuned, inspected or decoded "
+                                "here; pass a napari-semiconv model")
+        return load_segmenter(path, device)
+    return load_model(path, device)
+
+
+def resolve_model(path: str | None, device: str | None = None, baselines: bool = False):
+    """Load ``path``, a registry name, or the shipped default model on the chosen device.
+
+    With ``baselines`` a Mask R-CNN baseline file is accepted too (see :func:`load_model_file`): for segmenting.
+    """
     from .model import load_model, pick_device
 
     dev = pick_device(device)
@@ -120,8 +143,8 @@ def resolve_model(path: str | None, device: str | None = None):
         registry = Registry()
         entry = registry.find(path)
         if entry is not None:
-            return load_model(entry, dev)
+            return load_model_file(entry, dev, baselines)
         names = [f.stem for f in registry.files()]
         raise SemiconvError(f"model {path!r} is neither a file nor a name in the model registry ({registry.root}; "
                             + (f"names: {', '.join(names)}" if names else "it holds no models yet") + ")")
-    return load_model(path, dev)
+    return load_model_file(path, dev, baselines)

@@ -66,13 +66,15 @@ class Result:
     scores: np.ndarray  # (N,) float32
     seeds: np.ndarray  # (N, 2) int row, col of each instance's seed pixel
     foreground: np.ndarray  # (H, W) float32 probability
-    seed: np.ndarray  # (H, W) float32 the seed map: predicted K(Psi_u, own centre)
-    displacement: np.ndarray  # (2, H, W) float32 Phi^g in pixels, (dy, dx), common shift removed
+    seed: np.ndarray | None  # (H, W) float32 the seed map: predicted K(Psi_u, own centre) (None: a Mask R-CNN)
+    displacement: np.ndarray | None  # (2, H, W) float32 Phi^g in pixels, (dy, dx), common shift removed (None: a
+    # Mask R-CNN baseline, baselines.adapter)
     vote_offset: np.ndarray  # (2,) float32 px, the common shift of all votes (displacement.vote_offset)
     embedding: np.ndarray | None  # (d, H, W) float32 Psi (u_hat in coord_scale units)
     sigma: float  # kernel bandwidth, Psi units (the model's base bandwidth where it predicts one per pixel)
     coord_scale: float  # pixels per Psi unit in the spatial dims
     sigma_map: np.ndarray | None = None  # (H, W) float32 bandwidth per pixel, Psi units (anchored models)
+    absent: str = ""  # which outputs this model cannot give, for the user (a Mask R-CNN: displacement, embedding)
 
 
 def _starts(n: int, tile: int, overlap: int) -> list[int]:
@@ -207,14 +209,18 @@ def _displacement(phi: torch.Tensor, scale: float) -> np.ndarray:
     return np.stack([g[1], g[0]]).astype(np.float32)
 
 
-def segment_iter(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = SegmentConfig()
+def segment_iter(model, image: np.ndarray, config: SegmentConfig = SegmentConfig()
                  ) -> Iterator[Progress | Result]:
     """Segment one ``(H, W)`` plane. Yields Progress messages, then the Result (last item).
 
     Planes up to one tile are decoded whole; larger ones (mosaics) tile by tile, see
     :func:`_segment_tiled`. With ``config.worm_width`` the model sees the image resized so that its worms
-    are as wide as the model's training worms.
+    are as wide as the model's training worms. A model with a ``segment_iter`` method of its own (a Mask
+    R-CNN baseline, :class:`~napari_semiconv.baselines.adapter.BaselineSegmenter`) segments the plane itself.
     """
+    if hasattr(model, "segment_iter"):
+        yield from model.segment_iter(image, config)
+        return
     if config.decode is None:
         config = replace(config, decode=model_decode_config(model))
     if config.worm_width > 0:
@@ -288,7 +294,8 @@ def _result(model, labels, instances, scores, seeds, fg, seed, displacement, emb
                   sigma_map=sigma_map if model.config.target != "eq5" else None)
 
 
-def segment(model: SemiConvNet, image: np.ndarray, config: SegmentConfig = SegmentConfig()) -> Result:
-    """Segment one ``(H, W)`` plane and return its :class:`Result`."""
+def segment(model, image: np.ndarray, config: SegmentConfig = SegmentConfig()) -> Result:
+    """Segment one ``(H, W)`` plane with ``model`` (a SemiConvNet, or a baseline as :func:`segment_iter` says) and
+    return its :class:`Result`."""
     *_, result = segment_iter(model, image, config)
     return result

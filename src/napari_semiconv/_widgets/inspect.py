@@ -75,6 +75,8 @@ class InspectWidget(QWidget):
             self.status.value = "segment an image first (Segment worms)"
             return None
         result = results[min(max(plane, 0), len(results) - 1)]
+        if self._without_embedding(result):
+            return None
         h, w = result.labels.shape
         if not (0 <= row < h and 0 <= col < w):
             self.status.value = f"({row}, {col}) is outside the image"
@@ -94,6 +96,13 @@ class InspectWidget(QWidget):
         self.plot(result, result.embedding[:, row, col])
         return aff
 
+    def _without_embedding(self, result) -> bool:
+        """True (and said in the status) where ``result`` has no embedding to inspect (a Mask R-CNN baseline)."""
+        if result.embedding is not None:
+            return False
+        self.status.value = f"nothing to inspect: {result.absent or 'this result keeps no embedding'}"
+        return True
+
     def _put(self, name, data, kind, **kwargs):
         if name in self.viewer.layers:
             self.viewer.layers[name].data = data
@@ -111,6 +120,8 @@ class InspectWidget(QWidget):
             self.status.value = "segment an image first (Segment worms)"
             return None
         result = results[min(self.plane, len(results) - 1)]
+        if self._without_embedding(result):
+            return None
         base = self.worms.value.name.removesuffix(" worms")
         return self._put_image(f"{base} embedding RGB", embedding_rgb(result), rgb=True,
                                scale=self.worms.value.scale[-2:])

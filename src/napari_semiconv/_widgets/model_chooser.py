@@ -17,11 +17,15 @@ FROM_FILE = "model file..."
 class ModelChooser(Container):
     """Shipped model, a registry model, or a file; and a device. ``load()`` caches the model.
 
+    ``loader(path, device)`` loads the chosen file (default :func:`..model.load_model`, our models only; the
+    Segment dock's also takes a Mask R-CNN baseline file, :func:`..registry.load_model_file`).
+
     A registry model can be renamed, deleted (after a confirmation) or exported from here. The
     dialogs are attributes (``ask_name``, ``confirm``, ``ask_path``) so scripts and tests can answer.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, loader=load_model, **kwargs):
+        self.loader = loader
         self.source = ComboBox(label="model", choices=self._choices)
         self.file = FileEdit(label="model file", filter="*.pt", visible=False)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
@@ -89,5 +93,5 @@ class ModelChooser(Container):
         path, device = self.path(), pick_device(self.device.value)
         key = (str(path), str(device), path.stat().st_mtime if path.is_file() else None)
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, load_model(path, device))
+            self._cache = (key, self.loader(path, device))
         return self._cache[1]

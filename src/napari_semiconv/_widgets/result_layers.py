@@ -77,9 +77,12 @@ def stack_planes(results: list[Result], field: str) -> np.ndarray:
 
 def displacement_vectors(results: list[Result], stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Napari Vectors data ``(V, 2, D)`` on a ``stride`` grid over the foreground, and the worm id
-    of each vector. Each arrow points from pixel u along Phi^g_u (pixels) to its worm's centre."""
+    of each vector. Each arrow points from pixel u along Phi^g_u (pixels) to its worm's centre. Results
+    without a displacement field (a Mask R-CNN baseline) give no vectors."""
     vecs, ids = [], []
     for t, r in enumerate(results):
+        if r.displacement is None:
+            continue
         h, w = r.labels.shape
         rr, cc = np.mgrid[stride // 2 : h : stride, stride // 2 : w : stride]
         keep = r.foreground[rr, cc] > 0.5
@@ -175,6 +178,12 @@ def follow_results(viewer, choice) -> None:
 def worm_count(layers: dict) -> int:
     """Number of worms over all planes in the layers of :func:`build_result_layers`."""
     return sum(len(r.scores) for r in layers["worms"].metadata[META_KEY]["results"])
+
+
+def absent_note(layers: dict) -> str:
+    """``" (...)"``: what the model behind the layers of :func:`build_result_layers` cannot give, or ``""``."""
+    notes = {r.absent for r in layers["worms"].metadata[META_KEY]["results"] if r.absent}
+    return f" ({'; '.join(sorted(notes))})" if notes else ""
 
 
 def placement_of(layer) -> dict:

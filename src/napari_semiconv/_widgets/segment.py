@@ -1,16 +1,28 @@
-"""Segment worms dock: image -> worms (Labels), displacement (Vectors), foreground (Image)."""
+"""Segment worms dock: image -> worms (Labels), displacement (Vectors), foreground (Image).
 
+Its model choice also takes a Mask R-CNN baseline file (worms and foreground; no displacement arrows).
+"""
+
+from functools import partial
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
 
 from ..decode import DECODERS, DecodeConfig, model_thresholds
 from ..errors import SemiconvError
+from ..registry import load_model_file
 from ..segment import Progress, SegmentConfig
 from .dialogs import ask_user
 from .model_chooser import ModelChooser
 from .plots import tab_with_siblings, wrap_text
-from .result_layers import image_planes, placement_of, segment_to_layers, show_results_in_turns, worm_count
+from .result_layers import (
+    absent_note,
+    image_planes,
+    placement_of,
+    segment_to_layers,
+    show_results_in_turns,
+    worm_count,
+)
 from .running import RunControls, dock_worker, freeze_long_lived_objects
 
 if TYPE_CHECKING:
@@ -23,7 +35,7 @@ class SegmentWidget(RunControls, Container):
     def __init__(self, viewer: "napari.viewer.Viewer"):
         self.viewer = viewer
         self.image = create_widget(annotation="napari.layers.Image", label="image")
-        self.model = ModelChooser(label="model")
+        self.model = ModelChooser(label="model", loader=partial(load_model_file, baselines=True))
         self.decoder = ComboBox(label="decoder", choices=DECODERS, value="seeded")
         self.k = SpinBox(label="k (kmeans)", value=10, min=1, max=1000, visible=False)
         self.overlap = CheckBox(text="overlapping worms (instance stack)", value=True)
@@ -122,7 +134,7 @@ class SegmentWidget(RunControls, Container):
             def shown(layers):
                 self.layers = layers
                 self._set_running(False)
-                self.status.value = f"{worm_count(built)} worms in {layer.name}"
+                self.status.value = f"{worm_count(built)} worms in {layer.name}" + absent_note(built)
 
             show_results_in_turns(self.viewer, built, confirm=self.confirm, on_done=shown, on_error=self._error)
 

@@ -13,9 +13,8 @@ from torchvision.models.detection import MaskRCNN
 from .. import __version__
 from ..atomic import atomic_write
 from ..errors import SemiconvError
+from .adapter import FORMAT
 from .maskrcnn import BaselineConfig, build_baseline
-
-FORMAT = "napari-semiconv-maskrcnn/1"
 
 
 def save_baseline(model: MaskRCNN, path: str | os.PathLike, metadata: dict | None = None,
