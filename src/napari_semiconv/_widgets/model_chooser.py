@@ -1,4 +1,5 @@
-"""The model chooser the docks share: shipped model, registry model or file; device; rename, delete, export."""
+"""The model chooser the docks share: shipped model, registry model or file; device; rename, delete, export;
+bioimage.io export and import (:mod:`..exchange`)."""
 
 from pathlib import Path
 
@@ -20,8 +21,10 @@ class ModelChooser(Container):
     ``loader(path, device)`` loads the chosen file (default :func:`..model.load_model`, our models only; the
     Segment dock's also takes a Mask R-CNN baseline file, :func:`..registry.load_model_file`).
 
-    A registry model can be renamed, deleted (after a confirmation) or exported from here. The
-    dialogs are attributes (``ask_name``, ``confirm``, ``ask_path``) so scripts and tests can answer.
+    A registry model can be renamed, deleted (after a confirmation) or exported from here; any chosen model
+    can be exported as a bioimage.io package, and a package exported by napari-semiconv imported into the
+    registry (:mod:`..exchange`). The dialogs are attributes (``ask_name``, ``confirm``, ``ask_path``,
+    ``ask_package_path``, ``ask_package``) so scripts and tests can answer.
     """
 
     def __init__(self, loader=load_model, **kwargs):
@@ -31,13 +34,19 @@ class ModelChooser(Container):
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         buttons = [PushButton(text=text) for text in ("rename...", "delete...", "export...")]
         self.manage = Container(widgets=buttons, layout="horizontal", labels=False, visible=False)
-        super().__init__(widgets=[self.source, self.file, self.manage, self.device], **kwargs)
+        exchange = [PushButton(text=text) for text in ("export bioimage.io...", "import bioimage.io...")]
+        self.exchange = Container(widgets=exchange, layout="horizontal", labels=False)
+        super().__init__(widgets=[self.source, self.file, self.manage, self.exchange, self.device], **kwargs)
         self.source.changed.connect(self._on_source)
-        for button, action in zip(buttons, (self.rename, self.delete, self.export)):
+        for button, action in zip(buttons + exchange, (self.rename, self.delete, self.export, self.export_bioimageio,
+                                                       self.import_bioimageio)):
             button.changed.connect(lambda *_, action=action: action())
         self.ask_name = lambda current: ask_text(self.native, f"New name for '{current}':", current)
         self.confirm = lambda question: ask_user(self.native, question)
         self.ask_path = lambda name: ask_save_path(self.native, f"{name}.pt")
+        self.ask_package_path = lambda name: _ask_file(self.native, "Export as a bioimage.io package",
+                                                       f"{name}.zip", save=True)
+        self.ask_package = lambda: _ask_file(self.native, "Import a bioimage.io package", "", save=False)
         self._cache: tuple | None = None
 
     def _on_source(self, value):
@@ -63,6 +72,23 @@ class ModelChooser(Container):
         dest = self.ask_path(name)
         if dest:
             self._registry_action(lambda reg: reg.export(name, dest))
+
+    def export_bioimageio(self) -> None:
+        """Write the chosen model (shipped, registry or file) as a bioimage.io package the user names."""
+        from ..exchange import export_bioimageio
+
+        path = self.path()
+        dest = self.ask_package_path(path.stem)
+        if dest:
+            self._registry_action(lambda _reg: export_bioimageio(str(path), dest))
+
+    def import_bioimageio(self) -> None:
+        """Add a bioimage.io package exported by napari-semiconv to the registry and choose it."""
+        from ..exchange import import_bioimageio
+
+        source = self.ask_package()
+        if source:
+            self._registry_action(lambda _reg: self.refresh(select=import_bioimageio(source).stem))
 
     def _registry_action(self, action) -> None:
         from napari.utils.notifications import show_error
@@ -95,3 +121,15 @@ class ModelChooser(Container):
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self.loader(path, device))
         return self._cache[1]
+
+
+def _ask_file(parent, title: str, suggested: str, save: bool) -> str | None:
+    """A file dialog for bioimage.io packages (zip, or an rdf.yaml when opening)."""
+    from qtpy.QtWidgets import QFileDialog
+
+    if save:
+        path, _ = QFileDialog.getSaveFileName(parent, title, suggested, "bioimage.io package (*.zip)")
+    else:
+        path, _ = QFileDialog.getOpenFileName(parent, title, suggested,
+                                              "bioimage.io package (*.zip *.yaml);;All files (*)")
+    return path or None
