@@ -80,3 +80,29 @@ def test_a_dask_run_killed_half_way_is_completed_by_a_rerun_that_redoes_nothing(
     for i in (0, n - 1):  # results as segmented here
         labels = tifffile.imread(out / f"field_{i:02d}_labels.tif")
         assert np.array_equal(labels, segment(model, images[i], SegmentConfig(keep_embedding=False)).labels)
+
+
+def test_scheduler_runs_the_images_on_an_existing_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from napari_semiconv.cli import main
+
+    images = _images(tmp_path / "in", 2, size=(128, 160))
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        assert main(["segment", str(tmp_path / "in"), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                     "--quiet"]) == 0
+    assert [r["status"] for r in _summary(out)] == ["segmented"] * 2
+    model = resolve_model(None, "cpu")
+    for i, image in enumerate(images):
+        labels = tifffile.imread(out / f"field_{i:02d}_labels.tif")
+        assert np.array_equal(labels, segment(model, image, SegmentConfig(keep_embedding=False)).labels)
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    from napari_semiconv.cli import main
+
+    _images(tmp_path / "in", 1, size=(64, 64))
+    code = main(["segment", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--scheduler",
+                 "tcp://127.0.0.1:9", "--quiet"])
+    assert code != 0 and "cannot reach the Dask scheduler" in capsys.readouterr().err

@@ -75,3 +75,42 @@ def test_tiled_1100_px_plane_keeps_each_worm_once(shipped):
     iou = iou_matrix(stack, stack)
     np.fill_diagonal(iou, 0)
     assert len(stack) >= 20 and iou.max() < 0.5
+
+
+def test_a_plane_of_3x3_tiles_streamed_to_tiled_tiffs_matches_the_in_memory_path(shipped, tmp_path):
+    import tifffile
+
+    from napari_semiconv.batch import segment_files
+    from napari_semiconv.segment import _tiles
+
+    image = make_scene(TEST_SEED0 + 820, SceneConfig(style="brightfield", worms=(24, 24), length=(100, 140)),
+                       window=(0, 0, 640, 640)).image
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "plate.tif", image)  # uncompressed: memory-mapped, read tile by tile
+    config = SegmentConfig(tile=320, tile_overlap=160, keep_embedding=False)  # worms <= 140 px < the overlap
+    tiles = _tiles(640, 640, config)
+    assert len(tiles) == 9
+    segment_files([tmp_path / "in"], tmp_path / "out", shipped, config, quiet=True)
+    whole = segment(shipped, image, config)  # in memory, the same tiling
+    with tifffile.TiffFile(tmp_path / "out" / "plate_labels.tif") as tif:
+        assert tif.pages[0].is_tiled
+        labels = tif.asarray()
+    assert labels.shape == (640, 640) and np.array_equal(labels, whole.labels)
+    stack = whole.instances.to_stack()
+    assert np.array_equal(tifffile.imread(tmp_path / "out" / "plate_instances.tif") > 0, stack)
+    crossing = [m for m in stack if sum(m[t.dst].any() for t in tiles) > 1]
+    assert len(crossing) >= 3  # worms across tile borders ...
+    iou = iou_matrix(stack, stack)
+    np.fill_diagonal(iou, 0)
+    assert iou.max() < 0.5  # ... each one instance, kept by one tile
+
+
+def test_streamed_percentiles_are_numpys_bit_for_bit(rng, monkeypatch):
+    from napari_semiconv import planes
+
+    monkeypatch.setattr(planes, "BAND_PIXELS", 1000)  # many bands
+    for image in (rng.normal(size=(97, 61)).astype(np.float32) * 1e-3, rng.integers(0, 9, (40, 300)).astype(np.uint8),
+                  rng.integers(-5000, 5000, (123, 77)), np.full((16, 16), 7.0)):
+        want = np.percentile(image.astype(np.float32), [1.0, 99.8])
+        assert planes.percentiles(image) == list(want)
+        assert np.array_equal(planes.NormalizedPlane(image)[:, :], normalize(image))

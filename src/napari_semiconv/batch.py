@@ -2,10 +2,13 @@
 
 ``segment_files`` writes per image ``<stem>_labels.tif`` (uint16), ``<stem>_instances.tif`` (uint8
 (N, H, W) overlap stack) and ``<stem>_instances.csv``, each atomically; ``evaluate_dirs`` scores such
-a folder against ground-truth files.
+a folder against ground-truth files. Images are read plane by plane (TIFF stacks memory-mapped or through
+zarr, OME-Zarr folders), and planes larger than one segmentation tile are streamed: read, segmented and
+written tile by tile, so memory stays near that of one tile whatever the plane's size.
 """
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
@@ -15,25 +18,42 @@ from .atomic import atomic_write, check_writable
 from .errors import SemiconvError
 
 STACK_LIMIT = 2**30  # bytes of the largest (N, H, W) instance stack the CLI writes
+WRITE_TILE = 512  # px: streamed planes are written as tiled TIFFs of this tile size
 
 
-def _write_tif(path, array: np.ndarray) -> None:
+def _write_pages(path, region: Callable[[int, slice, slice], np.ndarray], pages: int, shape: tuple[int, int],
+                 dtype, tiled: bool, stacked: bool) -> None:
+    """Write ``pages`` ``(H, W)`` planes of ``dtype`` as one TIFF ((pages, H, W) if ``stacked``, else one
+    (H, W) page); ``region(page, rows, cols)`` gives a part of a page. ``tiled``: tile by tile (WRITE_TILE
+    px), one tile in memory at a time; else whole pages."""
     import tifffile
 
-    tifffile.imwrite(path, array, compression="zlib")
+    everything = slice(None)
+    if not tiled:
+        array = np.stack([region(i, everything, everything).astype(dtype) for i in range(pages)])
+        tifffile.imwrite(path, array if stacked else array[0], compression="zlib")
+        return
+    h, w = shape
+    tiles = (region(i, slice(r, r + WRITE_TILE), slice(c, c + WRITE_TILE)).astype(dtype)
+             for i in range(pages) for r in range(0, h, WRITE_TILE) for c in range(0, w, WRITE_TILE))
+    tifffile.imwrite(path, tiles, shape=(pages, h, w) if stacked else (h, w), dtype=dtype,
+                     tile=(WRITE_TILE, WRITE_TILE), compression="zlib")
 
 
 OUTPUT_SUFFIXES = ("_labels", "_instances")  # file stems this module writes (never taken as inputs)
 
 
-def planes_of(image: np.ndarray, name: str) -> list[np.ndarray]:
-    """An ``(H, W)`` plane or a ``(T/Z, H, W)`` stack -> its checked ``(H, W)`` planes (RGB(A) refused)."""
+def planes_of(image, name: str) -> list[tuple[str, object]]:
+    """An ``(H, W)`` plane or a ``(T/Z, H, W)`` stack (an array or a lazy one, see
+    :func:`~napari_semiconv.data.readers.open_image`) -> (name, ``(H, W)`` plane) pairs, the planes still
+    unread and unchecked (:func:`~napari_semiconv.planes.check_plane`); RGB(A) and other shapes refused."""
     from .normalize import check_image
 
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[-1] not in (3, 4):
-        return [check_image(plane, name=f"{name} plane {t}") for t, plane in enumerate(arr)]
-    return [check_image(arr, name=name)]
+    if image.ndim == 3 and image.shape[-1] not in (3, 4):
+        return [(f"{name} plane {t}", image[t]) for t in range(image.shape[0])]
+    if image.ndim != 2:
+        check_image(np.asarray(image), name=name)  # says what is wrong (RGB(A), 4-D, ...)
+    return [(name, image)]
 
 
 def _inputs(paths) -> list[Path]:
@@ -64,7 +84,7 @@ def _done(p: Path, out: Path) -> bool:
 
 def segment_files(paths, out: Path, model, config, quiet: bool = False,
                   progress: Callable[[str, int, int], None] | None = None, workers: int = 0,
-                  threads: int = 1, redo: bool = False) -> list[int]:
+                  threads: int = 1, redo: bool = False, scheduler: str | None = None) -> list[int]:
     """Segment image files (or the images in folders) into ``out``: <stem>_labels.tif, _instances.tif, _instances.csv.
 
     A 2-D image gives a ``(H, W)`` uint16 labels image and the ``(N, H, W)`` uint8 stack that keeps
@@ -75,23 +95,25 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False,
     each output file is written atomically, the CSV last, so an interrupted run leaves every image
     either done or not started: a re-run skips the images already done (``redo`` = segment them again).
     ``workers`` > 0 spreads the images over that many worker processes of a Dask LocalCluster (the
-    model sent once to each), each with ``threads`` torch threads. ``progress(stage, done, total)`` is
+    model sent once to each), each with ``threads`` torch threads; ``scheduler`` (an address such as
+    ``tcp://host:8786``) runs them on that existing dask.distributed cluster instead, by the same code
+    (its workers need this package). Planes larger than ``config.tile`` are streamed (see
+    :func:`segment_one`). ``progress(stage, done, total)`` is
     called per tile (in this process only). Writes ``segment_summary.csv`` (image, status, worms,
     planes, seconds) and returns the number of worms per image (summed over planes), in input order.
     """
     from tqdm import tqdm
 
-    from .data.readers import read_image
-    from .normalize import check_binary
+    from .data.readers import open_image
+    from .planes import check_plane
 
     if workers < 0 or threads < 1:
         raise SemiconvError(f"{workers} workers with {threads} threads each: give 0 or more workers (0 = no "
                             "cluster) and at least 1 thread")
     paths = _inputs(paths)
-    for p in paths:  # check everything before writing anything
-        for plane in planes_of(read_image(p), str(p)):
-            if config.binary:
-                check_binary(plane, name=str(p))
+    for p in paths:  # check everything before writing anything (plane by plane, band by band)
+        for name, plane in planes_of(open_image(p), str(p)):
+            check_plane(plane, name, config.binary)
     check_writable(out, folder=True)
     todo = [p for p in paths if redo or not _done(p, out)]
     rows = {p: {"image": str(p), "status": "done before", "worms": _csv_rows(out / f"{p.stem}_instances.csv"),
@@ -99,7 +121,7 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False,
     if rows and not quiet:
         tqdm.write(f"{len(rows)} of {len(paths)} images already segmented in {out}: skipped (--redo to redo them)")
     bar = tqdm(total=len(todo), desc="segment", unit="image", disable=quiet)
-    for p, row in _run(todo, out, model, config, workers, threads, progress, quiet):
+    for p, row in _run(todo, out, model, config, workers, threads, progress, quiet, scheduler):
         rows[p] = row
         bar.update()
         if not quiet:
@@ -110,9 +132,10 @@ def segment_files(paths, out: Path, model, config, quiet: bool = False,
     return [int(r["worms"]) for r in summary]
 
 
-def _run(todo, out, model, config, workers, threads, progress, quiet):
-    """Yield (path, summary row) per image as each finishes: here, or on a Dask LocalCluster of ``workers``."""
-    if workers <= 0:
+def _run(todo, out, model, config, workers, threads, progress, quiet, scheduler=None):
+    """Yield (path, summary row) per image as each finishes: here, or on the Dask cluster at ``scheduler``,
+    or on a Dask LocalCluster of ``workers``."""
+    if workers <= 0 and not scheduler:
         from tqdm import tqdm
 
         tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=quiet)
@@ -131,10 +154,19 @@ def _run(todo, out, model, config, workers, threads, progress, quiet):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
-        raise SemiconvError("--workers needs Dask: pip install 'napari-semiconv[cluster]' (or run without "
-                            "--workers)") from exc
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=50) as cluster, Client(cluster) as client:
+        raise SemiconvError("--workers and --scheduler need Dask: pip install 'napari-semiconv[cluster]' (or run "
+                            "without them)") from exc
+    with ExitStack() as stack:
+        if scheduler:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="10s"))
+            except (OSError, TimeoutError) as exc:
+                raise SemiconvError(f"cannot reach the Dask scheduler at {scheduler} ({exc}): start it, or check "
+                                    "the address (e.g. tcp://host:8786)") from None
+        else:
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       dashboard_address=None, silence_logs=50))
+            client = stack.enter_context(Client(cluster))
         shared = client.scatter(model, broadcast=True)
         futures = {client.submit(segment_one, p, out, shared, config, None, True, threads, pure=False): p
                    for p in todo}
@@ -145,51 +177,72 @@ def _run(todo, out, model, config, workers, threads, progress, quiet):
 def segment_one(p: Path, out: Path, model, config, progress=None, quiet: bool = True, threads: int = 0) -> dict:
     """Segment one image file into ``out`` (see :func:`segment_files`); returns its summary row.
 
-    ``threads`` > 0 sets torch's thread count first (a Dask worker's share of the cores).
+    The image is read plane by plane. A plane up to ``config.tile`` px is segmented in memory
+    (:func:`~napari_semiconv.segment.segment_iter`); a larger one (a SemiConvNet's) is streamed
+    (:func:`~napari_semiconv.segment.segment_stream`): read tile by tile, only its worms kept (in their
+    bounding boxes), its labels and instance stack written as tiled TIFFs tile by tile. ``threads`` > 0
+    sets torch's thread count first (a Dask worker's share of the cores).
     """
     import time
 
-    from .data.readers import read_image
+    from .data.readers import open_image
     from .measure import measure_worms, write_csv
-    from .segment import Progress, Result, segment_iter
+    from .segment import Progress, segment_iter, segment_stream
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    image = read_image(p)
+    image = open_image(p)
     planes = planes_of(image, str(p))
-    stacked = np.ndim(image) == 3  # a (T/Z, H, W) stack (RGB was refused by planes_of)
+    stacked = image.ndim == 3  # a (T/Z, H, W) stack (RGB was refused by planes_of)
+    shape = tuple(image.shape[-2:])
+    stream = not hasattr(model, "segment_iter") and max(shape) > config.tile
     labels, tables = [], []
-    for t, plane in enumerate(planes):
-        result = None
-        for item in segment_iter(model, plane, config):
-            if isinstance(item, Result):
-                result = item
-            elif isinstance(item, Progress) and progress is not None:
-                progress(item.stage, item.done, item.total)
-        table = measure_worms(result.instances, plane, result.scores)
+    for t, (_, plane) in enumerate(planes):
+        pixels = plane if stream else np.asarray(plane)  # streamed: read tile by tile
+        for item in (segment_stream(model, pixels, config) if stream else segment_iter(model, pixels, config)):
+            if isinstance(item, Progress):
+                if progress is not None:
+                    progress(item.stage, item.done, item.total)
+            else:
+                result = item  # the last item: a Result (in memory) or Worms (streamed)
+        table = measure_worms(result.instances, pixels, result.scores)
         if stacked:
             table = {"plane": np.full(len(result.scores), t), **table}
-        labels.append(result.labels)
+        # (rows, cols) -> that part of the plane's label image
+        labels.append(result.labels if stream else partial(_region, result.labels))
         tables.append(table)
-        stack_bytes = len(result.instances) * result.labels.size
-        name = f"{p.stem}_t{t:03d}_instances.tif" if stacked else f"{p.stem}_instances.tif"
-        if not len(result.instances):  # no worm: no (0, H, W) stack (an empty TIFF); the labels say it
-            (out / name).unlink(missing_ok=True)
-        elif stack_bytes <= STACK_LIMIT:
-            atomic_write(out / name, partial(_write_tif, array=result.instances.to_stack().astype(np.uint8)))
-        elif not quiet:
-            print(f"{p.name}: the (N, H, W) overlap stack would take {stack_bytes / 1e9:.1f} GB: "
-                  "not written (the labels image and CSV are)")
-    dtype = np.uint16 if max(int(lab.max(initial=0)) for lab in labels) < 2**16 else np.uint32
-    atomic_write(out / f"{p.stem}_labels.tif",
-                 partial(_write_tif, array=np.stack(labels).astype(dtype) if stacked else labels[0]))
+        _write_stack(out, f"{p.stem}_t{t:03d}_instances.tif" if stacked else f"{p.stem}_instances.tif",
+                     result.instances, stream, p.name, quiet)
+    dtype = np.uint16 if max(len(tb["label"]) for tb in tables) < 2**16 else np.uint32
+    atomic_write(out / f"{p.stem}_labels.tif", partial(_write_pages, region=lambda i, rows, cols: labels[i](rows, cols),
+                                                      pages=len(labels), shape=shape, dtype=dtype, tiled=stream,
+                                                      stacked=stacked))
     table = {k: np.concatenate([tb[k] for tb in tables]) for k in tables[0]}
     atomic_write(out / f"{p.stem}_instances.csv", partial(write_csv, table=table))  # last: marks the image done
     return {"image": str(p), "status": "segmented", "worms": sum(len(tb["label"]) for tb in tables),
             "planes": len(planes), "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _region(array: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    return array[rows, cols]
+
+
+def _write_stack(out: Path, name: str, instances, tiled: bool, image: str, quiet: bool) -> None:
+    """Write the ``(N, H, W)`` uint8 overlap stack of one plane's Instances (tile by tile if ``tiled``); none
+    for no worm (the labels say it), nor where it would exceed STACK_LIMIT bytes (said unless ``quiet``)."""
+    stack_bytes = len(instances) * instances.shape[0] * instances.shape[1]
+    if not len(instances):  # no (0, H, W) stack (an empty TIFF)
+        (out / name).unlink(missing_ok=True)
+    elif stack_bytes <= STACK_LIMIT:
+        atomic_write(out / name, partial(_write_pages, region=lambda i, rows, cols: instances.select([i]).paint(rows, cols),
+                                         pages=len(instances), shape=instances.shape, dtype=np.uint8, tiled=tiled,
+                                         stacked=True))
+    elif not quiet:
+        print(f"{image}: the (N, H, W) overlap stack would take {stack_bytes / 1e9:.1f} GB: "
+              "not written (the labels image and CSV are)")
 
 
 def _csv_rows(path: Path) -> int:

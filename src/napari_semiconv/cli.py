@@ -1,4 +1,5 @@
-"""Command line: ``napari-semiconv segment | demo | train | finetune | evaluate | models``.
+"""Command line: ``napari-semiconv segment | demo | train | finetune | evaluate | models | export-bioimageio |
+import-bioimageio``.
 
 Every user error prints one line ``napari-semiconv: error: ...`` and exits with status 2;
 outputs are written atomically, one input at a time, after all inputs were checked.
@@ -33,7 +34,7 @@ def cmd_segment(args) -> None:
     list_images(args.inputs)  # a missing file or empty folder is said before the model loads
     model = resolve_model(args.model, args.device, baselines=True)
     segment_files(args.inputs, Path(args.out), model, _segment_config(args, model), args.quiet,
-                  workers=args.workers, threads=args.threads_per_worker, redo=args.redo)
+                  workers=args.workers, threads=args.threads_per_worker, redo=args.redo, scheduler=args.scheduler)
 
 
 def cmd_demo(args) -> None:
@@ -176,6 +177,20 @@ def cmd_models(args) -> None:
         print(f"{entry.name}\t{entry.path}\t{entry.metadata.get('date', '')}")
 
 
+def cmd_export_bioimageio(args) -> None:
+    from .exchange import export_bioimageio
+
+    path = export_bioimageio(args.model, args.out, name=args.name, authors=args.author or None, license=args.license)
+    print(json.dumps({"package": str(path), "model": args.model or "shipped default"}))
+
+
+def cmd_import_bioimageio(args) -> None:
+    from .exchange import import_bioimageio
+
+    path = import_bioimageio(args.package, name=args.name, out=args.out)
+    print(json.dumps({"model": str(path), "name": Path(path).stem}))
+
+
 def _segment_options(p) -> None:
     from .decode import DECODERS
 
@@ -217,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=0, help="worker processes of a Dask LocalCluster that share the "
                    "images (0 = segment here, one image after another)")
     s.add_argument("--threads-per-worker", type=int, default=1, help="torch threads of each worker")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="run on the existing dask.distributed cluster whose "
+                   "scheduler is at ADDRESS (e.g. tcp://host:8786; its workers need napari-semiconv) instead of "
+                   "starting a LocalCluster")
     s.add_argument("--redo", action="store_true", help="segment again the images whose results are already in "
                    "--out (by default a re-run, e.g. after an interruption, skips them)")
     _segment_options(s)
@@ -277,6 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", **defaults, help="list the models in the user registry")
     m.set_defaults(func=cmd_models)
+
+    x = sub.add_parser("export-bioimageio", **defaults, help="write a model as a bioimage.io model package (.zip)")
+    x.add_argument("model", nargs="?", help="model file or registry name (default: the shipped model)")
+    x.add_argument("out", help="package to write (.zip)")
+    x.add_argument("--name", help="the package's name (default: napari-semiconv MODEL (TARGET))")
+    x.add_argument("--author", action="append", help="an author's name (repeat for several; default: napari-semiconv)")
+    x.add_argument("--license", default="BSD-3-Clause", help="SPDX license identifier of the weights")
+    x.set_defaults(func=cmd_export_bioimageio)
+
+    i = sub.add_parser("import-bioimageio", **defaults, help="add a bioimage.io package exported by napari-semiconv "
+                       "to the model registry (or write it as a model file)")
+    i.add_argument("package", help="the package: .zip, its folder or its rdf.yaml")
+    where = i.add_mutually_exclusive_group()
+    where.add_argument("--name", help="registry name (default: the name it was exported with; made unique)")
+    where.add_argument("--out", help="write the model file here (.pt) instead of adding it to the registry")
+    i.set_defaults(func=cmd_import_bioimageio)
     return ap
 
 

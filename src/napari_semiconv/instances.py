@@ -36,6 +36,31 @@ class Instances:
             crops.append(np.ascontiguousarray(m[r0:r1, c0:c1]))
         return cls(tuple(shape or stack.shape[1:]), np.array(boxes, np.int64).reshape(-1, 4), crops)
 
+    @classmethod
+    def join(cls, parts: list["Instances"], shape: tuple[int, int]) -> "Instances":
+        """The instances of ``parts`` (on one plane of ``shape``) one after another."""
+        boxes = np.concatenate([np.zeros((0, 4), np.int64), *(p.boxes for p in parts)])
+        return cls(tuple(shape), boxes, [c for p in parts for c in p.crops])
+
+    def select(self, index: np.ndarray) -> "Instances":
+        """The instances ``index`` (an int array), in that order."""
+        return Instances(self.shape, self.boxes[index].reshape(-1, 4), [self.crops[i] for i in index])
+
+    def paint(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+        """``(h, w)`` uint32 label image of the region ``rows`` x ``cols`` of the plane: ``i + 1`` where mask
+        ``i`` is the first mask holding a pixel, 0 where none does. Only the masks whose boxes meet the
+        region are touched, so a tile of a huge plane costs what its worms cost."""
+        (r0, r1, _), (c0, c1, _) = rows.indices(self.shape[0]), cols.indices(self.shape[1])
+        out = np.zeros((r1 - r0, c1 - c0), np.uint32)
+        b = self.boxes
+        for i in np.flatnonzero((b[:, 0] < r1) & (b[:, 2] > r0) & (b[:, 1] < c1) & (b[:, 3] > c0)):
+            top, left = max(b[i, 0], r0), max(b[i, 1], c0)
+            bottom, right = min(b[i, 2], r1), min(b[i, 3], c1)
+            crop = self.crops[i][top - b[i, 0] : bottom - b[i, 0], left - b[i, 1] : right - b[i, 1]]
+            view = out[top - r0 : bottom - r0, left - c0 : right - c0]
+            view[crop & (view == 0)] = i + 1
+        return out
+
     def mask(self, i: int) -> np.ndarray:
         """Instance ``i`` as an ``(H, W)`` bool mask."""
         out = np.zeros(self.shape, bool)

@@ -7,6 +7,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import cache
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -209,22 +210,31 @@ def _displacement(phi: torch.Tensor, scale: float) -> np.ndarray:
     return np.stack([g[1], g[0]]).astype(np.float32)
 
 
-def segment_iter(model, image: np.ndarray, config: SegmentConfig = SegmentConfig()
-                 ) -> Iterator[Progress | Result]:
-    """Segment one ``(H, W)`` plane. Yields Progress messages, then the Result (last item).
-
-    Planes up to one tile are decoded whole; larger ones (mosaics) tile by tile, see
-    :func:`_segment_tiled`. With ``config.worm_width`` the model sees the image resized so that its worms
-    are as wide as the model's training worms. A model with a ``segment_iter`` method of its own (a Mask
-    R-CNN baseline, :class:`~napari_semiconv.baselines.adapter.BaselineSegmenter`) segments the plane itself.
-    """
-    if hasattr(model, "segment_iter"):
-        yield from model.segment_iter(image, config)
-        return
+def _prepared(model, config: SegmentConfig):
+    """The model (seeing the image resized where ``config.worm_width`` asks) and the config with the
+    decoder settings filled in (the model's own thresholds where ``config.decode`` is None)."""
     if config.decode is None:
         config = replace(config, decode=model_decode_config(model))
     if config.worm_width > 0:
         model = model.with_input_scale(scale_for_width(config.worm_width, trained_worm_width(model)))
+    return model, config
+
+
+def segment_iter(model, image: np.ndarray, config: SegmentConfig = SegmentConfig()
+                 ) -> Iterator[Progress | Result]:
+    """Segment one ``(H, W)`` plane in memory. Yields Progress messages, then the Result (last item).
+
+    Planes up to one tile are decoded whole; larger ones (mosaics) tile by tile, see
+    :func:`_segment_tiled`; the Result holds per-pixel maps of the whole plane (about 40 bytes a pixel, and
+    planes over ``normalize.MAX_PIXELS`` are refused): for planes of any size use :func:`segment_stream`.
+    With ``config.worm_width`` the model sees the image resized so that its worms are as wide as the
+    model's training worms. A model with a ``segment_iter`` method of its own (a Mask R-CNN baseline,
+    :class:`~napari_semiconv.baselines.adapter.BaselineSegmenter`) segments the plane itself.
+    """
+    if hasattr(model, "segment_iter"):
+        yield from model.segment_iter(image, config)
+        return
+    model, config = _prepared(model, config)
     x = normalize(image, binary=config.binary)
     yield Progress("normalize", 1, 1)
     if max(x.shape) > config.tile:
@@ -240,48 +250,115 @@ def segment_iter(model, image: np.ndarray, config: SegmentConfig = SegmentConfig
                   out["psi"].cpu().numpy() if config.keep_embedding else None, out["sigma"].cpu().numpy())
 
 
-@torch.no_grad()
-def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> Iterator:
-    """Forward and decode tile by tile; memory grows with the plane, not with (worms x pixels).
+@dataclass
+class Worms:
+    """The worms of one plane and nothing per pixel: what :func:`segment_stream` keeps of a plane of any size."""
 
-    Each tile is decoded alone (Psi is in the plane's frame, so the kernel means the same in every
-    tile) and keeps the worms whose centroid lies in its core; the cores partition the plane, so each
-    worm is kept by one tile.
+    instances: Instances  # N worm masks in their bounding boxes, overlaps kept
+    owned: Instances  # the same N boxes, each holding the pixels the label image gives its worm
+    scores: np.ndarray  # (N,) float32
+    seeds: np.ndarray  # (N, 2) int64 row, col of each worm's seed pixel
+
+    @classmethod
+    def join(cls, parts: list["Worms"], shape: tuple[int, int]) -> "Worms":
+        """The worms of ``parts`` (on one plane of ``shape``) one after another."""
+        return cls(Instances.join([p.instances for p in parts], shape), Instances.join([p.owned for p in parts], shape),
+                   np.concatenate([np.zeros(0, np.float32), *(p.scores for p in parts)]),
+                   np.concatenate([np.zeros((0, 2), np.int64), *(p.seeds for p in parts)]))
+
+    def labels(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+        """``(h, w)`` uint32 label image of the region ``rows`` x ``cols`` (worm ``i`` -> ``i + 1``)."""
+        return self.owned.paint(rows, cols)
+
+
+def _tile_worms(model: SemiConvNet, x, config: SegmentConfig) -> Iterator:
+    """The tiled decoder: per tile of the normalized ``(H, W)`` plane ``x`` (an array, or a
+    :class:`~napari_semiconv.planes.NormalizedPlane`), (tile, its network outputs, the Worms it keeps, Progress).
+
+    Each tile is decoded alone (Psi is in the plane's frame, so the kernel means the same in every tile)
+    and keeps the worms whose centroid lies in its core; the cores partition the plane, so each worm is
+    kept by one tile, whole even where it crosses a tile border (the overlap exceeds half a worm).
     """
     h, w = x.shape
+    for t, out, progress in _tile_outputs(model, x, config, "tiles"):
+        dec = decode_outputs(out, config.decode)
+        origin = np.array([t.rows.start, t.cols.start])
+        found = Instances.from_stack(dec.instances, tuple(origin), (h, w))
+        centre = found.centroids()
+        (r_lo, r_hi), (c_lo, c_hi) = ((d.start, d.stop) for d in t.dst)
+        own = np.flatnonzero((centre[:, 0] >= r_lo) & (centre[:, 0] < r_hi) & (centre[:, 1] >= c_lo) & (centre[:, 1] < c_hi))
+        local = found.boxes[own] - np.tile(origin, 2)
+        owned = [dec.labels[r0:r1, c0:c1] == j + 1 for j, (r0, c0, r1, c1) in zip(own, local)]
+        yield t, out, Worms(found.select(own), Instances((h, w), found.boxes[own], owned), dec.scores[own],
+                            dec.seeds[own].astype(np.int64).reshape(-1, 2) + origin), progress
+
+
+@torch.no_grad()
+def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> Iterator:
+    """Forward and decode tile by tile (:func:`_tile_worms`), keeping the per-pixel maps of the whole plane
+    for the Result; memory grows with the plane, not with (worms x pixels)."""
+    h, w = x.shape
     scale = model.config.coord_scale
-    labels = np.zeros((h, w), np.uint32)
     fg, seed, sig = (np.zeros((h, w), np.float32) for _ in range(3))
     disp = np.zeros((2, h, w), np.float32)
     emb = np.zeros((model.config.dim, h, w), np.float32) if config.keep_embedding else None
-    boxes, crops, scores, seeds = [], [], [], []
-    for t, out, progress in _tile_outputs(model, x, config, "tiles"):
-        dec = decode_outputs(out, config.decode)
+    parts = []
+    for t, out, kept, progress in _tile_worms(model, x, config):
         for dst, key in ((fg, "fg"), (seed, "seed"), (sig, "sigma")):
             dst[t.dst] = out[key][t.core].cpu().numpy()
         disp[(slice(None), *t.dst)] = _displacement(out["phi"], scale)[(slice(None), *t.core)]
         if emb is not None:
             emb[(slice(None), *t.dst)] = out["psi"][(slice(None), *t.core)].cpu().numpy()
-        origin = np.array([t.rows.start, t.cols.start])
-        found = Instances.from_stack(dec.instances, tuple(origin), (h, w))
-        centre = found.centroids()
-        (r_lo, r_hi), (c_lo, c_hi) = ((d.start, d.stop) for d in t.dst)
-        own = (centre[:, 0] >= r_lo) & (centre[:, 0] < r_hi) & (centre[:, 1] >= c_lo) & (centre[:, 1] < c_hi)
-        for j in np.flatnonzero(own):  # the worms this tile keeps
-            r0, c0, r1, c1 = found.boxes[j]
-            box = (slice(r0, r1), slice(c0, c1))
-            mine = dec.labels[r0 - origin[0] : r1 - origin[0], c0 - origin[1] : c1 - origin[1]] == j + 1
-            labels[box][mine & (labels[box] == 0)] = len(scores) + 1
-            boxes.append(found.boxes[j])
-            crops.append(found.crops[j])
-            scores.append(dec.scores[j])
-            seeds.append(dec.seeds[j] + origin)
+        parts.append(kept)
         yield progress
-    if len(scores) < 2**16:
-        labels = labels.astype(np.uint16)
-    instances = Instances((h, w), np.array(boxes, np.int64).reshape(-1, 4), crops)
-    yield _result(model, labels, instances, np.asarray(scores, np.float32),
-                  np.asarray(seeds, np.int64).reshape(-1, 2), fg, seed, disp, emb, sig)
+    worms = Worms.join(parts, (h, w))
+    labels = worms.labels()
+    yield _result(model, labels.astype(np.uint16) if len(worms.scores) < 2**16 else labels, worms.instances,
+                  worms.scores.astype(np.float32), worms.seeds, fg, seed, disp, emb, sig)
+
+
+@torch.no_grad()
+def segment_stream(model: SemiConvNet, plane, config: SegmentConfig = SegmentConfig()) -> Iterator[Progress | Worms]:
+    """Segment one ``(H, W)`` plane of any size tile by tile, reading it tile by tile: yields Progress
+    messages, then its :class:`Worms` (last item).
+
+    ``plane`` is any 2-D array-like that reads what is sliced (a plane of
+    :class:`~napari_semiconv.data.readers.LazyPlanes`, an ndarray). It is normalized as :func:`segment_iter`
+    normalizes (exactly: :class:`~napari_semiconv.planes.NormalizedPlane`, two passes over its row bands),
+    and each tile's outputs are dropped once its worms are kept, so memory holds one tile's maps and the
+    worms in their bounding boxes, whatever the plane's size. The labels are those of :func:`segment_iter`
+    with the same tiling (a plane up to one tile is one tile); render them region by region with
+    :meth:`Worms.labels`. For :class:`SemiConvNet` models (a baseline has no tiled decoder).
+    """
+    from .planes import NormalizedPlane
+
+    _fixed_mmap_threshold()
+    model, config = _prepared(model, config)
+    x = NormalizedPlane(plane, config.binary)
+    yield Progress("normalize", 1, 1)
+    parts = []
+    for _, _, kept, progress in _tile_worms(model, x, config):
+        parts.append(kept)
+        yield progress
+    yield Worms.join(parts, x.shape)
+
+
+MMAP_THRESHOLD = 2**20  # bytes: C allocations from this size up get pages of their own, returned when freed
+
+
+@cache
+def _fixed_mmap_threshold() -> None:
+    """Have glibc serve every allocation of MMAP_THRESHOLD bytes or more by mmap (once per process; nothing
+    where the C library is another). By default glibc raises that threshold to the size of the largest
+    buffer freed so far (up to 32 MB), after which a tile's buffers come from the heap, where they fragment:
+    resident memory then grows with the number of tiles (a 3072^2 plane: 923 MB peak; with this 729 MB)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def _result(model, labels, instances, scores, seeds, fg, seed, displacement, embedding, sigma_map) -> Result:
