@@ -85,7 +85,7 @@ def curve(path: Path) -> list:
         return []
     with open(log) as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("val_avS")]
-    return [(float(r["seconds"]) / 60, float(r["val_avS"])) for r in rows]
+    return [(float(r["seconds"]) / 60, float(r["val_avS"]), int(float(r["val_images"]))) for r in rows]
 
 
 def score(args):
@@ -113,9 +113,10 @@ def score(args):
                          f"{b['avS']:.3f} | {b['S@0.5']:.3f} | {b['AP']:.3f} | {f['avS']:.3f} | {f['S@0.5']:.3f} | "
                          f"{f['AP']:.3f} | {secs:.2f} |")
         command = meta.get("command") or " ; then ".join(meta.get("recipe") or ["unknown"])
+        points = curve(path)
         curves.append(f"- {path.stem}: `{portable(str(command))}` ({meta.get('machine')}); validation avS "
-                      "(3 + 3 curve scenes) against minutes: "
-                      + ", ".join(f"{m:.0f} min {a:.3f}" for m, a in curve(path)))
+                      f"({points[0][2] if points else 0} scenes) against minutes: "
+                      + ", ".join(f"{m:.0f} min {a:.3f}" for m, a, _ in points))
         print("\n".join(lines[-len(THRESHOLDS):]), flush=True)
     lines += ["", "s/scene: forward + the three decodings, per 696 x 520 scene. Learning curves:", ""] + curves
     replace_section(Path(args.report), f"## {args.heading}", "\n".join(lines))
