@@ -288,7 +288,7 @@ masks (the BBBC010 protocol) are mapped to 0/1 instead: segment those with napar
 **Instances come from napari-semiconv's decoder.** Grouping pixels into worms (seeded clustering of the
 embedding, or following the flow) happens outside the network and cannot be expressed in bioimage.io.
 To get worms, import this package into napari-semiconv (`napari-semiconv import-bioimageio THIS.zip`,
-or *import bioimage.io...* in the docks' model list) and segment with it. The decoder thresholds chosen
+or *bioimage.io: import...* in the docks' model list) and segment with it. The decoder thresholds chosen
 for this model travel with it: {thresholds}.
 
 ## Validation

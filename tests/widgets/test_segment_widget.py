@@ -96,7 +96,7 @@ def test_registry_models_can_be_renamed_exported_and_deleted(make_napari_viewer,
     widget = _dock(make_napari_viewer())
     chooser = widget.model
     chooser.refresh(select="lab_scope")
-    assert not chooser.manage.native.isHidden()  # the rename/delete/export row shows
+    assert not chooser.manage.native.isHidden()  # the rename/delete/save-as row shows
     chooser.ask_name = lambda current: "scope 2"
     chooser.rename()
     assert [e.name for e in Registry().list()] == ["scope_2"] and chooser.source.value == "scope_2"

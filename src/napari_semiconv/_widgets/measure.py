@@ -43,7 +43,10 @@ class MeasureWidget(QWidget):
         wrap_text(self.status)
         self.controls = Container(widgets=[self.worms, self.measure_button, self.table, self.path,
                                            self.export_button, self.status])
-        self.figure, self.canvas = plot_canvas((4, 5), min_height=440)
+        self.figure, self.canvas = plot_canvas((4, 5.5), min_height=480)
+        # fixed margins: three axes in a narrow dock, where the constrained layout let titles overlap ticks
+        self.figure.set_layout_engine("none")
+        self.figure.subplots_adjust(left=0.15, right=0.97, top=0.95, bottom=0.1, hspace=0.55, wspace=0.4)
         self.ax_length, self.ax_width, self.ax_scatter = (self.figure.add_subplot(2, 2, 1),
                                                           self.figure.add_subplot(2, 2, 2),
                                                           self.figure.add_subplot(2, 1, 2))
@@ -89,6 +92,8 @@ class MeasureWidget(QWidget):
         self.ax_scatter.set_xlabel("length (px)", fontsize=8)
         self.ax_scatter.set_ylabel("mean width (px)", fontsize=8)
         self.ax_scatter.set_title("one point per worm: click to select it", fontsize=8)
+        for ax in (self.ax_length, self.ax_width, self.ax_scatter):
+            ax.tick_params(labelsize=7)
         self.canvas.draw_idle()
 
     def select_from_plot(self, length: float, width: float) -> int:

@@ -32,10 +32,12 @@ class ModelChooser(Container):
         self.source = ComboBox(label="model", choices=self._choices)
         self.file = FileEdit(label="model file", filter="*.pt", visible=False)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
-        buttons = [PushButton(text=text) for text in ("rename...", "delete...", "export...")]
+        buttons = [PushButton(text=text) for text in ("rename...", "delete...", "save as...")]
         self.manage = Container(widgets=buttons, layout="horizontal", labels=False, visible=False)
-        exchange = [PushButton(text=text) for text in ("export bioimage.io...", "import bioimage.io...")]
-        self.exchange = Container(widgets=exchange, layout="horizontal", labels=False)
+        exchange = [PushButton(text=text, tooltip=tip) for text, tip in (
+            ("export...", "write the chosen model as a bioimage.io model package (.zip)"),
+            ("import...", "add a bioimage.io package exported by napari-semiconv to your models"))]
+        self.exchange = Container(widgets=exchange, layout="horizontal", labels=False, label="bioimage.io")
         super().__init__(widgets=[self.source, self.file, self.manage, self.exchange, self.device], **kwargs)
         self.source.changed.connect(self._on_source)
         for button, action in zip(buttons + exchange, (self.rename, self.delete, self.export, self.export_bioimageio,
