@@ -19,10 +19,9 @@ def viewer_with_scene(make_napari_viewer, scene):
 
 
 def run_and_wait(qtbot, widget, timeout=120_000):
-    """Run a dock, wait for its worker, then for the dock to be idle again (its layers are shown)."""
-    worker = widget.run()
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        pass
+    """Run a dock and wait until it is idle again (its worker ended, its layers shown). Waits on the dock's
+    state, not on the worker's ``finished`` signal, which a quick run can send before a wait begins."""
+    assert widget.run() is not None and not widget.run_button.enabled
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=timeout)
 
 
