@@ -5,6 +5,7 @@ import numpy as np
 from .errors import SemiconvError
 
 MAX_PIXELS = 64_000_000  # larger planes are refused (about 8000 x 8000)
+LOW, HIGH = 1.0, 99.8  # percentiles mapped to 0 and 1
 
 
 def check_image(image, name: str = "image") -> np.ndarray:
@@ -36,16 +37,24 @@ def check_image(image, name: str = "image") -> np.ndarray:
 
 
 def check_binary(image: np.ndarray, name: str = "this image") -> np.ndarray:
-    """A checked ``(H, W)`` plane that must be a foreground mask (two values, judged on a subsample);
-    SemiconvError naming ``name`` otherwise. Returns the plane."""
-    levels = len(np.unique(image[:: max(1, image.shape[0] // 256), :: max(1, image.shape[1] // 256)]))
+    """A checked ``(H, W)`` plane (an array, or a lazy one that reads what is sliced) that must be a foreground
+    mask (two values, judged on a strided subsample); SemiconvError naming ``name`` otherwise. Returns the plane."""
+    sample = np.asarray(image[:: max(1, image.shape[0] // 256), :: max(1, image.shape[1] // 256)])
+    levels = len(np.unique(sample))
     if levels > 2:
         raise SemiconvError(f"a binary foreground mask was expected (two values), but {name} has {levels} or "
                             "more grey levels: segment it as an ordinary image")
     return image
 
 
-def normalize(image: np.ndarray, binary: bool = False, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+def rescale(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``arr`` with ``lo``..``hi`` mapped to 0..1, as float32; zeros where ``lo``..``hi`` is flat."""
+    if hi - lo < 1e-12 * max(abs(hi), 1.0) or hi == lo:
+        return np.zeros(arr.shape, np.float32)
+    return ((arr.astype(np.float32) - lo) / (hi - lo)).astype(np.float32)
+
+
+def normalize(image: np.ndarray, binary: bool = False, low: float = LOW, high: float = HIGH) -> np.ndarray:
     """``(H, W)`` any dtype -> ``(H, W)`` float32, percentiles ``low``..``high`` mapped to 0..1.
 
     ``binary=True`` is the paper's BBBC010 protocol: the input is a foreground mask, mapped to
@@ -56,6 +65,4 @@ def normalize(image: np.ndarray, binary: bool = False, low: float = 1.0, high: f
         return (check_binary(arr) > 0).astype(np.float32)
     arr = arr.astype(np.float32)
     lo, hi = np.percentile(arr, [low, high])
-    if hi - lo < 1e-12 * max(abs(hi), 1.0) or hi == lo:
-        return np.zeros_like(arr)
-    return ((arr - lo) / (hi - lo)).astype(np.float32)
+    return rescale(arr, lo, hi)

@@ -11,10 +11,9 @@ from itertools import pairwise
 
 import numpy as np
 
-from .normalize import check_binary, check_image
+from .normalize import HIGH, LOW, check_binary, check_image, rescale
 
 BAND_PIXELS = 2**21  # pixels read at once (8 MB as float32)
-LOW, HIGH = 1.0, 99.8  # normalize's default percentiles
 
 
 def bands(plane, name: str = "image") -> Iterator[np.ndarray]:
@@ -30,13 +29,7 @@ def check_plane(plane, name: str = "image", binary: bool = False) -> None:
     """SemiconvError (as :func:`check_image` / :func:`check_binary` say it) if ``plane`` cannot be segmented; reads it band by band."""
     deque(bands(plane, name), maxlen=0)
     if binary:
-        check_binary(_subsample(plane), name)
-
-
-def _subsample(plane) -> np.ndarray:
-    """The strided sample of ``plane`` :func:`check_binary` judges (its own steps, so the verdict is the same)."""
-    h, w = plane.shape
-    return np.asarray(plane[:: max(1, h // 256), :: max(1, w // 256)])
+        check_binary(plane, name)
 
 
 def _keys(band: np.ndarray) -> np.ndarray:
@@ -91,13 +84,9 @@ class NormalizedPlane:
         if binary:
             check_plane(plane, name, binary)
         self.lo, self.hi = (0.0, 1.0) if binary else percentiles(plane, (LOW, HIGH), name)  # checks it too
-        # normalize's test for a flat image (mapped to zeros)
-        self.flat = not binary and (self.hi - self.lo < 1e-12 * max(abs(self.hi), 1.0) or self.hi == self.lo)
 
     def __getitem__(self, key) -> np.ndarray:
         arr = np.asarray(self.plane[key])
         if self.binary:
             return (arr > 0).astype(np.float32)
-        if self.flat:
-            return np.zeros(arr.shape, np.float32)
-        return ((arr.astype(np.float32) - self.lo) / (self.hi - self.lo)).astype(np.float32)
+        return rescale(arr, self.lo, self.hi)
