@@ -23,7 +23,7 @@ def test_geodesic_distance_goes_round_the_bend():
     worm = _u_worm()
     tips = np.argwhere(worm[1:3])  # the top of both arms
     left, right = tips[tips[:, 1] < 40][0] + [1, 0], tips[tips[:, 1] > 40][0] + [1, 0]
-    dist = geodesic_distance(worm, tuple(left))
+    dist = geodesic_distance(worm, left)
     assert dist[tuple(left)] == 0 and np.isinf(dist[~worm]).all()
     straight = np.hypot(*(right - left))
     assert dist[tuple(right)] > 2 * straight  # along the body (arms + arc), not across the gap
@@ -42,19 +42,33 @@ def test_following_the_target_flow_of_a_u_shaped_worm_reaches_its_anchor():
     assert (err < 3).float().mean() > 0.95  # the tips of both arms arrive too: the path stays on the body
 
 
-def test_flow_target_skips_overlaps_and_reaches_a_cut_worms_nearest_pixel():
+def test_flow_target_skips_overlaps_and_leads_a_cut_worm_to_its_visible_middle():
     ins, anchors = _crossing()
     ins, anchors = ins.numpy(), anchors.numpy()
     anchors[0] = [30.0, -40.0]  # the horizontal worm's anchor lies outside the image, to its left
     flow = flow_target(ins, anchors)
     both = ins.all(0)
     assert np.all(flow[:, both] == 0)
-    # the horizontal worm flows left (toward its anchor outside) all along, right of the crossing too:
-    # along its middle, and inward as well near its edges
-    right = ins[0] & ~both & (np.arange(60) > 40)[None, :]
-    assert np.all(flow[0][right] < -0.25)
-    assert np.all(flow[0, 29:31, 41:55] < -0.85)
-    assert np.all(flow[1, 26:29, 41:50] > 0.4) and np.all(flow[1, 31:34, 41:50] < -0.4)
+    # the horizontal worm flows to the middle of what the image shows of it, not to the image's edge,
+    # and its sink is off the crossing: its left end flows right, its right end left
+    assert np.all(flow[0, 29:31, 5:12] > 0.85) and np.all(flow[0, 29:31, 45:55] < -0.85)
+    ends = integrate(torch.from_numpy(flow), _start(ins[0] & ~both), 100, torch.from_numpy(both).float()).numpy()
+    sink = np.median(ends, 0)
+    assert np.mean(np.linalg.norm(ends - sink, axis=1) < 3) > 0.8  # one sink, reached through the crossing
+    col, row = sink
+    assert abs(row - 30) < 3 and 18 < col < 42 and not both[round(row), round(col)]
+
+
+def test_a_worm_leaving_and_reentering_the_image_gets_a_sink_in_each_piece():
+    ins = np.zeros((1, 40, 60), bool)
+    ins[0, 5:12, 0:40] = ins[0, 28:35, 0:40] = True  # a U whose bend lies outside the image, left
+    flow = torch.from_numpy(flow_target(ins, np.array([[20.0, -15.0]])))
+    for piece in (slice(5, 12), slice(28, 35)):
+        mask = np.zeros((40, 60), bool)
+        mask[piece, 0:40] = True
+        ends = integrate(flow, _start(mask), 80).numpy()
+        assert np.ptp(ends, axis=0).max() < 4 and piece.start <= ends[:, 1].mean() < piece.stop
+        assert 10 < ends[:, 0].mean() < 30  # the middle of the piece, not its end at the image's edge
 
 
 def test_flow_loss_of_the_target_is_zero_and_skips_crossings():

@@ -16,15 +16,17 @@ from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from .anchors import medoid_anchors
+
 _STEPS = ((0, 1, 1.0), (1, 0, 1.0), (1, 1, 2**0.5), (1, -1, 2**0.5))  # 8-neighbour graph, each pair once
 
 
-def geodesic_distance(mask: np.ndarray, source: tuple[int, int], cost: np.ndarray | None = None) -> np.ndarray:
-    """``(H, W)`` float64: the least summed ``cost`` of an 8-connected path inside ``mask`` to ``source``.
+def geodesic_distance(mask: np.ndarray, sources: np.ndarray, cost: np.ndarray | None = None) -> np.ndarray:
+    """``(H, W)`` float64: the least summed ``cost`` of an 8-connected path inside ``mask`` to the nearest source.
 
-    mask : (H, W) bool; source : (row, col), a pixel of the mask; cost : (H, W) float >= 0 per pixel
-    (None = 1: the path length in px; a step costs its length times the mean cost of its two pixels).
-    inf outside the mask and where the mask is cut off from the source.
+    mask : (H, W) bool; sources : (S, 2) int (row, col), pixels of the mask (or one (row, col));
+    cost : (H, W) float >= 0 per pixel (None = 1: the path length in px; a step costs its length times
+    the mean cost of its two pixels). inf outside the mask and where the mask is cut off from the sources.
     """
     h, w = mask.shape
     cost = np.ones(mask.shape) if cost is None else cost
@@ -41,7 +43,8 @@ def geodesic_distance(mask: np.ndarray, source: tuple[int, int], cost: np.ndarra
     k = int(mask.sum())
     graph = coo_matrix((np.concatenate(weight), (np.concatenate(src), np.concatenate(dst))), shape=(k, k)).tocsr()
     out = np.full((h, w), np.inf)
-    out[mask] = dijkstra(graph, directed=False, indices=int(ids[source]))
+    src_rc = np.asarray(sources, int).reshape(-1, 2)
+    out[mask] = dijkstra(graph, directed=False, indices=ids[src_rc[:, 0], src_rc[:, 1]], min_only=True)
     return out
 
 
@@ -69,8 +72,7 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
     the steepest descent of a geodesic distance inside the worm whose step cost is
     ``1 + edge_cost * exp(1 - edt)`` (edt: the pixel's distance to the worm's edge), so paths run
     along the middle of the body and an Euler step never falls off an edge. Zero on the background,
-    where two worms overlap (ambiguous: the loss skips those pixels), at the anchors, and on parts of
-    a worm cut off from its anchor by the image border.
+    where two worms overlap (ambiguous: the loss skips those pixels) and at the anchors.
     """
     h, w = instances.shape[1:]
     out = np.zeros((2, h, w), np.float32)
@@ -82,8 +84,18 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         box = mask[r0:r1, c0:c1]
         edt = ndi.distance_transform_edt(np.pad(box, 1))[1:-1, 1:-1]
-        near = int(np.argmin((rows - ar) ** 2 + (cols - ac) ** 2))
-        dist = geodesic_distance(box, (rows[near] - r0, cols[near] - c0), 1 + edge_cost * np.exp(1 - edt))
+        own = box & single[r0:r1, c0:c1]  # sinks lie off crossings, where the votes of two worms would meet
+        own = own if own.any() else box
+        if 0 <= ar < h and 0 <= ac < w:
+            orr, occ = np.nonzero(own)
+            near = int(np.argmin((orr + r0 - ar) ** 2 + (occ + c0 - ac) ** 2))
+            sources = np.array([[orr[near], occ[near]]])
+        else:
+            pieces, n = ndi.label(box, np.ones((3, 3)))
+            pieces = pieces[None] == np.arange(1, n + 1)[:, None, None]
+            sources = medoid_anchors(np.where((pieces & own).any((1, 2))[:, None, None], pieces & own, pieces))
+            sources = sources.astype(int)
+        dist = geodesic_distance(box, sources, 1 + edge_cost * np.exp(1 - edt))
         sl = (slice(None), slice(r0, r1), slice(c0, c1))
         out[sl] += np.where(single[r0:r1, c0:c1], _descent(dist), 0).astype(np.float32)
     return out
