@@ -77,3 +77,14 @@ def test_touching_pieces_with_close_centres_merge():
     merged = decode(psi, fg, seed, sigma, DecodeConfig(min_size=5, merge_threshold=0.1))
     assert len(split.instances) == 3 and len(merged.instances) == 2
     assert merged.labels[4, 5] == merged.labels[4, 20] != merged.labels[4, 27]
+
+
+def test_an_instance_whose_votes_spread_scores_lower():
+    psi, fg, seed = _three_blobs()
+    fg[8:10] = 0  # no band between blobs 0 and 1
+    psi[0][10:14, 2:12] += 1.0  # half of blob 1 votes 1 unit off its centre: still inside its kernel
+    dec = decode(psi, fg, seed, 1.5, DecodeConfig(min_size=5, overlap=False, merge_threshold=0, kernel_threshold=0.4))
+    assert len(dec.instances) == 3
+    spread = next(i for i, m in enumerate(dec.instances) if m[12, 5])
+    whole = next(i for i, m in enumerate(dec.instances) if m[5, 20])
+    assert dec.scores[spread] < 0.75 * dec.scores[whole]  # the same seed and foreground, half its votes spread
