@@ -1,3 +1,4 @@
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -36,7 +37,7 @@ def test_finetune_copies_base_and_cancel_yields_nothing(tmp_path):
     img, lab = _pair()
     base = build_model(ModelConfig(width=8, depth=3))
     before = {k: v.clone() for k, v in base.state_dict().items()}
-    config = FinetuneConfig(steps=3, crop=96, batch=1)
+    config = FinetuneConfig(steps=3, crop=96, batch=1, hold_back=0)  # no verdict: the trained weights are returned
     items = list(finetune_iter(base, [img], [lab], config=config))
     assert all(isinstance(i, TrainProgress) for i in items[:-1]) and len(items) == 4
     new = items[-1]
@@ -162,3 +163,43 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(s
     torch.nn.init.constant_(everywhere.fg_head.bias, 20.0)  # foreground at every pixel, whatever it learns in 2 steps
     blind, _ = finetune(everywhere, [img], [lab], config=config)
     assert blind.metadata["user_images"]["scored_on"].startswith("not scored")
+
+
+def test_held_back_part_is_the_far_end_of_each_region_and_needs_worms_on_both_sides():
+    from napari_semiconv.finetune import split_held_back
+
+    worms = np.zeros((2, 40, 80), bool)
+    worms[0, 10:14, 5:75] = True  # a long worm across the image
+    worms[1, 30:34, 5:20] = True
+    train, held = split_held_back([worms], [None], 0.25)
+    assert held[0][:, 60:].all() and not held[0][:, :60].any()  # the last quarter of the (wider) image
+    assert (train[0] == ~held[0]).all()
+    region = np.zeros((40, 80), bool)
+    region[:, :40] = True  # a region: the held part is the last quarter of the region, not of the image
+    train, held = split_held_back([worms], [region], 0.25)
+    assert held[0][:, 30:40].all() and held[0].sum() == 400 and not (train[0] & held[0]).any()
+    left = worms.copy()
+    left[:, :, 50:] = False  # no worm in the last quarter: nothing to score there, so nothing is held back
+    train, held = split_held_back([left], [None], 0.25)
+    assert held == [None] and train == [None]
+    assert split_held_back([worms], [None], 0.0)[1] == [None]
+
+
+def test_trained_weights_that_do_worse_on_the_held_back_part_are_not_kept(shipped):
+    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+    from napari_semiconv.finetune import Annotations, finetune_summary, keep_or_not, split_held_back
+
+    scene = make_scene(11, SceneConfig(worms=(20, 20)), window=(60, 60, 200, 200))  # the base finds worms held back
+    imgs, stacks, valid = check_annotations([scene.image], [scene.labels])
+    _, held = split_held_back(stacks, valid, 0.25)
+    assert held[0] is not None
+    worse = copy.deepcopy(shipped)
+    torch.nn.init.constant_(worse.fg_head.bias, -20.0)  # "training" that lost every worm
+    kept = keep_or_not(shipped, worse, Annotations(imgs, stacks, valid, held))
+    assert kept.metadata["training_kept"] is False
+    assert kept.fg_head.bias is shipped.fg_head.bias  # the base model's weights, not the trained ones
+    gain = kept.metadata["user_images"]
+    assert gain["trained_avS"] < gain["finetuned_avS"] and gain["scored_on"].startswith("the held-back part")
+    assert "keeps the base model's weights" in finetune_summary({"steps": 3, "seconds": 1.0, **kept.metadata})
+    same = keep_or_not(shipped, copy.deepcopy(shipped), Annotations(imgs, stacks, valid, held))
+    assert same.metadata["training_kept"] is False  # a tie keeps the base model's known weights

@@ -40,8 +40,12 @@ class FinetuneConfig:
     seed: int = 0
     match_size: bool = True  # the model resizes images so the user's worms look as wide as its training worms
     tune_thresholds: bool = True  # choose the decoder's thresholds on the user's labels after training
+    hold_back: float = 0.25  # share of each annotated region kept from training, to choose the thresholds and to
+    # judge whether the training steps helped (0 = train on everything; thresholds then chosen on the training images)
 
     def __post_init__(self):
+        if not 0 <= self.hold_back < 1:
+            raise SemiconvError(f"the held-back share is {self.hold_back}: give a fraction from 0 (none) to below 1")
         if self.steps < 1 or self.seconds < 0:
             raise SemiconvError(f"fine-tuning needs at least 1 step (got {self.steps}) and a time budget of 0 "
                                 f"(none) or more seconds (got {self.seconds})")
@@ -90,21 +94,50 @@ def check_annotations(images, labels, regions=None):
     return out_i, out_s, out_v
 
 
+def split_held_back(stacks, valid, share: float) -> tuple[list, list]:
+    """Split each annotated region into a training part and a held-back part.
+
+    stacks : list of (N, H, W) bool worms; valid : list of (H, W) bool regions (None = the whole image).
+    The held-back part is the last ``share`` of the region's extent along its longer side. An image is
+    not split (held-back part None) when either part would hold no worm pixel. Returns (training
+    regions, held-back regions), lists of (H, W) bool or None.
+    """
+    train, held = [], []
+    for ins, reg in zip(stacks, valid):  # loop over the (few) annotated images
+        region = np.ones(ins.shape[1:], bool) if reg is None else reg
+        axis = int(np.ptp(np.nonzero(region)[1]) >= np.ptp(np.nonzero(region)[0]))  # 1: wider than tall
+        extent = np.nonzero(region.any(1 - axis))[0]
+        cut = extent[-1] + 1 - max(1, round(share * (extent[-1] + 1 - extent[0])))
+        back = region & (np.arange(region.shape[axis]) >= cut)[(slice(None), None) if axis == 0 else None]
+        worm = ins.any(0)
+        if share <= 0 or not (worm & back).any() or not (worm & region & ~back).any():
+            train.append(reg)
+            held.append(None)
+        else:
+            train.append(region & ~back)
+            held.append(back)
+    return train, held
+
+
 def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = FinetuneConfig(),
                   should_stop: Callable[[], bool] = lambda: False) -> Iterator[TrainProgress | object]:
     """Fine-tune a copy of ``base``. Yields TrainProgress per step, then the new model (last).
 
-    Input is checked before any training starts. If ``should_stop`` turns true, the run stops
-    and the last item is None: nothing is returned to save and ``base`` is untouched.
+    Input is checked before any training starts. ``config.hold_back`` of each annotated region is kept
+    from training: the decoder's thresholds are chosen there, and if the trained weights score no better
+    there than ``base``'s (at the new input scale), the returned model keeps ``base``'s weights (its
+    metadata says so). If ``should_stop`` turns true, the run stops and the last item is None: nothing is
+    returned to save and ``base`` is untouched.
     """
     imgs, stacks, valid = check_annotations(images, labels, regions)
+    train_valid, held = split_held_back(stacks, valid, config.hold_back)
     model = copy.deepcopy(base)
     scale = size_scale(stacks, trained_worm_width(base), base.config.input_scale) if config.match_size else base.config.input_scale
     model.config = replace(model.config, input_scale=scale)
     train_config = config.train_config(scale)
     if model.config.semiconv and model.config.target == "eq5":  # anchored models have no common shift
         recentre_votes(model, imgs[:2])
-    user = ListSource(imgs, stacks, valid)
+    user = ListSource(imgs, stacks, train_valid)
     replay = SyntheticSource(train_config.crop, SceneConfig(scale=(scale, scale)))  # base data at the same size
     source = MixedSource([user, replay], [1 - config.replay, config.replay]) if config.replay > 0 else user
     cancelled = False
@@ -118,16 +151,63 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     if cancelled:
         yield None
         return
-    model.metadata = (choose_thresholds(base, model, imgs, stacks, valid) if config.tune_thresholds
-                      else {"decode": model_thresholds(base)})
-    yield model
+    if not config.tune_thresholds:
+        model.metadata = {"decode": model_thresholds(base)}
+        yield model
+        return
+    yield keep_or_not(base, model, Annotations(imgs, stacks, valid, held))
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """The user's annotated images as fine-tuning sees them: (H, W) images, (N, H, W) bool worms, (H, W) bool
+    regions where the annotation is complete (or None: everywhere) and the held-back part of each (or None)."""
+
+    images: list
+    stacks: list
+    valid: list
+    held: list
+
+    def scoring(self) -> tuple[list, list, list, str]:
+        """(images, worms, regions, what they are) to choose thresholds on: the held-back parts where there
+        are any, else the training images (said as such)."""
+        keep = [i for i, h in enumerate(self.held) if h is not None]
+        if keep:
+            return ([self.images[i] for i in keep], [self.stacks[i] for i in keep], [self.held[i] for i in keep],
+                    f"the held-back part of {len(keep)} annotated image(s), not trained on")
+        return (self.images, self.stacks, self.valid,
+                f"the {len(self.images)} annotated image(s) fine-tuning learned from (nothing to hold back)")
+
+
+def keep_or_not(base, trained, annotations: Annotations):
+    """``trained`` with the decoder thresholds chosen on the held-back annotations, or, where its weights score
+    no better there than ``base``'s seeing the images at the same size, ``base``'s weights at that size with
+    their own chosen thresholds. The returned model's metadata says which, and the avS of each."""
+    images, stacks, regions, scored_on = annotations.scoring()
+    chosen = choose_thresholds(base, trained, images, stacks, regions)
+    if "finetuned_avS" not in chosen["user_images"]:  # not scored (said why)
+        trained.metadata = {**chosen, "training_kept": True}
+        return trained
+    chosen["user_images"]["scored_on"] = scored_on
+    if all(h is None for h in annotations.held):  # scored on the training images: no verdict on the steps
+        trained.metadata = {**chosen, "training_kept": True}
+        return trained
+    sized = base.with_input_scale(trained.config.input_scale)
+    plain = choose_thresholds(base, sized, images, stacks, regions)
+    if plain["user_images"].get("finetuned_avS", -1.0) >= chosen["user_images"]["finetuned_avS"]:
+        sized.metadata = {**plain, "training_kept": False, "user_images": {
+            **plain["user_images"], "scored_on": scored_on,
+            "trained_avS": chosen["user_images"]["finetuned_avS"]}}
+        return sized
+    trained.metadata = {**chosen, "training_kept": True}
+    return trained
 
 
 def choose_thresholds(base, model, images, stacks, valid) -> dict:
-    """Choose ``model``'s decoder thresholds on the user's annotated images (the images it was trained on: there
-    is no held-back part) and say what the fine-tuning gained there over ``base`` at its own thresholds.
+    """Choose ``model``'s decoder thresholds on annotated images and say what it gains there over ``base`` at
+    its own thresholds.
 
-    Returns metadata entries: ``decode`` (the thresholds), ``user_images`` (avS of base and fine-tuned model).
+    Returns metadata entries: ``decode`` (the thresholds), ``user_images`` (avS of base and of ``model``).
     """
     from .threshold_search import forward_all, search_thresholds
 
@@ -142,7 +222,6 @@ def choose_thresholds(base, model, images, stacks, valid) -> dict:
     at_base = search_thresholds(outputs, stacks, only_base, valid)[0][0]
     best_avs, _, best = search_thresholds(outputs, stacks, THRESHOLD_GRID, valid)[0]
     return {"decode": best, "user_images": {
-        "scored_on": f"the {len(images)} annotated image(s) fine-tuning learned from (nothing held back)",
         "base_avS": round(before, 4), "finetuned_avS_base_thresholds": round(at_base, 4),
         "finetuned_avS": round(best_avs, 4)}}
 
@@ -173,6 +252,9 @@ def finetune_summary(meta: dict) -> str:
         parts.append(f"thresholds chosen on your labels (kernel {meta['decode']['kernel_threshold']:g}, merge "
                      f"{meta['decode']['merge_threshold']:g}); avS on {gain['scored_on']}: base model "
                      f"{gain['base_avS']:.2f} -> fine-tuned {gain['finetuned_avS']:.2f}")
+    if meta.get("training_kept") is False:
+        parts.append(f"the trained weights scored {meta['user_images']['trained_avS']:.2f} there, no better, so the "
+                     "model keeps the base model's weights (with the resizing and thresholds)")
     return "; ".join(parts)
 
 
