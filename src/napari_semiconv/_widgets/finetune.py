@@ -44,14 +44,15 @@ class FinetuneWidget(RunControls, QWidget):
         self.region = ComboBox(label="annotated region", choices=self._region_choices)
         self.model = ModelChooser(label="base model")
         self.steps = SpinBox(label="steps", value=150, min=1, max=100000)
-        self.seconds = FloatSpinBox(label="time budget (s, 0 = none)", value=60.0, min=0, max=36000)
+        self.seconds = FloatSpinBox(label="time budget (s)", value=60.0, min=0, max=36000)
+        self.seconds.native.setSpecialValueText("none")  # 0 means none (said in the label, it widened the dock)
         self.lr = FloatSpinBox(label="learning rate", value=FinetuneConfig.lr, min=1e-6, max=1e-1, step=1e-4)
         self.augment = CheckBox(text="augment (flips, rotations, intensity, scale)", value=True)
         self.name = LineEdit(label="new model name", value="finetuned")
         self.run_button = PushButton(text="Fine-tune")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.controls = Container(widgets=[self.image, self.labels, self.region, self.model, self.steps,
+        self.controls = Container(widgets=[self.image, self.labels, self.region, *self.model.widgets, self.steps,
                                            self.seconds, self.lr, self.augment, self.name,
                                            self.run_button, self.cancel_button, self.status])
         wrap_text(self.status)

@@ -146,8 +146,9 @@ class InspectWidget(QWidget):
                 self.ax_space.plot(*xy, "k*", ms=14, mfc="yellow")
                 app = pts["appearance"][np.argmin(np.abs(pts["spatial"] - xy).sum(1))]
                 self.ax_app.plot(*app, "k*", ms=14, mfc="yellow")
-        self.ax_space.set_title("Psi spatial dims (px): where pixels vote", fontsize=8)
-        self.ax_app.set_title("Psi appearance dims (PCA)", fontsize=8)
+        # wrapped: in a dock of napari's width the first title is wider than the figure
+        self.ax_space.set_title("Psi spatial dims (px): where pixels vote", fontsize=8, wrap=True)
+        self.ax_app.set_title("Psi appearance dims (PCA)", fontsize=8, wrap=True)
         self.canvas.draw_idle()
 
     def select_from_plot(self, axes_index: int, x: float, y: float) -> int:

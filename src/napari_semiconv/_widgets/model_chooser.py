@@ -15,11 +15,14 @@ SHIPPED = "shipped default"
 FROM_FILE = "model file..."
 
 
-class ModelChooser(Container):
+class ModelChooser:
     """Shipped model, a registry model, or a file; and a device. ``load()`` caches the model.
 
-    ``loader(path, device)`` loads the chosen file (default :func:`..model.load_model`, our models only; the
-    Segment dock's also takes a Mask R-CNN baseline file, :func:`..registry.load_model_file`).
+    Its controls (``widgets``) are rows of the dock's own form, so they share its label column: nested
+    in a container of their own, their labels made a second column that pushed the controls past a
+    dock's width. ``label`` names the model choice; ``loader(path, device)`` loads the chosen file
+    (default :func:`..model.load_model`, our models only; the Segment dock's also takes a Mask R-CNN
+    baseline file, :func:`..registry.load_model_file`).
 
     A registry model can be renamed, deleted (after a confirmation) or exported from here; any chosen model
     can be exported as a bioimage.io package, and a package exported by napari-semiconv imported into the
@@ -27,28 +30,32 @@ class ModelChooser(Container):
     ``ask_package_path``, ``ask_package``) so scripts and tests can answer.
     """
 
-    def __init__(self, loader=load_model, **kwargs):
+    def __init__(self, label: str = "model", loader=load_model):
         self.loader = loader
-        self.source = ComboBox(label="model", choices=self._choices)
+        self.source = ComboBox(label=label, choices=self._choices)
         self.file = FileEdit(label="model file", filter="*.pt", visible=False)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value="auto")
         buttons = [PushButton(text=text) for text in ("rename...", "delete...", "save as...")]
-        self.manage = Container(widgets=buttons, layout="horizontal", labels=False, visible=False)
+        # stacked under the model choice: side by side with the label column they were wider than a dock
+        self.manage = Container(widgets=buttons, labels=False, visible=False)
         exchange = [PushButton(text=text, tooltip=tip) for text, tip in (
             ("export...", "write the chosen model as a bioimage.io model package (.zip)"),
             ("import...", "add a bioimage.io package exported by napari-semiconv to your models"))]
         self.exchange = Container(widgets=exchange, layout="horizontal", labels=False, label="bioimage.io")
-        super().__init__(widgets=[self.source, self.file, self.manage, self.exchange, self.device], **kwargs)
+        for row in (self.manage, self.exchange):
+            row.margins = (0, 0, 0, 0)  # aligned with the other rows' fields
+        self.widgets = [self.source, self.file, self.manage, self.exchange, self.device]
         self.source.changed.connect(self._on_source)
         for button, action in zip(buttons + exchange, (self.rename, self.delete, self.export, self.export_bioimageio,
                                                        self.import_bioimageio)):
             button.changed.connect(lambda *_, action=action: action())
-        self.ask_name = lambda current: ask_text(self.native, f"New name for '{current}':", current)
-        self.confirm = lambda question: ask_user(self.native, question)
-        self.ask_path = lambda name: ask_save_path(self.native, f"{name}.pt")
-        self.ask_package_path = lambda name: _ask_file(self.native, "Export as a bioimage.io package",
+        parent = self.source.native  # the dialogs' parent: a widget in the dock
+        self.ask_name = lambda current: ask_text(parent, f"New name for '{current}':", current)
+        self.confirm = lambda question: ask_user(parent, question)
+        self.ask_path = lambda name: ask_save_path(parent, f"{name}.pt")
+        self.ask_package_path = lambda name: _ask_file(parent, "Export as a bioimage.io package",
                                                        f"{name}.zip", save=True)
-        self.ask_package = lambda: _ask_file(self.native, "Import a bioimage.io package", "", save=False)
+        self.ask_package = lambda: _ask_file(parent, "Import a bioimage.io package", "", save=False)
         self._cache: tuple | None = None
 
     def _on_source(self, value):

@@ -7,6 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
+from qtpy.QtWidgets import QWidget
 
 from ..decode import DECODERS, DecodeConfig, model_thresholds
 from ..errors import SemiconvError
@@ -14,7 +15,7 @@ from ..registry import load_model_file
 from ..segment import Progress, SegmentConfig
 from .dialogs import ask_user
 from .model_chooser import ModelChooser
-from .plots import tab_with_siblings, wrap_text
+from .plots import scrolling, tab_with_siblings, wrap_text
 from .result_layers import (
     absent_note,
     image_planes,
@@ -29,13 +30,18 @@ if TYPE_CHECKING:
     import napari
 
 
-class SegmentWidget(RunControls, Container):
-    """Dock: choose image, model, decoder; Run in a thread with progress; Cancel."""
+class SegmentWidget(RunControls, QWidget):
+    """Dock: choose image, model, decoder; Run in a thread with progress; Cancel.
+
+    A Qt widget holding its ``controls`` in a scroll area, as the other docks do: napari docks a magicgui
+    container's inner widget, leaving a ``scrollable=True`` container's scroll area outside the dock and
+    still resizing that widget to its own, wider, viewport (624 px in a 359 px dock: the right edge cut)."""
 
     def __init__(self, viewer: "napari.viewer.Viewer"):
+        super().__init__()
         self.viewer = viewer
         self.image = create_widget(annotation="napari.layers.Image", label="image")
-        self.model = ModelChooser(label="model", loader=partial(load_model_file, baselines=True))
+        self.model = ModelChooser(loader=partial(load_model_file, baselines=True))
         self.decoder = ComboBox(label="decoder", choices=DECODERS, value="seeded")
         self.k = SpinBox(label="k (kmeans)", value=10, min=1, max=1000, visible=False)
         self.overlap = CheckBox(text="overlapping worms (instance stack)", value=True)
@@ -45,10 +51,10 @@ class SegmentWidget(RunControls, Container):
                                          max=0.95, step=0.05)
         self.kernel_threshold = FloatSpinBox(label="kernel threshold", value=defaults.kernel_threshold, min=0.05,
                                              max=0.95, step=0.05)
-        self.merge_threshold = FloatSpinBox(label="merge threshold (0 = off)", value=defaults.merge_threshold,
+        self.merge_threshold = FloatSpinBox(label="merge threshold", value=defaults.merge_threshold,
                                             min=0.0, max=0.95, step=0.05)
         self.min_size = SpinBox(label="min worm size (px)", value=defaults.min_size, min=1, max=100000)
-        self.worm_width = FloatSpinBox(label="worm width (px, 0 = model's)", value=0.0, min=0.0, max=500.0,
+        self.worm_width = FloatSpinBox(label="worm width (px)", value=0.0, min=0.0, max=500.0,
                                        step=1.0, tooltip="typical worm width (mean_width in Worm measurements) "
                                        "when your magnification differs from the model's training worms")
         self.stride = SpinBox(label="arrow stride (px)", value=8, min=2, max=128)
@@ -56,23 +62,30 @@ class SegmentWidget(RunControls, Container):
         self.run_button = PushButton(text="Segment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        super().__init__(widgets=[self.image, self.model, self.decoder, self.k, self.overlap, self.binary,
-                                  self.fg_threshold, self.kernel_threshold, self.merge_threshold, self.min_size,
-                                  self.worm_width,
-                                  self.stride,
-                                  self.length, self.run_button, self.cancel_button, self.status], scrollable=True)
+        self.controls = Container(widgets=[self.image, *self.model.widgets, self.decoder, self.k, self.overlap,
+                                           self.binary, self.fg_threshold, self.kernel_threshold,
+                                           self.merge_threshold, self.min_size, self.worm_width, self.stride,
+                                           self.length, self.run_button, self.cancel_button, self.status])
+        # what 0 means, in the box (in the label it made the label column, and the dock, wider)
+        self.merge_threshold.native.setSpecialValueText("off")
+        self.worm_width.native.setSpecialValueText("model's")
         wrap_text(self.status)
-        tab_with_siblings(self.native)
+        scrolling(self, self.controls.native)
+        tab_with_siblings(self)
         self.decoder.changed.connect(lambda v: setattr(self.k, "visible", v == "kmeans"))
         self.model.source.changed.connect(self.use_model_thresholds)
         self.model.file.changed.connect(self.use_model_thresholds)
         self.use_model_thresholds()
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
-        self.confirm = lambda question: ask_user(self.native, question)
+        self.confirm = lambda question: ask_user(self, question)
         self.worker = None
         self.cancelled = False
         self.layers: dict = {}
+
+    def reset_choices(self, *_) -> None:
+        """Refresh the layer and model choices (napari calls it when the layer list changes)."""
+        self.controls.reset_choices()
 
     def use_model_thresholds(self, *_) -> None:
         """Set the threshold controls to the chosen model's own (chosen on its validation images or, for a
