@@ -239,6 +239,9 @@ def test_impossible_runs_are_refused_before_any_work(tmp_path, capsys):
     assert main(["finetune", "--images", str(tmp_path / "a.tif"), "--labels", str(tmp_path / "a_labels.tif"),
                  "--steps", "-3", "--out", str(tmp_path / "f.pt")]) == 2
     assert "at least 1 step" in capsys.readouterr().err and not (tmp_path / "f.pt").exists()
+    assert main(["finetune", "--images", str(tmp_path / "a.tif"), "--labels", str(tmp_path / "a_labels.tif"),
+                 "--hold-back", "1", "--out", str(tmp_path / "f.pt")]) == 2
+    assert "held-back share" in capsys.readouterr().err and not (tmp_path / "f.pt").exists()
     assert main(["train", "--out", str(tmp_path / "m.pt"), "--steps", "2", "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
 

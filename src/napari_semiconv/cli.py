@@ -134,7 +134,8 @@ def cmd_finetune(args) -> None:
 
     if len(args.images) != len(args.labels):
         raise SemiconvError(f"{len(args.images)} --images but {len(args.labels)} --labels: give one labels file per image")
-    config = FinetuneConfig(steps=args.steps, seconds=args.seconds, lr=args.lr, seed=args.seed)
+    config = FinetuneConfig(steps=args.steps, seconds=args.seconds, lr=args.lr, seed=args.seed,
+                            hold_back=args.hold_back)
     check_writable(args.out)
     images = [read_image(p) for p in args.images]
     labels = [read_image(p) for p in args.labels]
@@ -151,7 +152,7 @@ def cmd_finetune(args) -> None:
     print(finetune_summary(meta), file=sys.stderr)
     print(json.dumps({"model": str(args.out), "steps": meta["steps"], "final_loss": meta["final_loss"]["total"],
                       "input_scale": meta["input_scale"], "decode": meta.get("decode"),
-                      "user_images": meta.get("user_images")}))
+                      "user_images": meta.get("user_images"), "training_kept": meta.get("training_kept")}))
 
 
 def cmd_evaluate(args) -> None:
@@ -277,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
     f.add_argument("--lr", type=float, default=FinetuneConfig.lr, help="peak learning rate")
     f.add_argument("--seed", type=int, default=0, help="random seed")
+    f.add_argument("--hold-back", type=float, default=FinetuneConfig.hold_back,
+                   help="share of each labelled image kept from training to choose the thresholds and judge the "
+                        "training (0 = train on everything)")
     f.add_argument("--out", required=True, help="new model file (.pt); never the base model")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
