@@ -189,15 +189,16 @@ def test_trained_weights_that_do_worse_on_the_held_back_part_are_not_kept(shippe
     from napari_semiconv.data.synthetic import SceneConfig, make_scene
     from napari_semiconv.finetune import Annotations, finetune_summary, keep_or_not, split_held_back
 
-    scene = make_scene(11, SceneConfig(worms=(20, 20)), window=(60, 60, 200, 200))  # the base finds worms held back
+    scene = make_scene(12, SceneConfig(worms=(20, 20)), window=(60, 60, 256, 256))  # the base finds worms held back
     imgs, stacks, valid = check_annotations([scene.image], [scene.labels])
     _, held = split_held_back(stacks, valid, 0.25)
     assert held[0] is not None
     worse = copy.deepcopy(shipped)
-    torch.nn.init.constant_(worse.fg_head.bias, -20.0)  # "training" that lost every worm
+    with torch.no_grad():  # "training" that lost every worm: no pixel is counted as worm
+        worse.count_head[-1].bias[:] = torch.tensor([30.0, -30.0, -30.0])
     kept = keep_or_not(shipped, worse, Annotations(imgs, stacks, valid, held))
     assert kept.metadata["training_kept"] is False
-    assert kept.fg_head.bias is shipped.fg_head.bias  # the base model's weights, not the trained ones
+    assert kept.count_head[-1].bias is shipped.count_head[-1].bias  # the base model's weights, not the trained ones
     gain = kept.metadata["user_images"]
     assert gain["trained_avS"] < gain["finetuned_avS"] and gain["scored_on"].startswith("the held-back part")
     assert "keeps the base model's weights" in finetune_summary({"steps": 3, "seconds": 1.0, **kept.metadata})

@@ -261,7 +261,13 @@ class Worms:
 
     @classmethod
     def join(cls, parts: list["Worms"], shape: tuple[int, int]) -> "Worms":
-        """The worms of ``parts`` (on one plane of ``shape``) one after another."""
+        """The worms of ``parts`` (one per tile of a plane of ``shape``) one after another, less any worm that
+        another part also kept (IoU > 0.5; the better scored stays): two tiles that decode a worm differently
+        (merged with a neighbour in one, alone in the other) may each keep their version."""
+        kept = []
+        for part in parts:  # loop over tiles
+            kept.append(part.select(np.flatnonzero(_unique(part, kept))))
+        parts = kept
         return cls(Instances.join([p.instances for p in parts], shape), Instances.join([p.owned for p in parts], shape),
                    np.concatenate([np.zeros(0, np.float32), *(p.scores for p in parts)]),
                    np.concatenate([np.zeros((0, 2), np.int64), *(p.seeds for p in parts)]))
@@ -270,14 +276,48 @@ class Worms:
         """``(h, w)`` uint32 label image of the region ``rows`` x ``cols`` (worm ``i`` -> ``i + 1``)."""
         return self.owned.paint(rows, cols)
 
+    def select(self, index: np.ndarray) -> "Worms":
+        """The worms ``index`` (an int array), in that order."""
+        return Worms(self.instances.select(index), self.owned.select(index), self.scores[index], self.seeds[index])
+
+
+def _unique(part: Worms, earlier: list[Worms]) -> np.ndarray:
+    """``(N,)`` bool: which of ``part``'s worms no earlier part kept better (IoU > 0.5 with a higher-scored worm),
+    where an earlier twin scored lower is dropped from ``earlier`` in place."""
+    keep = np.ones(len(part.scores), bool)
+    for k, other in enumerate(earlier):  # loop over the (few) earlier tiles
+        a, b = part.instances.boxes, other.instances.boxes
+        meet = ((a[:, None, 0] < b[None, :, 2]) & (b[None, :, 0] < a[:, None, 2]) & (a[:, None, 1] < b[None, :, 3])
+                & (b[None, :, 1] < a[:, None, 3]))
+        drop = np.zeros(len(other.scores), bool)
+        for i, j in zip(*np.nonzero(meet)):  # loop over pairs of worms whose boxes meet
+            if _iou(part.instances, i, other.instances, j) > 0.5:
+                if part.scores[i] > other.scores[j]:
+                    drop[j] = True
+                else:
+                    keep[i] = False
+        earlier[k] = other.select(np.flatnonzero(~drop))
+    return keep
+
+
+def _iou(x: Instances, i: int, y: Instances, j: int) -> float:
+    """IoU of mask ``i`` of ``x`` and mask ``j`` of ``y`` (on the same plane), within the union of their boxes."""
+    r0, c0 = np.minimum(x.boxes[i, :2], y.boxes[j, :2])
+    r1, c1 = np.maximum(x.boxes[i, 2:], y.boxes[j, 2:])
+    window = (slice(r0, r1), slice(c0, c1))
+    m, n = x.paint_one(i, *window), y.paint_one(j, *window)
+    return float((m & n).sum() / max((m | n).sum(), 1))
+
 
 def _tile_worms(model: SemiConvNet, x, config: SegmentConfig) -> Iterator:
     """The tiled decoder: per tile of the normalized ``(H, W)`` plane ``x`` (an array, or a
     :class:`~napari_semiconv.planes.NormalizedPlane`), (tile, its network outputs, the Worms it keeps, Progress).
 
     Each tile is decoded alone (Psi is in the plane's frame, so the kernel means the same in every tile)
-    and keeps the worms whose centroid lies in its core; the cores partition the plane, so each worm is
-    kept by one tile, whole even where it crosses a tile border (the overlap exceeds half a worm).
+    and keeps the worms whose centroid lies in its core and that do not touch one of its edges inside
+    the plane; the cores partition the plane, so each worm is kept by one tile, whole even where it
+    crosses a tile border (the overlap exceeds half a worm). A worm cut by a tile's edge is a piece
+    (a flow model gives it a sink of its own): the tile that holds the worm whole keeps it.
     """
     h, w = x.shape
     for t, out, progress in _tile_outputs(model, x, config, "tiles"):
@@ -286,7 +326,11 @@ def _tile_worms(model: SemiConvNet, x, config: SegmentConfig) -> Iterator:
         found = Instances.from_stack(dec.instances, tuple(origin), (h, w))
         centre = found.centroids()
         (r_lo, r_hi), (c_lo, c_hi) = ((d.start, d.stop) for d in t.dst)
-        own = np.flatnonzero((centre[:, 0] >= r_lo) & (centre[:, 0] < r_hi) & (centre[:, 1] >= c_lo) & (centre[:, 1] < c_hi))
+        b = found.boxes
+        cut = (((b[:, 0] <= t.rows.start) & (t.rows.start > 0)) | ((b[:, 2] >= t.rows.stop) & (t.rows.stop < h))
+               | ((b[:, 1] <= t.cols.start) & (t.cols.start > 0)) | ((b[:, 3] >= t.cols.stop) & (t.cols.stop < w)))
+        own = np.flatnonzero((centre[:, 0] >= r_lo) & (centre[:, 0] < r_hi) & (centre[:, 1] >= c_lo)
+                             & (centre[:, 1] < c_hi) & ~cut)
         local = found.boxes[own] - np.tile(origin, 2)
         owned = [dec.labels[r0:r1, c0:c1] == j + 1 for j, (r0, c0, r1, c1) in zip(own, local)]
         yield t, out, Worms(found.select(own), Instances((h, w), found.boxes[own], owned), dec.scores[own],

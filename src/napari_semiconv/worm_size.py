@@ -13,6 +13,7 @@ from .data.sources import VAL_SEED0
 from .data.synthetic import make_scene
 from .errors import SemiconvError
 from .measure import measure_worms
+from .metrics import as_stack
 
 MIN_WIDTH = 3.0  # px: thinner worms leave the network less than a pixel per worm at its resolution
 TOLERANCE = 1.25  # the training's scale augmentation (0.8-1.25x): within it the model copes unscaled
@@ -26,9 +27,16 @@ def worm_width(stacks: list[np.ndarray]) -> float:
 
 
 def source_worm_width(source, samples: int = 8, seed: int = 0) -> float:
-    """Median mean width (px) of the worms a training ``source`` draws (``samples`` draws, fixed seed)."""
+    """Median mean width (px) of the worms a training ``source`` draws (``samples`` draws, fixed seed), measured
+    as a user's label image shows them (a worm under another is cut there), the way fine-tuning measures the
+    user's worms, so that both err alike."""
     rng = np.random.default_rng(seed)
-    return worm_width([source(rng)[1] for _ in range(samples)])
+    return worm_width([as_stack(_label_image(source(rng)[1])) for _ in range(samples)])
+
+
+def _label_image(stack: np.ndarray) -> np.ndarray:
+    """``(H, W)`` int labels of an ``(N, H, W)`` bool stack, a later worm on top where two overlap."""
+    return (np.arange(1, len(stack) + 1)[:, None, None] * stack).max(0) if len(stack) else np.zeros(stack.shape[1:], int)
 
 
 @lru_cache(maxsize=1)
