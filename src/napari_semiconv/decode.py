@@ -264,12 +264,12 @@ def _stack(members, n, device):
     return torch.stack(members)
 
 
-def _concentration(members, points, sig, reach: float = CONCENTRATION_REACH):
+def _concentration(members, points, inst_sig, reach: float = CONCENTRATION_REACH):
     """(N,) float in [0, 1]: the fraction of each instance's members whose Psi lies within ``reach`` times
     the instance's bandwidth of its median Psi. A whole worm gathers its votes in one place; a piece of
     a split worm, a merger or a crossing's leftovers spread theirs, so this ranks instances for AP.
-    members (N, P) bool; points (P, d); sig (P,) bandwidths."""
-    radius = reach * _instance_sigma(members, sig)
+    members (N, P) bool; points (P, d); inst_sig (N,) the instances' bandwidths."""
+    radius = reach * inst_sig
     out = torch.ones(len(members), device=points.device)
     for i, m in enumerate(members):  # loop over instances; each is vectorised over its members
         own = points[m]
@@ -288,7 +288,8 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size) -
         return Decoded(np.zeros(shape, np.uint16), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
     m = members.float()
     centres = m @ points / m.sum(1, keepdim=True)
-    affinity = kernel(pairwise_distance(centres, points), _instance_sigma(members, sig)[:, None]) * m  # (N, P)
+    inst_sig = _instance_sigma(members, sig)
+    affinity = kernel(pairwise_distance(centres, points), inst_sig[:, None]) * m  # (N, P)
     # label image: each pixel goes to the member instance with the highest affinity
     owner = affinity.argmax(0)
     labelled = members.any(0)
@@ -296,7 +297,7 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size) -
     flat[idx[labelled]] = (owner[labelled] + 1).int()
     stack = torch.zeros((n, h * w), dtype=torch.bool, device=points.device)
     stack[:, idx] = members
-    scores = seeds[seed_px] * (m @ fg) / m.sum(1) * _concentration(members, points, sig)
+    scores = seeds[seed_px] * (m @ fg) / m.sum(1) * _concentration(members, points, inst_sig)
     seeds_rc = torch.stack([idx[seed_px] // w, idx[seed_px] % w], 1)
     return Decoded(flat.reshape(h, w).cpu().numpy().astype(np.uint16),
                    stack.reshape(n, h, w).cpu().numpy(),

@@ -183,29 +183,28 @@ def keep_or_not(base, trained, annotations: Annotations):
     """``trained`` with the decoder thresholds chosen on the held-back annotations, or, where its weights score
     no better there than ``base``'s seeing the images at the same size, ``base``'s weights at that size with
     their own chosen thresholds. The returned model's metadata says which, and the avS of each."""
+    from .threshold_search import forward_all
+
     images, stacks, regions, scored_on = annotations.scoring()
-    chosen = choose_thresholds(base, trained, images, stacks, regions)
-    if "finetuned_avS" not in chosen["user_images"]:  # not scored (said why)
-        trained.metadata = {**chosen, "training_kept": True}
-        return trained
-    chosen["user_images"]["scored_on"] = scored_on
-    if all(h is None for h in annotations.held):  # scored on the training images: no verdict on the steps
-        trained.metadata = {**chosen, "training_kept": True}
-        return trained
-    sized = base.with_input_scale(trained.config.input_scale)
-    plain = choose_thresholds(base, sized, images, stacks, regions)
-    if plain["user_images"].get("finetuned_avS", -1.0) >= chosen["user_images"]["finetuned_avS"]:
-        sized.metadata = {**plain, "training_kept": False, "user_images": {
-            **plain["user_images"], "scored_on": scored_on,
-            "trained_avS": chosen["user_images"]["finetuned_avS"]}}
-        return sized
+    base_outputs = forward_all(base, images)  # the "before" of both comparisons below
+    chosen = choose_thresholds(base, trained, images, stacks, regions, base_outputs)
+    gain = chosen["user_images"]
+    if "finetuned_avS" in gain:  # scored (else it says why not)
+        gain["scored_on"] = scored_on
+        if any(h is not None for h in annotations.held):  # a verdict on the steps needs a part they did not see
+            sized = base.with_input_scale(trained.config.input_scale)
+            plain = choose_thresholds(base, sized, images, stacks, regions, base_outputs)
+            if plain["user_images"].get("finetuned_avS", -1.0) >= gain["finetuned_avS"]:
+                sized.metadata = {**plain, "training_kept": False, "user_images": {
+                    **plain["user_images"], "scored_on": scored_on, "trained_avS": gain["finetuned_avS"]}}
+                return sized
     trained.metadata = {**chosen, "training_kept": True}
     return trained
 
 
-def choose_thresholds(base, model, images, stacks, valid) -> dict:
+def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | None = None) -> dict:
     """Choose ``model``'s decoder thresholds on annotated images and say what it gains there over ``base`` at
-    its own thresholds.
+    its own thresholds (``base_outputs``: ``base``'s forwards of ``images`` where already run).
 
     Returns metadata entries: ``decode`` (the thresholds), ``user_images`` (avS of base and of ``model``).
     """
@@ -218,7 +217,8 @@ def choose_thresholds(base, model, images, stacks, valid) -> dict:
         return {"decode": base_thresholds, "user_images": {"scored_on": "not scored: the model marks most pixels "
                                                                        "as worm"}}
     only_base = {k: (v,) for k, v in base_thresholds.items()}  # a grid of one point
-    before = search_thresholds(forward_all(base, images), stacks, only_base, valid)[0][0]
+    base_outputs = forward_all(base, images) if base_outputs is None else base_outputs
+    before = search_thresholds(base_outputs, stacks, only_base, valid)[0][0]
     at_base = search_thresholds(outputs, stacks, only_base, valid)[0][0]
     best_avs, _, best = search_thresholds(outputs, stacks, THRESHOLD_GRID, valid)[0]
     return {"decode": best, "user_images": {

@@ -61,16 +61,6 @@ class Instances:
             view[crop & (view == 0)] = i + 1
         return out
 
-    def paint_one(self, i: int, rows: slice, cols: slice) -> np.ndarray:
-        """``(h, w)`` bool: mask ``i`` within the region ``rows`` x ``cols`` of the plane (slices with start and stop)."""
-        out = np.zeros((rows.stop - rows.start, cols.stop - cols.start), bool)
-        r0, c0, r1, c1 = self.boxes[i]
-        top, left, bottom, right = max(r0, rows.start), max(c0, cols.start), min(r1, rows.stop), min(c1, cols.stop)
-        if bottom > top and right > left:
-            out[top - rows.start : bottom - rows.start, left - cols.start : right - cols.start] = \
-                self.crops[i][top - r0 : bottom - r0, left - c0 : right - c0]
-        return out
-
     def mask(self, i: int) -> np.ndarray:
         """Instance ``i`` as an ``(H, W)`` bool mask."""
         out = np.zeros(self.shape, bool)

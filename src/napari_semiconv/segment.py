@@ -305,7 +305,7 @@ def _iou(x: Instances, i: int, y: Instances, j: int) -> float:
     r0, c0 = np.minimum(x.boxes[i, :2], y.boxes[j, :2])
     r1, c1 = np.maximum(x.boxes[i, 2:], y.boxes[j, 2:])
     window = (slice(r0, r1), slice(c0, c1))
-    m, n = x.paint_one(i, *window), y.paint_one(j, *window)
+    m, n = x.select([i]).paint(*window) > 0, y.select([j]).paint(*window) > 0
     return float((m & n).sum() / max((m | n).sum(), 1))
 
 
