@@ -9,7 +9,7 @@ from napari_semiconv.instances import Instances
 from napari_semiconv.measure import measure_worms
 from napari_semiconv.metrics import iou_matrix, s_score
 from napari_semiconv.normalize import normalize
-from napari_semiconv.segment import SegmentConfig, segment
+from napari_semiconv.segment import SegmentConfig, Worms, segment
 
 
 def test_instances_round_trip_and_centroids(rng):
@@ -22,6 +22,25 @@ def test_instances_round_trip_and_centroids(rng):
     assert np.array_equal(inst.to_stack(), full) and np.array_equal(inst.mask(1), full[1])
     want = np.argwhere(full[0]).mean(0)
     assert np.allclose(inst.centroids()[0], want) and np.isnan(inst.centroids()[2]).all()
+
+
+def _worms(stack, scores):
+    inst = Instances.from_stack(stack)
+    return Worms(inst, inst, np.asarray(scores, np.float32), np.zeros((len(stack), 2), np.int64))
+
+
+def test_joining_tiles_keeps_the_better_scored_of_two_twins_and_every_other_worm():
+    plane = np.zeros((4, 40, 60), bool)
+    plane[0, 10:16, 5:45] = True  # a worm two tiles both decoded...
+    plane[1, 10:16, 5:40] = True  # ...the second tile cut short (IoU 0.875)
+    plane[2, 25:31, 5:45] = True  # another worm, in the first tile only
+    plane[3, 12:30, 20:26] = True  # overlaps worm 0 a little (IoU < 0.5): not a twin
+    for first, second, winner in ((0.9, 0.5, 0), (0.4, 0.8, 1)):
+        joined = Worms.join([_worms(plane[[0, 2]], [first, 0.7]), _worms(plane[[1, 3]], [second, 0.6])], (40, 60))
+        got = joined.instances.to_stack()
+        assert len(got) == 3 and sorted(joined.scores.tolist()) == pytest.approx(sorted([max(first, second), 0.7, 0.6]))
+        for want in (plane[winner], plane[2], plane[3]):
+            assert any(np.array_equal(g, want) for g in got)
 
 
 def test_tiled_mosaic_matches_whole_plane(shipped):
