@@ -204,3 +204,17 @@ def test_trained_weights_that_do_worse_on_the_held_back_part_are_not_kept(shippe
     assert "keeps the base model's weights" in finetune_summary({"steps": 3, "seconds": 1.0, **kept.metadata})
     same = keep_or_not(shipped, copy.deepcopy(shipped), Annotations(imgs, stacks, valid, held))
     assert same.metadata["training_kept"] is False  # a tie keeps the base model's known weights
+
+
+def test_training_the_heads_on_cached_features_leaves_the_backbone_and_lowers_the_loss():
+    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+
+    scene = make_scene(11, SceneConfig(worms=(20, 20)), window=(100, 100, 192, 192))
+    base = build_model(ModelConfig(width=8, depth=3, target="flow", dim=2))
+    config = FinetuneConfig(steps=60, crop=96, batch=2, hold_back=0, replay=0, train="heads", lr=1e-2)
+    items = list(finetune_iter(base, [scene.image], [scene.labels], config=config))
+    new, losses = items[-1], [p.losses["total"] for p in items[:-1]]
+    changed = {k for k, v in base.state_dict().items() if not torch.equal(new.state_dict()[k], v)}
+    assert changed and not any(k.startswith("backbone.") for k in changed)  # the heads alone learned
+    assert all(p.requires_grad for p in new.parameters())  # nothing left frozen for later training
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])

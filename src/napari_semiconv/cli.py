@@ -135,7 +135,7 @@ def cmd_finetune(args) -> None:
     if len(args.images) != len(args.labels):
         raise SemiconvError(f"{len(args.images)} --images but {len(args.labels)} --labels: give one labels file per image")
     config = FinetuneConfig(steps=args.steps, seconds=args.seconds, lr=args.lr, seed=args.seed,
-                            hold_back=args.hold_back)
+                            hold_back=args.hold_back, train=args.train)
     check_writable(args.out)
     images = [read_image(p) for p in args.images]
     labels = [read_image(p) for p in args.labels]
@@ -217,7 +217,7 @@ def _segment_options(p) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .finetune import FinetuneConfig
+    from .finetune import TRAIN_PARTS, FinetuneConfig
 
     ap = argparse.ArgumentParser(prog="napari-semiconv", description="Semi-convolutional worm segmentation")
     ap.add_argument("--version", action="version", version=f"napari-semiconv {__version__}")
@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--hold-back", type=float, default=FinetuneConfig.hold_back,
                    help="share of each labelled image kept from training to choose the thresholds and judge the "
                         "training (0 = train on everything)")
+    f.add_argument("--train", choices=TRAIN_PARTS, default=FinetuneConfig.train,
+                   help="what trains: all (the whole network) or heads (the heads alone, on the backbone's features "
+                        "computed once: more steps in the same time)")
     f.add_argument("--out", required=True, help="new model file (.pt); never the base model")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     f.add_argument("--quiet", action="store_true", help="no progress bar")

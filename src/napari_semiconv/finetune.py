@@ -18,11 +18,14 @@ from .data.sources import ListSource, MixedSource, SyntheticSource
 from .data.synthetic import SceneConfig
 from .decode import model_decode_config, model_thresholds
 from .errors import SemiconvError
+from .heads import cache_features, head_losses
 from .metrics import as_stack
 from .normalize import check_image
 from .train import TrainConfig, TrainProgress, recentre_votes, train_iter
 from .worm_size import size_scale, trained_worm_width
 
+TRAIN_PARTS = ("heads", "all")
+REPLAY_SCENES = 2  # synthetic windows whose features the heads replay (train="heads")
 THRESHOLD_GRID = {"kernel_threshold": (0.3, 0.4, 0.5, 0.6), "merge_threshold": (0.0, 0.3), "fg_threshold": (0.5,)}
 
 
@@ -37,6 +40,8 @@ class FinetuneConfig:
     crop: int = 256
     augment: bool = True
     replay: float = 0.25  # share of batches drawn from the synthetic base data
+    train: str = "all"  # "all": the whole network on augmented crops; "heads": the backbone runs once per
+    # image and the heads alone train on its cached features (about 4x the steps per second)
     seed: int = 0
     match_size: bool = True  # the model resizes images so the user's worms look as wide as its training worms
     tune_thresholds: bool = True  # choose the decoder's thresholds on the user's labels after training
@@ -44,6 +49,8 @@ class FinetuneConfig:
     # judge whether the training steps helped (0 = train on everything; thresholds then chosen on the training images)
 
     def __post_init__(self):
+        if self.train not in TRAIN_PARTS:
+            raise SemiconvError(f"unknown part to train {self.train!r}: choose one of {', '.join(TRAIN_PARTS)}")
         if not 0 <= self.hold_back < 1:
             raise SemiconvError(f"the held-back share is {self.hold_back}: give a fraction from 0 (none) to below 1")
         if self.steps < 1 or self.seconds < 0:
@@ -147,7 +154,10 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
         cancelled = cancelled or should_stop()
         return cancelled
 
-    yield from train_iter(model, source, train_config, should_stop=stop)
+    if config.train == "all":
+        yield from train_iter(model, source, train_config, should_stop=stop)
+    else:
+        yield from _train_heads(model, user, replay, config, train_config, stop)
     if cancelled:
         yield None
         return
@@ -156,6 +166,27 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
         yield model
         return
     yield keep_or_not(base, model, Annotations(imgs, stacks, valid, held))
+
+
+def _train_heads(model, user: ListSource, replay: SyntheticSource, config: FinetuneConfig, train_config,
+                 should_stop) -> Iterator[TrainProgress]:
+    """Train ``model``'s heads alone on its backbone's cached features of the user's images and of a few
+    synthetic windows (the replay, at its share of the draws)."""
+    rng = np.random.default_rng(config.seed)
+    samples = list(zip(user.images, user.instances, user.valid, user.anchors))
+    n_replay = REPLAY_SCENES if config.replay > 0 else 0
+    samples += [replace(replay, crop=2 * train_config.crop)(rng) for _ in range(n_replay)]  # whole worms
+    weights = [(1 - config.replay) / len(user.images)] * len(user.images) + [config.replay / max(n_replay, 1)] * n_replay
+    frozen = [p for p in model.backbone.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        cached = cache_features(model, samples)
+        yield from train_iter(model, None, train_config, should_stop=should_stop,
+                              step_losses=head_losses(model, cached, train_config, weights))
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 @dataclass(frozen=True)

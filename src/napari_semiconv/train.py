@@ -81,17 +81,24 @@ def batch_from(source: Callable, rng, config: TrainConfig):
 
 def batch_losses(model, x: torch.Tensor, inss, vals, ancs, config: TrainConfig) -> list[dict]:
     """The loss terms of each sample of a batch, for the model's kind of target."""
-    device = x.device
-    out = model(x)
-    if model.config.target == "flow":  # the targets from the augmented crop's worms and anchors
-        return [flow_losses(out.phi[b], out.count_logit[b],
-                            torch.from_numpy(flow_target(inss[b].numpy(), ancs[b].numpy())).to(device),
-                            inss[b].to(device), config.flow_weights, vals[b].to(device)) for b in range(len(inss))]
+    return output_losses(model, model(x), inss, vals, ancs, config)
+
+
+def output_losses(model, out, inss, vals, ancs, config: TrainConfig, flows: list | None = None) -> list[dict]:
+    """The loss terms of each sample of a batch from the model's outputs ``out`` on it (B samples at (H, W)):
+    inss, vals, ancs are per sample the (N, H, W) bool worms, (H, W) bool valid region, (N, 2) anchors.
+    flows : per sample the (2, H, W) target flow of a flow model where already made (None: made here
+    from the sample's worms and anchors)."""
+    device = out.phi.device
+    if model.config.target == "flow":
+        flows = flows or [torch.from_numpy(flow_target(i.numpy(), a.numpy())) for i, a in zip(inss, ancs)]
+        return [flow_losses(out.phi[b], out.count_logit[b], flows[b].to(device), inss[b].to(device),
+                            config.flow_weights, vals[b].to(device)) for b in range(len(inss))]
     if model.config.target == "anchor":
         return [anchor_losses(out.psi[b], out.count_logit[b], out.seed_logit[b, 0], out.sigma[b, 0],
                               inss[b].to(device), ancs[b].to(device), model.config.coord_scale,
                               config.anchor_weights, vals[b].to(device)) for b in range(len(inss))]
-    coords = (pixel_coordinates(*x.shape[-2:], 2, model.config.coord_scale, device=device)
+    coords = (pixel_coordinates(*out.phi.shape[-2:], 2, model.config.coord_scale, device=device)
               if model.config.semiconv else None)
     return [instance_losses(out.psi[b], out.fg_logit[b, 0], out.seed_logit[b, 0], model.sigma,
                             inss[b].to(device), config.weights, vals[b].to(device), coords)
@@ -126,15 +133,22 @@ def recentre_votes(model, images) -> np.ndarray:
 def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
                should_stop: Callable[[], bool] = lambda: False, start_step: int = 0,
                optimizer_state: dict | None = None,
-               clock: Callable[[], float] = time.perf_counter) -> Iterator[TrainProgress]:
+               clock: Callable[[], float] = time.perf_counter,
+               step_losses: Callable | None = None) -> Iterator[TrainProgress]:
     """Train ``model`` in place on samples from ``source``; yields progress every step.
 
-    ``clock`` (seconds) measures the time budget; tests give a fake one.
+    ``clock`` (seconds) measures the time budget; tests give a fake one. ``step_losses(rng)``, where given,
+    replaces drawing a batch from ``source`` and running the whole model on it: it returns the batch's
+    loss terms (a list of dicts, as :func:`batch_losses`); only parameters that require a gradient train.
     """
     device = next(model.parameters()).device
     rng = np.random.default_rng([config.seed, start_step])
     torch.manual_seed(config.seed + start_step)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if step_losses is None:
+        def step_losses(rng):
+            x, inss, vals, ancs = batch_from(source, rng, config)
+            return batch_losses(model, x.to(device), inss, vals, ancs, config)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     if optimizer_state:
         opt.load_state_dict(optimizer_state)
 
@@ -153,8 +167,7 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
         lr = lr_at(step, elapsed)
         for group in opt.param_groups:
             group["lr"] = lr
-        x, inss, vals, ancs = batch_from(source, rng, config)
-        terms = batch_losses(model, x.to(device), inss, vals, ancs, config)
+        terms = step_losses(rng)
         loss = sum(t["total"] for t in terms) / len(terms)
         opt.zero_grad(set_to_none=True)
         loss.backward()

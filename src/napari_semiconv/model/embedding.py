@@ -132,10 +132,18 @@ class SemiConvNet(nn.Module):
         """``x (B, C, H, W)`` normalized images -> :class:`Outputs` at ``(H, W)``."""
         h, w = x.shape[-2:]
         s = self.config.input_scale
-        kind = self.config.target
-        full = _resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s)))) if kind != "eq5" else None
+        full = _resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s)))) if self.config.target != "eq5" else None
         f = self.config.downsample * s  # the backbone's resolution
         feats = self.backbone(_resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))))
+        return self.heads(feats, full, (h, w), origin)
+
+    def heads(self, feats: torch.Tensor, full: torch.Tensor | None, size: tuple[int, int], origin=(0, 0)) -> Outputs:
+        """The heads on the backbone's ``feats (B, c, h', w')`` and, for the full-resolution head, the image
+        ``full (B, C, H / input_scale, W / input_scale)`` (None for eq5 models) -> :class:`Outputs` at
+        ``size`` (H, W). Fine-tuning trains them alone on cached features."""
+        h, w = size
+        s = self.config.input_scale
+        kind = self.config.target
         parts = ([] if kind == "flow" else [self.seed_head(feats)]) + [self.phi_head(feats)]
         parts += [self.sigma_head(feats)] if kind == "anchor" else [self.fg_head(feats)] if kind == "eq5" else []
         heads = _resize(torch.cat(parts, 1), (h, w))
@@ -162,7 +170,7 @@ class SemiConvNet(nn.Module):
         psi = phi
         if self.config.semiconv:
             psi = phi + pixel_coordinates(h, w, self.config.dim, self.config.coord_scale,
-                                          origin=origin, device=x.device)[None]
+                                          origin=origin, device=feats.device)[None]
         return Outputs(fg_logit, seed_logit, phi, psi, sigma, count_logit)
 
 
