@@ -275,7 +275,8 @@ def finetune(base, images, labels, regions=None, config: FinetuneConfig = Finetu
 
 def finetune_summary(meta: dict) -> str:
     """One line saying what a fine-tuning did and gained (from its metadata), for the dock and the CLI."""
-    parts = [f"{meta['steps']} training steps in {meta['seconds']:.0f} s"]
+    what = " of the heads alone (on cached features)" if meta.get("train") == "heads" else ""
+    parts = [f"{meta['steps']} training steps{what} in {meta['seconds']:.0f} s"]
     if meta.get("input_scale", 1.0) != meta.get("base_input_scale", 1.0):
         parts.append(f"images resized for worms {meta['input_scale']:.2f}x as wide as the model's")
     if "base_avS" in meta.get("user_images", {}):
@@ -294,7 +295,7 @@ def finetune_metadata(base, model, config: FinetuneConfig, last: TrainProgress |
     return {"base_model": getattr(base, "metadata", {}).get("path", "unknown"),
             "images": list(image_names), "steps": last.step if last else 0,
             "seconds": round(last.elapsed, 1) if last else 0.0,
-            "final_loss": last.losses if last else None, "lr": config.lr,
+            "final_loss": last.losses if last else None, "lr": config.lr, "train": config.train,
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "version": __version__, "kind": "fine-tuned",
             "input_scale": model.config.input_scale, "base_input_scale": base.config.input_scale,
             **getattr(model, "metadata", {})}
