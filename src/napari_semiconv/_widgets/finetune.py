@@ -47,13 +47,15 @@ class FinetuneWidget(RunControls, QWidget):
         self.seconds = FloatSpinBox(label="time budget (s)", value=60.0, min=0, max=36000)
         self.seconds.native.setSpecialValueText("none")  # 0 means none (said in the label, it widened the dock)
         self.lr = FloatSpinBox(label="learning rate", value=FinetuneConfig.lr, min=1e-6, max=1e-1, step=1e-4)
+        self.part = ComboBox(label="train", value=FinetuneConfig.train,
+                             choices=[("whole network", "all"), ("heads (faster steps)", "heads")])
         self.augment = CheckBox(text="augment (flips, rotations, intensity, scale)", value=True)
         self.name = LineEdit(label="new model name", value="finetuned")
         self.run_button = PushButton(text="Fine-tune")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
         self.controls = Container(widgets=[self.image, self.labels, self.region, *self.model.widgets, self.steps,
-                                           self.seconds, self.lr, self.augment, self.name,
+                                           self.seconds, self.lr, self.part, self.augment, self.name,
                                            self.run_button, self.cancel_button, self.status])
         wrap_text(self.status)
         self.figure, self.canvas = plot_canvas((4, 2.5))
@@ -96,7 +98,7 @@ class FinetuneWidget(RunControls, QWidget):
 
     def config(self) -> FinetuneConfig:
         return FinetuneConfig(steps=self.steps.value, seconds=self.seconds.value, lr=self.lr.value,
-                              augment=self.augment.value)
+                              augment=self.augment.value, train=self.part.value)
 
     def run(self, *_):
         """Start fine-tuning in a worker; returns the worker (None if the input is refused)."""
