@@ -12,6 +12,7 @@ import numpy as np
 from .data.sources import VAL_SEED0
 from .data.synthetic import make_scene
 from .errors import SemiconvError
+from .instances import Instances
 from .measure import measure_worms
 from .metrics import as_stack
 
@@ -31,12 +32,7 @@ def source_worm_width(source, samples: int = 8, seed: int = 0) -> float:
     as a user's label image shows them (a worm under another is cut there), the way fine-tuning measures the
     user's worms, so that both err alike."""
     rng = np.random.default_rng(seed)
-    return worm_width([as_stack(_label_image(source(rng)[1])) for _ in range(samples)])
-
-
-def _label_image(stack: np.ndarray) -> np.ndarray:
-    """``(H, W)`` int labels of an ``(N, H, W)`` bool stack, a later worm on top where two overlap."""
-    return (np.arange(1, len(stack) + 1)[:, None, None] * stack).max(0) if len(stack) else np.zeros(stack.shape[1:], int)
+    return worm_width([as_stack(Instances.from_stack(source(rng)[1]).paint()) for _ in range(samples)])
 
 
 @lru_cache(maxsize=1)
