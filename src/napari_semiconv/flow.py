@@ -64,29 +64,7 @@ def _descent(distance: np.ndarray) -> np.ndarray:
     return g / np.maximum(np.linalg.norm(g, axis=0), 1e-6)
 
 
-SINK_CLEARANCE = 12.0  # px (about a worm's width) a sink keeps from other worms where it can
-
-
-def _clear(mask: np.ndarray, others: np.ndarray, clearance: float) -> np.ndarray:
-    """``(H, W)`` bool: the pixels of ``mask (H, W) bool`` (one worm) at least ``clearance`` px from
-    ``others (H, W) bool`` (the other worms), or, where the worm never gets that far from them, its
-    farthest pixels; on another worm only when the worm has no pixel of its own."""
-    if not others.any():
-        return mask
-    away = ndi.distance_transform_edt(~others)
-    reach = away[mask].max()
-    return mask if reach == 0 else mask & (away >= min(max(clearance, 1), reach))
-
-
-def _nearest_pixels(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``(K, 2)`` int (row, col): the pixel of ``mask (H, W) bool`` nearest to each of ``points (K, 2)``."""
-    rows, cols = np.nonzero(mask)
-    near = ((rows[None] - points[:, :1]) ** 2 + (cols[None] - points[:, 1:]) ** 2).argmin(1)
-    return np.stack([rows[near], cols[near]], 1)
-
-
-def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4.0,
-                clearance: float = SINK_CLEARANCE) -> np.ndarray:
+def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4.0) -> np.ndarray:
     """``(2, H, W)`` float32 (dx, dy): the direction in which each worm's body leads to its anchor.
 
     instances : (N, H, W) bool, may overlap; anchors : (N, 2) float (row, col) px, possibly outside
@@ -95,15 +73,10 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
     ``1 + edge_cost * exp(1 - edt)`` (edt: the pixel's distance to the worm's edge), so paths run
     along the middle of the body and an Euler step never falls off an edge. Zero on the background,
     where two worms overlap (ambiguous: the loss skips those pixels) and at the anchors.
-
-    A sink keeps ``clearance`` px from every other worm where the worm reaches that far from them (else
-    it lies where the worm is farthest from them): the sinks of two worms that cross or touch near
-    their middles would otherwise lie side by side, and their votes gather as one.
     """
     h, w = instances.shape[1:]
     out = np.zeros((2, h, w), np.float32)
-    others = instances.sum(0)
-    single = others == 1
+    single = instances.sum(0) == 1
     for mask, (ar, ac) in zip(instances, np.asarray(anchors, float).reshape(-1, 2)):  # loop over worms
         rows, cols = np.nonzero(mask)
         if len(rows) == 0:
@@ -111,18 +84,17 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         box = mask[r0:r1, c0:c1]
         edt = ndi.distance_transform_edt(np.pad(box, 1))[1:-1, 1:-1]
-        m = int(np.ceil(clearance))  # the box grown by the clearance: the other worms within reach
-        win = (slice(max(r0 - m, 0), r1 + m), slice(max(c0 - m, 0), c1 + m))
-        own = _clear(mask[win], (others - mask)[win] > 0, clearance)
-        own = own[r0 - win[0].start : r1 - win[0].start, c0 - win[1].start : c1 - win[1].start]
+        own = box & single[r0:r1, c0:c1]  # sinks lie off crossings, where the votes of two worms would meet
+        own = own if own.any() else box
         if 0 <= ar < h and 0 <= ac < w:
-            sources = _nearest_pixels(own, np.array([[ar - r0, ac - c0]]))
-        else:  # the network sees only the visible pieces: each gets a sink near its own middle
+            orr, occ = np.nonzero(own)
+            near = int(np.argmin((orr + r0 - ar) ** 2 + (occ + c0 - ac) ** 2))
+            sources = np.array([[orr[near], occ[near]]])
+        else:
             pieces, n = ndi.label(box, np.ones((3, 3)))
             pieces = pieces[None] == np.arange(1, n + 1)[:, None, None]
-            clear = pieces & own
-            sources = np.concatenate([_nearest_pixels(c if c.any() else p, mid[None])
-                                      for p, c, mid in zip(pieces, clear, medoid_anchors(pieces))])
+            sources = medoid_anchors(np.where((pieces & own).any((1, 2))[:, None, None], pieces & own, pieces))
+            sources = sources.astype(int)
         dist = geodesic_distance(box, sources, 1 + edge_cost * np.exp(1 - edt))
         sl = (slice(None), slice(r0, r1), slice(c0, c1))
         out[sl] += np.where(single[r0:r1, c0:c1], _descent(dist), 0).astype(np.float32)
