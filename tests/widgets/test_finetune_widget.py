@@ -28,11 +28,12 @@ def test_finetune_cancel_then_finish(viewer_with_scene, qtbot):
     assert widget.model.source.value == "shipped default" and DEFAULT_MODEL.read_bytes() == before
     widget.steps.value = 4
     widget.name.value = "my worms"
-    widget.part.value = "heads"  # the second run trains the heads alone, on cached features
+    assert widget.part.value == "heads"  # the first run trained the heads alone, on cached features
+    widget.part.value = "all"  # the second the whole network
     run_and_wait(qtbot, widget)
     entries = Registry().list()
     assert [e.name for e in entries] == ["my_worms"] and entries[0].metadata["steps"] == 4
-    assert entries[0].metadata["train"] == "heads"
+    assert entries[0].metadata["train"] == "all"
     assert entries[0].metadata["images"] == ["field"] and load_model(entries[0].path).config
     assert widget.model.source.value == "my_worms"
     qtbot.waitUntil(lambda: "worms after fine-tuning" in widget.status.value, timeout=120_000)  # layers shown
