@@ -148,7 +148,6 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
         recentre_votes(model, imgs[:2])
     user = ListSource(imgs, stacks, train_valid)
     replay = SyntheticSource(train_config.crop, SceneConfig(scale=(scale, scale)))  # base data at the same size
-    source = MixedSource([user, replay], [1 - config.replay, config.replay]) if config.replay > 0 else user
     cancelled = False
 
     def stop():
@@ -157,6 +156,7 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
         return cancelled
 
     if config.train == "all":
+        source = MixedSource([user, replay], [1 - config.replay, config.replay]) if config.replay > 0 else user
         yield from train_iter(model, source, train_config, should_stop=stop)
     else:
         yield from _train_heads(model, user, replay, config, train_config, stop)

@@ -6,7 +6,6 @@ at the model's input scale), its features are kept, and only the heads train on 
 cached features with the targets of the whole image: many more steps, each seeing a worm whole.
 """
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,7 +13,6 @@ import numpy as np
 import torch
 
 from .flow import flow_target
-from .model.embedding import _resize
 from .train import TrainConfig, output_losses
 
 
@@ -35,13 +33,10 @@ def cache_features(model, samples) -> list[Cached]:
     """Run ``model``'s backbone once on each of ``samples``: (image (H, W) float32 normalized, worms (N, H, W)
     bool, valid (H, W) bool or None, anchors (N, 2)) as a data source gives them."""
     device = next(model.parameters()).device
-    s, f = model.config.input_scale, model.config.downsample * model.config.input_scale
     out = []
     for image, worms, valid, anchors in samples:  # loop over the (few) annotated images
         h, w = image.shape
-        x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(device)
-        feats = model.backbone(_resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))))
-        full = None if model.config.target == "eq5" else _resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s))))
+        feats, full = model.features(torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(device))
         worms = np.asarray(worms, bool)
         flow = torch.from_numpy(flow_target(worms, anchors)) if model.config.target == "flow" else None
         out.append(Cached(feats, full, torch.from_numpy(worms), torch.ones((h, w), dtype=torch.bool) if valid is None
@@ -59,23 +54,19 @@ def head_losses(model, cached: list[Cached], config: TrainConfig, weights: list[
     p = np.asarray(weights, float) / np.sum(weights)
 
     def step_losses(rng):
-        outs, inss, vals, ancs, flows = [], [], [], [], []
-        for _ in range(config.batch):
+        terms = []
+        for _ in range(config.batch):  # windows differ in size at the plane's edges: one at a time
             item = cached[int(rng.choice(len(cached), p=p))]
             (r0, r1), (c0, c1) = _window(item, rng, max(2, round(config.crop / f)), f)
             rows, cols = slice(round(r0 * f), min(round(r1 * f), item.worms.shape[1])), \
                 slice(round(c0 * f), min(round(c1 * f), item.worms.shape[2]))
             full = None if item.full is None else item.full[..., r0 * d : r1 * d, c0 * d : c1 * d]
             size = (rows.stop - rows.start, cols.stop - cols.start)
-            outs.append(model.heads(item.feats[..., r0:r1, c0:c1], full, size))  # Psi in the window's frame
+            out = model.heads(item.feats[..., r0:r1, c0:c1], full, size)  # Psi in the window's frame
             keep = item.worms[:, rows, cols].flatten(1).any(1)
-            inss.append(item.worms[keep][:, rows, cols])
-            vals.append(item.valid[rows, cols])
-            ancs.append(item.anchors[keep] - torch.tensor([rows.start, cols.start], dtype=torch.float32))
-            flows.append(None if item.flow is None else item.flow[:, rows, cols])
-        terms = []
-        for out, ins, val, anc, flow in zip(outs, inss, vals, ancs, flows):  # windows differ in size: one at a time
-            terms += output_losses(model, out, [ins], [val], [anc], config, None if flow is None else [flow])
+            anchors = item.anchors[keep] - torch.tensor([rows.start, cols.start], dtype=torch.float32)
+            terms += output_losses(model, out, [item.worms[keep][:, rows, cols]], [item.valid[rows, cols]], [anchors],
+                                   config, None if item.flow is None else [item.flow[:, rows, cols]])
         return terms
 
     return step_losses

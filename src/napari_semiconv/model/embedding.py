@@ -130,12 +130,17 @@ class SemiConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor, origin=(0, 0)) -> Outputs:
         """``x (B, C, H, W)`` normalized images -> :class:`Outputs` at ``(H, W)``."""
+        return self.heads(*self.features(x), x.shape[-2:], origin)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x (B, C, H, W)`` normalized images -> what :meth:`heads` takes: the backbone's features
+        ``(B, c, H / (downsample * input_scale), W / ...)`` and the image at the full-resolution head's size
+        ``(B, C, H / input_scale, W / input_scale)`` (None for eq5 models, which have no such head)."""
         h, w = x.shape[-2:]
         s = self.config.input_scale
         full = _resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s)))) if self.config.target != "eq5" else None
         f = self.config.downsample * s  # the backbone's resolution
-        feats = self.backbone(_resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))))
-        return self.heads(feats, full, (h, w), origin)
+        return self.backbone(_resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f))))), full
 
     def heads(self, feats: torch.Tensor, full: torch.Tensor | None, size: tuple[int, int], origin=(0, 0)) -> Outputs:
         """The heads on the backbone's ``feats (B, c, h', w')`` and, for the full-resolution head, the image
