@@ -45,13 +45,19 @@ def main(argv=None):
     ap.add_argument("--kernel", type=float, default=1.0, help="weight of the kernel BCE")
     ap.add_argument("--centroid", type=float, default=TrainConfig().weights.centroid,
                     help="weight of the centroid anchor (Psi's spatial dims to the worm's centroid)")
+    ap.add_argument("--near-crossing", type=float, default=TrainConfig().flow_weights.near_crossing,
+                    help="flow models: extra weight of the flow error near crossings")
+    ap.add_argument("--crossing-class", type=float, default=TrainConfig().flow_weights.crossing_class,
+                    help="flow models: weight of the 2+ worms class in the count loss")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, val_every=500, lr=args.lr,
                          seconds=args.seconds, weights=replace(TrainConfig().weights, margin=args.margin,
-                                                               kernel=args.kernel, centroid=args.centroid))
+                                                               kernel=args.kernel, centroid=args.centroid),
+                         flow_weights=replace(TrainConfig().flow_weights, near_crossing=args.near_crossing,
+                                                                         crossing_class=args.crossing_class))
     model = load_model(args.init) if args.init else build_model(ModelConfig.for_target(args.target))
     if args.warm and not args.init:
         donor = load_model(args.warm)

@@ -218,3 +218,23 @@ def test_training_the_heads_on_cached_features_leaves_the_backbone_and_lowers_th
     assert changed and not any(k.startswith("backbone.") for k in changed)  # the heads alone learned
     assert all(p.requires_grad for p in new.parameters())  # nothing left frozen for later training
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+
+
+def test_a_worm_painted_in_two_pieces_under_a_crossing_gets_its_hidden_part_back():
+    from napari_semiconv.finetune import restore_crossings
+
+    labels = np.zeros((100, 100), np.uint16)
+    labels[45:56, 10:91] = 1  # the lower worm, horizontal
+    labels[10:91, 45:56] = 2  # the upper worm, vertical, painted over it: worm 1 is in two pieces
+    labels[5:12, 5:30] = 3  # a worm in one piece, away from the others
+    stack, unsure = restore_crossings(labels)
+    crossing = np.zeros_like(unsure)
+    crossing[45:56, 45:56] = True
+    np.testing.assert_array_equal(stack[0], (labels == 1) | crossing)  # the crossing joins the two pieces
+    np.testing.assert_array_equal(stack[1], labels == 2)
+    np.testing.assert_array_equal(stack[2], labels == 3)
+    np.testing.assert_array_equal(stack.sum(0) >= 2, crossing)  # the crossing is in both worms
+    assert unsure[crossing].all() and not unsure[labels == 3].any() and unsure.sum() < 3 * crossing.sum()
+    _, stacks, valid = check_annotations([labels.astype(np.float32)], [labels])
+    np.testing.assert_array_equal(stacks[0], stack)
+    np.testing.assert_array_equal(valid[0], ~unsure)  # not trained on where the annotation is a guess

@@ -6,12 +6,15 @@ it count (the annotation is complete there only).
 """
 
 import copy
+from itertools import combinations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
+from skimage.morphology import convex_hull_image
 
 from . import __version__
 from .data.sources import ListSource, MixedSource, SyntheticSource
@@ -97,10 +100,47 @@ def check_annotations(images, labels, regions=None):
             where = "inside the region" if reg is not None else "in the labels"
             raise SemiconvError(f"no worm painted {where} of image {k + 1}: paint or correct at "
                                 "least one worm (label > 0) before fine-tuning")
+        stack, unsure = restore_crossings(lab)
+        if unsure.any():  # the guessed crossings are not trained on
+            reg = ~unsure if reg is None else reg & ~unsure
         out_i.append(im)
-        out_s.append(as_stack(lab))
+        out_s.append(stack)
         out_v.append(reg)
     return out_i, out_s, out_v
+
+
+def restore_crossings(labels: np.ndarray, margin: int = 3, min_piece: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """A label image's worms, with the part of a worm hidden under another restored where it cuts the worm in two.
+
+    A Labels layer holds one worm per pixel: where two worms cross, the lower one is painted in pieces of one
+    id, and as it is, fine-tuning would learn that a crossing is one worm and the pieces are not joined. For two
+    pieces (of ``min_piece`` px or more) less than one worm width apart, the hidden part is guessed as the pixels
+    of other worms inside the convex hull of the pieces' ends (their pixels within a width of the other piece).
+    labels : (H, W) int. Returns the ``(N, H, W)`` bool worms (one per id, restored parts added, so they may
+    overlap) and an ``(H, W)`` bool mask of the guessed pixels and ``margin`` px round them, where the annotation
+    says too little to train on.
+    """
+    labels = np.asarray(labels)
+    stack = as_stack(labels)
+    unsure = np.zeros(labels.shape, bool)
+    worms = labels > 0
+    for i, mask in enumerate(stack):  # loop over worms; only those in pieces do any work
+        pieces, n = ndi.label(mask, np.ones((3, 3)))
+        big = np.flatnonzero(ndi.sum_labels(mask, pieces, np.arange(1, n + 1)) >= min_piece) + 1
+        if len(big) < 2:
+            continue
+        width = 2 * ndi.distance_transform_edt(np.pad(mask, 1)).max()
+        near = {k: ndi.distance_transform_edt(pieces != k) <= width for k in big}
+        for a, b in combinations(big, 2):  # loop over the (few) pairs of pieces
+            ends = ((pieces == a) & near[b]) | ((pieces == b) & near[a])
+            if not ((pieces == a) & near[b]).any() or not ((pieces == b) & near[a]).any():
+                continue
+            rows, cols = np.nonzero(ends)
+            box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+            hidden = convex_hull_image(ends[box]) & worms[box] & ~mask[box]
+            stack[i][box] |= hidden
+            unsure[box] |= hidden
+    return stack, ndi.binary_dilation(unsure, iterations=margin) if unsure.any() else unsure
 
 
 def split_held_back(stacks, valid, share: float) -> tuple[list, list]:

@@ -217,13 +217,22 @@ class FlowWeights:
     count: float = 1.0  # cross-entropy of the 0 / 1 / 2+ worms-per-pixel head (full resolution)
     flow: float = 5.0  # squared error of the flow against the unit direction to the anchor, on single-worm pixels
     still: float = 1.0  # squared flow on the background (votes that leave a worm stop)
+    crossing_class: float = 1.0  # weight of the 2+ class in the count loss (crossings are rare pixels, and a missed
+    # one turns a vote onto the other worm)
+    near_crossing: float = 0.0  # extra weight of the flow error within CROSSING_REACH px of a crossing, where a vote
+    # that turns onto the other worm merges two worms (0 = every single-worm pixel counts the same)
 
 
-def _count_loss(count_logit: torch.Tensor, instances: torch.Tensor, valid: torch.Tensor):
+CROSSING_REACH = 12  # px (a box) around pixels in two worms that near_crossing weighs more
+
+
+def _count_loss(count_logit: torch.Tensor, instances: torch.Tensor, valid: torch.Tensor, crossing: float = 1.0):
     """Cross-entropy of ``count_logit (3, H, W)`` against the 0 / 1 / 2+ worms per pixel of ``instances
-    (N, H, W)`` on ``valid (H, W)`` pixels; returns (loss, (H, W) long count)."""
+    (N, H, W)`` on ``valid (H, W)`` pixels, the (rare) 2+ class weighted ``crossing`` times; returns
+    (loss, (H, W) long count)."""
     count = instances.sum(0).clamp_max(2) if len(instances) else torch.zeros_like(valid, dtype=torch.long)
-    loss = (F.cross_entropy(count_logit.permute(1, 2, 0)[valid], count[valid].long())
+    classes = torch.tensor([1.0, 1.0, crossing], device=count_logit.device)
+    loss = (F.cross_entropy(count_logit.permute(1, 2, 0)[valid], count[valid].long(), weight=classes)
             if valid.any() else count_logit.sum() * 0)
     return loss, count
 
@@ -239,11 +248,13 @@ def flow_losses(flow: torch.Tensor, count_logit: torch.Tensor, target: torch.Ten
     """
     valid = torch.ones(flow.shape[-2:], dtype=torch.bool, device=flow.device) if valid is None else valid.bool()
     out = {}
-    out["count"], count = _count_loss(count_logit, instances, valid)
+    out["count"], count = _count_loss(count_logit, instances, valid, weights.crossing_class)
     err = ((flow - target) ** 2).sum(0)
     single, background = valid & (count == 1), valid & (count == 0)
     zero = flow.sum() * 0
-    out["flow"] = err[single].mean() if single.any() else zero
+    weight = 1 + weights.near_crossing * F.max_pool2d((count == 2).float()[None, None], 2 * CROSSING_REACH + 1, 1,
+                                                      CROSSING_REACH)[0, 0]
+    out["flow"] = (err * weight)[single].sum() / weight[single].sum() if single.any() else zero
     out["still"] = err[background].mean() if background.any() else zero
     out["total"] = sum(getattr(weights, key) * out[key] for key in ("count", "flow", "still"))
     return out
