@@ -6,10 +6,10 @@ it count (the annotation is complete there only).
 """
 
 import copy
-from itertools import combinations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
