@@ -125,3 +125,20 @@ def test_segmenting_with_a_flow_model_gives_a_result_to_inspect():
     assert embedding_rgb(result).shape == (64, 80, 3)
     assert affinity_map(result, 10, 10).shape == (64, 80)
     assert embedding_points(result)["appearance"].shape[1] == 2
+
+
+def test_flow_errors_near_a_crossing_and_missed_crossings_can_weigh_more():
+    ins, anchors = _crossing()
+    target = torch.from_numpy(flow_target(ins.numpy(), anchors.numpy()))
+    count_logit = torch.zeros(3, 60, 60)
+    near, far = target.clone(), target.clone()
+    near[:, 30, 36] *= -1  # the same error, 3 px from the crossing or 17 px from it
+    far[:, 30, 50] *= -1
+    plain, heavy = FlowWeights(), FlowWeights(near_crossing=3.0, crossing_class=3.0)
+    for weights in (plain, heavy):
+        n, f = (flow_losses(x, count_logit, target, ins, weights)["flow"].item() for x in (near, far))
+        assert n == pytest.approx(f) if weights is plain else n > 1.5 * f
+    # a count head that says "one worm" everywhere on the worms costs more where the 2+ class weighs more
+    one = torch.zeros(3, 60, 60)
+    one[1] = 5.0
+    assert flow_losses(target, one, target, ins, heavy)["count"] > flow_losses(target, one, target, ins, plain)["count"]
