@@ -137,7 +137,7 @@ def test_finetune_calls_progress_once_per_step():
 
 def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(shipped):
     from napari_semiconv.decode import model_thresholds
-    from napari_semiconv.finetune import THRESHOLD_GRID, finetune, finetune_metadata, finetune_summary
+    from napari_semiconv.finetune import CLEAR_GAIN, THRESHOLD_GRID, finetune, finetune_metadata, finetune_summary
     from napari_semiconv.segment import SegmentConfig, segment_iter
 
     img, lab = _pair()
@@ -145,17 +145,21 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(s
     config = FinetuneConfig(steps=2, crop=96, batch=1)
     model, last = finetune(base, [img], [lab], config=config)
     chosen = model_thresholds(model)
-    assert set(chosen) == set(THRESHOLD_GRID) and all(chosen[k] in THRESHOLD_GRID[k] for k in chosen)
+    own = {k: model_thresholds(base)[k] for k in THRESHOLD_GRID}
+    assert set(chosen) == set(THRESHOLD_GRID)
     gain = model.metadata["user_images"]
     assert 0 <= gain["base_avS"] <= 1 and gain["finetuned_avS"] >= gain["finetuned_avS_base_thresholds"]
+    if chosen != own:  # new thresholds only for a clear gain on the labels
+        assert all(chosen[k] in THRESHOLD_GRID[k] for k in chosen)
+        assert gain["finetuned_avS"] >= gain["finetuned_avS_base_thresholds"] + CLEAR_GAIN
     meta = finetune_metadata(base, model, config, last, ["a"])
-    assert meta["decode"] == chosen and "thresholds chosen on your labels" in finetune_summary(meta)
+    assert meta["decode"] == chosen and "thresholds checked on your labels" in finetune_summary(meta)
     # a later segmentation without explicit thresholds decodes with the model's own
     def worms(stored):
         model.metadata = {"decode": stored}
         return list(segment_iter(model, img, SegmentConfig(keep_embedding=False)))[-1].labels.max()
 
-    assert worms({"fg_threshold": 0.999}) == 0 and worms({"fg_threshold": 0.001, "kernel_threshold": 0.5}) > 0
+    assert worms({"fg_threshold": 1.0}) == 0 and worms({"fg_threshold": 0.001, "kernel_threshold": 0.5}) > 0
     untuned, _ = finetune(base, [img], [lab], config=replace(config, tune_thresholds=False))
     assert "user_images" not in untuned.metadata
     # a model that marks most pixels as worm is not tuned (nothing to gain, slow to decode): said so
@@ -238,3 +242,19 @@ def test_a_worm_painted_in_two_pieces_under_a_crossing_gets_its_hidden_part_back
     _, stacks, valid = check_annotations([labels.astype(np.float32)], [labels])
     np.testing.assert_array_equal(stacks[0], stack)
     np.testing.assert_array_equal(valid[0], ~unsure)  # not trained on where the annotation is a guess
+
+
+def test_thresholds_change_only_for_a_clear_gain_on_the_labels(shipped, monkeypatch):
+    from napari_semiconv import finetune as ft
+    from napari_semiconv.decode import model_thresholds
+
+    img, lab = _pair()
+    imgs, stacks, valid = check_annotations([img], [lab])
+    own = {k: model_thresholds(shipped)[k] for k in ft.THRESHOLD_GRID}
+    monkeypatch.setattr(ft, "CLEAR_GAIN", 1.0)  # no gain is clear: the model keeps its own
+    kept = ft.choose_thresholds(shipped, shipped, imgs, stacks, valid)
+    assert kept["decode"] == own
+    assert kept["user_images"]["finetuned_avS"] == kept["user_images"]["finetuned_avS_base_thresholds"]
+    monkeypatch.setattr(ft, "CLEAR_GAIN", -1.0)  # any point of the grid will do: its best is taken
+    best = ft.choose_thresholds(shipped, shipped, imgs, stacks, valid)
+    assert all(best["decode"][k] in ft.THRESHOLD_GRID[k] for k in ft.THRESHOLD_GRID)

@@ -30,6 +30,9 @@ from .worm_size import size_scale, trained_worm_width
 TRAIN_PARTS = ("heads", "all")
 REPLAY_SCENES = 2  # synthetic windows whose features the heads replay (train="heads")
 THRESHOLD_GRID = {"kernel_threshold": (0.3, 0.4, 0.5, 0.6), "merge_threshold": (0.0, 0.3), "fg_threshold": (0.5,)}
+CLEAR_GAIN = 0.02  # avS on the annotated part by which new thresholds or trained weights must beat what they
+# replace to be adopted: a few worms cannot tell smaller gains from noise (on validation images, thresholds chosen
+# on two images and weights passed by a smaller margin did worse on the domain's other images)
 
 
 @dataclass(frozen=True)
@@ -173,9 +176,9 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     """Fine-tune a copy of ``base``. Yields TrainProgress per step, then the new model (last).
 
     Input is checked before any training starts. ``config.hold_back`` of each annotated region is kept
-    from training: the decoder's thresholds are chosen there, and if the trained weights score no better
-    there than ``base``'s (at the new input scale), the returned model keeps ``base``'s weights (its
-    metadata says so). If ``should_stop`` turns true, the run stops and the last item is None: nothing is
+    from training: the decoder's thresholds are chosen there (kept as they were unless others score
+    :data:`CLEAR_GAIN` better), and unless the trained weights score :data:`CLEAR_GAIN` better there than
+    ``base``'s (at the new input scale), the returned model keeps ``base``'s weights (its metadata says so). If ``should_stop`` turns true, the run stops and the last item is None: nothing is
     returned to save and ``base`` is untouched.
     """
     imgs, stacks, valid = check_annotations(images, labels, regions)
@@ -253,9 +256,9 @@ class Annotations:
 
 
 def keep_or_not(base, trained, annotations: Annotations):
-    """``trained`` with the decoder thresholds chosen on the held-back annotations, or, where its weights score
-    no better there than ``base``'s seeing the images at the same size, ``base``'s weights at that size with
-    their own chosen thresholds. The returned model's metadata says which, and the avS of each."""
+    """``trained`` with the decoder thresholds chosen on the held-back annotations, or, where its weights do not
+    score :data:`CLEAR_GAIN` better there than ``base``'s seeing the images at the same size, ``base``'s weights
+    at that size with their own chosen thresholds. The returned model's metadata says which, and the avS of each."""
     from .threshold_search import forward_all
 
     images, stacks, regions, scored_on = annotations.scoring()
@@ -267,7 +270,7 @@ def keep_or_not(base, trained, annotations: Annotations):
         if any(h is not None for h in annotations.held):  # a verdict on the steps needs a part they did not see
             sized = base.with_input_scale(trained.config.input_scale)
             plain = choose_thresholds(base, sized, images, stacks, regions, base_outputs)
-            if plain["user_images"].get("finetuned_avS", -1.0) >= gain["finetuned_avS"]:
+            if plain["user_images"].get("finetuned_avS", -1.0) + CLEAR_GAIN > gain["finetuned_avS"]:
                 sized.metadata = {**plain, "training_kept": False, "user_images": {
                     **plain["user_images"], "scored_on": scored_on, "trained_avS": gain["finetuned_avS"]}}
                 return sized
@@ -294,6 +297,8 @@ def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | N
     before = search_thresholds(base_outputs, stacks, only_base, valid)[0][0]
     at_base = search_thresholds(outputs, stacks, only_base, valid)[0][0]
     best_avs, _, best = search_thresholds(outputs, stacks, THRESHOLD_GRID, valid)[0]
+    if best_avs < at_base + CLEAR_GAIN:
+        best_avs, best = at_base, base_thresholds
     return {"decode": best, "user_images": {
         "base_avS": round(before, 4), "finetuned_avS_base_thresholds": round(at_base, 4),
         "finetuned_avS": round(best_avs, 4)}}
@@ -323,12 +328,12 @@ def finetune_summary(meta: dict) -> str:
         parts.append(f"images resized for worms {meta['input_scale']:.2f}x as wide as the model's")
     if "base_avS" in meta.get("user_images", {}):
         gain = meta["user_images"]
-        parts.append(f"thresholds chosen on your labels (kernel {meta['decode']['kernel_threshold']:g}, merge "
+        parts.append(f"thresholds checked on your labels (kernel {meta['decode']['kernel_threshold']:g}, merge "
                      f"{meta['decode']['merge_threshold']:g}); avS on {gain['scored_on']}: base model "
                      f"{gain['base_avS']:.2f} -> fine-tuned {gain['finetuned_avS']:.2f}")
     if meta.get("training_kept") is False:
-        parts.append(f"the trained weights scored {meta['user_images']['trained_avS']:.2f} there, no better, so the "
-                     "model keeps the base model's weights (with the resizing and thresholds)")
+        parts.append(f"the trained weights scored {meta['user_images']['trained_avS']:.2f} there, not clearly better "
+                     f"(by {CLEAR_GAIN:g}), so the model keeps the base model's weights (with the resizing and thresholds)")
     return "; ".join(parts)
 
 
