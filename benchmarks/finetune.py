@@ -29,7 +29,14 @@ import torch
 
 from napari_semiconv.data.sources import TEST_SEED0, VAL_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
-from napari_semiconv.finetune import TRAIN_PARTS, FinetuneConfig, check_annotations, choose_thresholds, finetune
+from napari_semiconv.finetune import (
+    CLEAR_GAIN,
+    TRAIN_PARTS,
+    FinetuneConfig,
+    check_annotations,
+    choose_thresholds,
+    finetune,
+)
 from napari_semiconv.registry import resolve_model
 from napari_semiconv.train import validate
 from napari_semiconv.worm_size import size_scale, trained_worm_width
@@ -122,10 +129,11 @@ def main(argv=None):
                f"replay of synthetic base data {args.replay:.0%}, training {PART_NAMES[args.train]}), tested on {args.test} other images of the domain "
                "(synthetic, fresh seeds). Size matching measures the annotated worms' width against the synthetic "
                "training worms' and resizes the image by the inverse before the network, as cellpose's diameter "
-               "does; 'thresholds only' chooses them on the two labelled images; the rows that train hold back the "
-               f"last {FinetuneConfig.hold_back:.0%} of each image, choose the thresholds there and keep the trained "
-               "weights only if they score better there than size matching alone; 'time' is the "
-               "wall time of that part.\n\n"
+               "does; 'thresholds only' chooses them on the two labelled images (kept only if "
+               f"{CLEAR_GAIN:g} avS better there than the model's own); the rows that train hold back the last "
+               f"{FinetuneConfig.hold_back:.0%} of each image (and do not train on the worms that reach into it), choose "
+               f"the thresholds there and keep the trained weights only if they score {CLEAR_GAIN:g} avS better there "
+               "than size matching alone; 'time' is the wall time of that part.\n\n"
                "| domain | part | time | avS | S@0.5 | AP |\n|---|---|---|---|---|---|\n" + table +
                f"\n\nPeak resident memory {peak_mb:.0f} MB; {platform.machine()}, {torch.get_num_threads()} CPU threads, "
                f"torch {torch.__version__}.\nCommand: `python benchmarks/finetune.py --seconds {args.seconds:g} "

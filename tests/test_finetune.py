@@ -177,11 +177,13 @@ def test_held_back_part_is_the_far_end_of_each_region_and_needs_worms_on_both_si
     worms[1, 30:34, 5:20] = True
     train, held = split_held_back([worms], [None], 0.25)
     assert held[0][:, 60:].all() and not held[0][:, :60].any()  # the last quarter of the (wider) image
-    assert (train[0] == ~held[0]).all()
+    assert (train[0] == ~held[0] & ~worms[0]).all()  # the worm that reaches into the held-back part is not trained on
+    assert train[0][worms[1]].all()
     region = np.zeros((40, 80), bool)
     region[:, :40] = True  # a region: the held part is the last quarter of the region, not of the image
     train, held = split_held_back([worms], [region], 0.25)
     assert held[0][:, 30:40].all() and held[0].sum() == 400 and not (train[0] & held[0]).any()
+    assert not (train[0] & worms[0]).any() and train[0][worms[1]].all()
     left = worms.copy()
     left[:, :, 50:] = False  # no worm in the last quarter: nothing to score there, so nothing is held back
     train, held = split_held_back([left], [None], 0.25)

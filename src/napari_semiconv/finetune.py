@@ -150,9 +150,10 @@ def split_held_back(stacks, valid, share: float) -> tuple[list, list]:
     """Split each annotated region into a training part and a held-back part.
 
     stacks : list of (N, H, W) bool worms; valid : list of (H, W) bool regions (None = the whole image).
-    The held-back part is the last ``share`` of the region's extent along its longer side. An image is
-    not split (held-back part None) when either part would hold no worm pixel. Returns (training
-    regions, held-back regions), lists of (H, W) bool or None.
+    The held-back part is the last ``share`` of the region's extent along its longer side; the worms that
+    reach into it are left out of the training part too (a worm seen in training would flatter the trained
+    weights on the held-back part). An image is not split (held-back part None) when either part would hold
+    no worm pixel. Returns (training regions, held-back regions), lists of (H, W) bool or None.
     """
     train, held = [], []
     for ins, reg in zip(stacks, valid):  # loop over the (few) annotated images
@@ -162,11 +163,12 @@ def split_held_back(stacks, valid, share: float) -> tuple[list, list]:
         cut = extent[-1] + 1 - max(1, round(share * (extent[-1] + 1 - extent[0])))
         back = region & (np.arange(region.shape[axis]) >= cut)[(slice(None), None) if axis == 0 else None]
         worm = ins.any(0)
-        if share <= 0 or not (worm & back).any() or not (worm & region & ~back).any():
+        rest = region & ~back & ~ins[(ins & back).any((1, 2))].any(0)
+        if share <= 0 or not (worm & back).any() or not (worm & rest).any():
             train.append(reg)
             held.append(None)
         else:
-            train.append(region & ~back)
+            train.append(rest)
             held.append(back)
     return train, held
 
