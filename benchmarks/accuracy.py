@@ -80,6 +80,9 @@ def main(argv=None):
             cfg = SegmentConfig(decode=replace(decoder, overlap=overlap), keep_embedding=False)
             rows[f"{style}, {'instance stack (overlaps)' if overlap else 'label image'}"] = run_set(
                 model, [s.image for s in scenes], [s.instances for s in scenes], cfg, device)
+        rows[f"{style}, instance stack, 8-fold TTA"] = run_set(
+            model, [s.image for s in scenes], [s.instances for s in scenes],
+            SegmentConfig(decode=decoder, keep_embedding=False, tta=True), device)
         rows[f"{style}, binary foreground input"] = run_set(
             model, [s.instances.any(0).astype(np.uint8) for s in scenes], [s.instances for s in scenes],
             SegmentConfig(decode=decoder, binary=True, keep_embedding=False), device)
@@ -127,7 +130,7 @@ def main(argv=None):
                "(0.50:0.95). Seconds per image are end to end (read TIFF, normalize, forward, decode, write 3 files). "
                "The 2x magnification rows are brightfield scenes whose worms are twice as wide and long as the "
                "training worms, segmented as they are and with the worm width given (the image is resized for "
-               "the network).\n\n"
+               "the network). The TTA rows average the network over the 8 flips and quarter turns (`segment --tta`).\n\n"
                + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/accuracy.py --scenes {args.scenes} --device {args.device}"
                + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + (f" --model {args.model}" if args.model else "")
