@@ -135,9 +135,10 @@ def restore_crossings(labels: np.ndarray, margin: int = 3, min_piece: int = 10) 
         width = 2 * ndi.distance_transform_edt(np.pad(mask, 1)).max()
         near = {k: ndi.distance_transform_edt(pieces != k) <= width for k in big}
         for a, b in combinations(big, 2):  # loop over the (few) pairs of pieces
-            ends = ((pieces == a) & near[b]) | ((pieces == b) & near[a])
-            if not ((pieces == a) & near[b]).any() or not ((pieces == b) & near[a]).any():
+            end_a, end_b = (pieces == a) & near[b], (pieces == b) & near[a]
+            if not end_a.any() or not end_b.any():
                 continue
+            ends = end_a | end_b
             rows, cols = np.nonzero(ends)
             box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
             hidden = convex_hull_image(ends[box]) & worms[box] & ~mask[box]
@@ -180,8 +181,9 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     Input is checked before any training starts. ``config.hold_back`` of each annotated region is kept
     from training: the decoder's thresholds are chosen there (kept as they were unless others score
     :data:`CLEAR_GAIN` better), and unless the trained weights score :data:`CLEAR_GAIN` better there than
-    ``base``'s (at the new input scale), the returned model keeps ``base``'s weights (its metadata says so). If ``should_stop`` turns true, the run stops and the last item is None: nothing is
-    returned to save and ``base`` is untouched.
+    ``base``'s (at the new input scale), the returned model keeps ``base``'s weights (its metadata says so).
+    If ``should_stop`` turns true, the run stops and the last item is None: nothing is returned to save and
+    ``base`` is untouched.
     """
     imgs, stacks, valid = check_annotations(images, labels, regions)
     train_valid, held = split_held_back(stacks, valid, config.hold_back)

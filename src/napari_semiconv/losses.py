@@ -252,8 +252,10 @@ def flow_losses(flow: torch.Tensor, count_logit: torch.Tensor, target: torch.Ten
     err = ((flow - target) ** 2).sum(0)
     single, background = valid & (count == 1), valid & (count == 0)
     zero = flow.sum() * 0
-    weight = 1 + weights.near_crossing * F.max_pool2d((count == 2).float()[None, None], 2 * CROSSING_REACH + 1, 1,
-                                                      CROSSING_REACH)[0, 0]
+    weight = torch.ones_like(err)
+    if weights.near_crossing:  # pixels within CROSSING_REACH of a crossing (a box) weigh more
+        weight += weights.near_crossing * F.max_pool2d((count == 2).float()[None, None], 2 * CROSSING_REACH + 1, 1,
+                                                       CROSSING_REACH)[0, 0]
     out["flow"] = (err * weight)[single].sum() / weight[single].sum() if single.any() else zero
     out["still"] = err[background].mean() if background.any() else zero
     out["total"] = sum(getattr(weights, key) * out[key] for key in ("count", "flow", "still"))
