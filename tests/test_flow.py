@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from napari_semiconv.decode import DecodeConfig, decode
-from napari_semiconv.flow import flow_target, flow_votes, geodesic_distance, integrate
+from napari_semiconv.flow import SINK_CLEARANCE, flow_target, flow_votes, geodesic_distance, integrate
 from napari_semiconv.losses import FlowWeights, flow_losses
 from napari_semiconv.model import build_model
 from napari_semiconv.model.embedding import ModelConfig
@@ -49,14 +49,28 @@ def test_flow_target_skips_overlaps_and_leads_a_cut_worm_to_its_visible_middle()
     flow = flow_target(ins, anchors)
     both = ins.all(0)
     assert np.all(flow[:, both] == 0)
-    # the horizontal worm flows to the middle of what the image shows of it, not to the image's edge,
-    # and its sink is off the crossing: its left end flows right, its right end left
-    assert np.all(flow[0, 29:31, 5:12] > 0.85) and np.all(flow[0, 29:31, 45:55] < -0.85)
+    # the horizontal worm flows to one sink on what the image shows of it, not to the image's edge, and
+    # the sink lies SINK_CLEARANCE px clear of the crossing (cols 26-33), here right of it: the left end
+    # flows right, through the crossing, and the right end left
+    assert np.all(flow[0, 29:31, 5:12] > 0.85) and np.all(flow[0, 29:31, 48:55] < -0.85)
     ends = integrate(torch.from_numpy(flow), _start(ins[0] & ~both), 100, torch.from_numpy(both).float()).numpy()
     sink = np.median(ends, 0)
     assert np.mean(np.linalg.norm(ends - sink, axis=1) < 3) > 0.8  # one sink, reached through the crossing
     col, row = sink
-    assert abs(row - 30) < 3 and 18 < col < 42 and not both[round(row), round(col)]
+    assert abs(row - 30) < 3 and 33 + SINK_CLEARANCE - 1 <= col < 55
+
+
+def test_worms_anchored_on_their_crossing_get_sinks_clear_of_it_and_keep_their_votes():
+    ins, _ = _crossing()
+    ins = ins.numpy()
+    both = ins.all(0)
+    flow = torch.from_numpy(flow_target(ins, np.array([[30.0, 30.0], [30.0, 30.0]])))  # anchors on the crossing
+    for worm in ins:
+        ends = integrate(flow, _start(worm & ~both), 100, torch.from_numpy(both).float()).numpy()
+        sink = np.median(ends, 0)
+        assert np.mean(np.linalg.norm(ends - sink, axis=1) < 3) > 0.9  # one sink for the whole worm
+        col, row = np.round(sink).astype(int)
+        assert worm[row, col] and max(abs(row - 30), abs(col - 30)) >= 4 + SINK_CLEARANCE - 1  # clear of it
 
 
 def test_a_worm_leaving_and_reentering_the_image_gets_a_sink_in_each_piece():
