@@ -67,27 +67,29 @@ def _descent(distance: np.ndarray) -> np.ndarray:
 SINK_CLEARANCE = 12  # px: a worm's sink lies at least this far from any overlap where the worm allows it
 
 
-def _sink(own: np.ndarray, clearance: np.ndarray, near) -> tuple[int, int]:
+def _sink(own: np.ndarray, clearance: np.ndarray, near, reach: float) -> tuple[int, int]:
     """(row, col) of the pixel of ``own (h, w) bool`` nearest to ``near`` (row, col) px among those at least
-    :data:`SINK_CLEARANCE` px (or as far as ``own`` reaches) from any overlap; clearance : (h, w) px.
+    ``reach`` px (or as far as ``own`` reaches) from any overlap; clearance : (h, w) px to the nearest overlap.
 
     A sink beside a crossing sends the votes that overshoot it straight through the crossing onto the
     other worm: with the true flows, sinks at the anchor itself score avS 0.64 on brightfield validation
     scenes, sinks kept clear 0.79 (docs/benchmarks.md)."""
     rows, cols = np.nonzero(own)
-    room = np.minimum(clearance[rows, cols], SINK_CLEARANCE)
+    room = np.minimum(clearance[rows, cols], reach)
     d2 = (rows - near[0]) ** 2 + (cols - near[1]) ** 2
     best = int(np.argmin(np.where(room >= room.max(), d2, np.inf)))
     return int(rows[best]), int(cols[best])
 
 
-def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4.0) -> np.ndarray:
+def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4.0,
+                sink_clearance: float = SINK_CLEARANCE) -> np.ndarray:
     """``(2, H, W)`` float32 (dx, dy): the direction in which each worm's body leads to its anchor.
 
     instances : (N, H, W) bool, may overlap; anchors : (N, 2) float (row, col) px, possibly outside
     the image. Each worm's votes meet at a sink: its pixel nearest to the anchor that lies
-    :data:`SINK_CLEARANCE` px clear of overlaps (see :func:`_sink`); a worm whose anchor is outside (cut by
-    a crop) has one sink per visible piece, at the piece's medoid moved clear likewise. The direction is
+    ``sink_clearance`` px clear of overlaps (see :func:`_sink`; 0: the pixel nearest to the anchor, as models
+    before session 12 were trained); a worm whose anchor is outside (cut by a crop) has one sink per
+    visible piece, at the piece's medoid moved clear likewise. The direction is
     the steepest descent of a geodesic distance to the sink inside the worm whose step cost is
     ``1 + edge_cost * exp(1 - edt)`` (edt: the pixel's distance to the worm's edge), so paths run
     along the middle of the body and an Euler step never falls off an edge. Zero on the background,
@@ -109,12 +111,12 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
         own = own if own.any() else box
         room = clearance[r0:r1, c0:c1]
         if 0 <= ar < h and 0 <= ac < w:
-            sources = np.array([_sink(own, room, (ar - r0, ac - c0))])
+            sources = np.array([_sink(own, room, (ar - r0, ac - c0), sink_clearance)])
         else:
             pieces, n = ndi.label(box, np.ones((3, 3)))
             pieces = pieces[None] == np.arange(1, n + 1)[:, None, None]
             pieces = np.where((pieces & own).any((1, 2))[:, None, None], pieces & own, pieces)
-            sources = np.array([_sink(p, room, rc) for p, rc in zip(pieces, medoid_anchors(pieces))])
+            sources = np.array([_sink(p, room, rc, sink_clearance) for p, rc in zip(pieces, medoid_anchors(pieces))])
         dist = geodesic_distance(box, sources, 1 + edge_cost * np.exp(1 - edt))
         sl = (slice(None), slice(r0, r1), slice(c0, c1))
         out[sl] += np.where(single[r0:r1, c0:c1], _descent(dist), 0).astype(np.float32)

@@ -1,0 +1,98 @@
+"""What the flow decoder reaches when parts of the network's output are replaced by the truth.
+
+    python benchmarks/flow_ceiling.py [--model M.pt] [--scenes 20] [--device cpu]
+
+On validation scenes (seeds VAL_SEED0 + 5000 + i, never the test scenes) a flow model runs once per
+scene; its three outputs that the decoder uses (the flow, the foreground probability, the crossing
+probability: 2+ worms per pixel) are then swapped one by one for the true ones, and the decoder runs
+with the model's stored thresholds. The true flow is :func:`napari_semiconv.flow.flow_target` with the
+sinks where the model's training put them (kept ``SINK_CLEARANCE`` px clear of overlaps) and, for
+comparison, with the sinks at the pixel nearest to the anchor (``sink_clearance=0``, the target of the
+models before session 12). "All true" is the ceiling of the target and the decoder: what a perfect
+network would score. Writes a section of docs/benchmarks.md.
+"""
+
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
+from napari_semiconv.decode import decode, model_decode_config
+from napari_semiconv.errors import SemiconvError
+from napari_semiconv.flow import SINK_CLEARANCE, flow_target, flow_votes
+from napari_semiconv.metrics import evaluate
+from napari_semiconv.normalize import normalize
+from napari_semiconv.registry import resolve_model
+
+# (column, which outputs are true: flow sinks' clearance in px or None = predicted flow, fg, crossings)
+VARIANTS = (("predicted", None, False, False), ("true foreground", None, True, False),
+            ("true crossings", None, False, True), ("true flow", SINK_CLEARANCE, False, False),
+            ("true flow and crossings", SINK_CLEARANCE, False, True),
+            ("all true, sinks at the anchor", 0, True, True), ("all true", SINK_CLEARANCE, True, True))
+
+
+def scene_stacks(model, scene) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One (instances (N, H, W) bool, scores (N,)) per variant of :data:`VARIANTS` for one scene."""
+    out = model(torch.from_numpy(normalize(scene.image))[None, None].to(next(model.parameters()).device))
+    pred = {"flow": out.phi[0, :2], "fg": torch.sigmoid(out.fg_logit[0, 0]),
+            "crossing": torch.softmax(out.count_logit[0], 0)[2]}
+    ins = scene.instances
+    device = pred["fg"].device
+    true_fg = torch.from_numpy(ins.any(0).astype(np.float32)).to(device)
+    true_cross = torch.from_numpy((ins.sum(0) >= 2).astype(np.float32)).to(device)
+    config = model_decode_config(model)
+    sigma = model.sigma.detach() * torch.ones_like(true_fg)
+    stacks = []
+    for _, clearance, fg_true, cross_true in VARIANTS:
+        flow = pred["flow"] if clearance is None else \
+            torch.from_numpy(flow_target(ins, scene.anchors, sink_clearance=clearance)).to(device)
+        fg = true_fg if fg_true else pred["fg"]
+        crossing = true_cross if cross_true else pred["crossing"]
+        psi, seed = flow_votes(flow, fg, crossing, round(model.config.flow_steps * model.config.input_scale),
+                               model.config.coord_scale)
+        count = torch.where(crossing > 0.5, 2, torch.where(fg > config.fg_threshold, 1, 0)).float()
+        found = decode(psi, fg, seed, sigma, config, count)
+        stacks.append((found.instances, found.scores))
+    return stacks
+
+
+def main(argv=None):
+    from report import model_name, model_parser
+
+    ap = model_parser(__doc__)
+    ap.add_argument("--scenes", type=int, default=20, help="validation scenes per style")
+    args = ap.parse_args(argv)
+    model = resolve_model(args.model, args.device)
+    if model.config.target != "flow":
+        raise SemiconvError(f"{model_name(model)} is a {model.config.target} model: this benchmark needs a flow model")
+    lines = ["| style | " + " | ".join(f"avS {v[0]}" for v in VARIANTS) + " | S@0.5 all true |",
+             "|---" * (2 + len(VARIANTS)) + "|"]
+    with torch.no_grad():
+        for i, style in enumerate(("brightfield", "fluorescence")):
+            scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 5000 + 1000 * i)
+            rows = [scene_stacks(model, s) for s in scenes]
+            scores = [evaluate([r[j][0] for r in rows], [r[j][1] for r in rows], [s.instances for s in scenes])
+                      for j in range(len(VARIANTS))]
+            lines.append(f"| {style} | " + " | ".join(f"{s['avS']:.3f}" for s in scores)
+                         + f" | {scores[-1]['S@0.5']:.3f} |")
+            print(lines[-1], flush=True)
+    heading = "## What a perfect flow network would reach: the decoder fed true outputs"
+    section = (f"{heading}\n\n"
+               f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 5000 + i), model `{model_name(model)}`, "
+               "its stored decoder thresholds. Each column replaces some of the network's outputs (flow, foreground, "
+               "crossing probability) by the truth; the true flow is the training target with the sinks kept "
+               f"{SINK_CLEARANCE} px clear of overlaps, or at the worm's pixel nearest to its anchor (the target "
+               "before session 12). 'All true' is the ceiling of the target and the decoder.\n\n"
+               + "\n".join(lines) + f"\n\nCommand: `python benchmarks/flow_ceiling.py --scenes {args.scenes}"
+               + (f" --model {args.model}" if args.model else "") + "` "
+               f"({platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads).\n")
+    print(section)
+    from report import replace_section
+
+    replace_section(Path(args.report), heading, section)
+
+
+if __name__ == "__main__":
+    main()
