@@ -191,6 +191,27 @@ def test_held_back_part_is_the_far_end_of_each_region_and_needs_worms_on_both_si
     assert split_held_back([worms], [None], 0.0)[1] == [None]
 
 
+def test_from_three_images_on_the_last_is_held_back_whole_and_never_trained_on(shipped, monkeypatch):
+    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+    from napari_semiconv.finetune import HOLD_BACK_IMAGE, finetune, split_held_back
+
+    scenes = [make_scene(k, SceneConfig(worms=(20, 20)), window=(60, 60, 160, 160)) for k in (11, 14, 15)]
+    stacks = [s.instances for s in scenes]
+    region = np.zeros((160, 160), bool)
+    region[:, :120] = True
+    train, held = split_held_back(stacks, [None, region, region], 0.25)
+    assert train[0] is None and (train[1] == region).all() and not train[2].any()  # the first two whole
+    assert held[:2] == [None, None] and (held[2] == region).all()
+    import napari_semiconv.finetune as ft
+
+    seen, original = [], ft.ListSource
+    monkeypatch.setattr(ft, "ListSource", lambda images, *rest: seen.append(len(images)) or original(images, *rest))
+    config = FinetuneConfig(steps=2, crop=96, batch=1, replay=0)
+    model, _ = finetune(shipped, [s.image for s in scenes], [s.labels for s in scenes], config=config)
+    assert seen == [HOLD_BACK_IMAGE - 1]  # the held-back image is not among the training images
+    assert model.metadata["user_images"]["scored_on"].startswith("the held-back part of 1 annotated image")
+
+
 def test_trained_weights_that_do_worse_on_the_held_back_part_are_not_kept(shipped):
     from napari_semiconv.data.synthetic import SceneConfig, make_scene
     from napari_semiconv.finetune import Annotations, finetune_summary, keep_or_not, split_held_back

@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0, help="random seed")
     f.add_argument("--hold-back", type=float, default=FinetuneConfig.hold_back,
                    help="share of each labelled image kept from training to choose the thresholds and judge the "
-                        "training (0 = train on everything)")
+                        "training; from 3 images on, the last image is kept whole instead (0 = train on everything)")
     f.add_argument("--train", choices=TRAIN_PARTS, default=FinetuneConfig.train,
                    help="what trains: all (the whole network) or heads (the heads alone, on the backbone's features "
                         "computed once: more steps in the same time)")

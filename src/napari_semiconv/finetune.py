@@ -30,6 +30,7 @@ from .worm_size import size_scale, trained_worm_width
 TRAIN_PARTS = ("heads", "all")
 REPLAY_SCENES = 2  # synthetic windows whose features the heads replay (train="heads")
 THRESHOLD_GRID = {"kernel_threshold": (0.3, 0.4, 0.5, 0.6), "merge_threshold": (0.0, 0.3), "fg_threshold": (0.5,)}
+HOLD_BACK_IMAGE = 3  # annotated images from which one is held back whole (fewer: a part of each)
 CLEAR_GAIN = 0.02  # avS on the annotated part by which new thresholds or trained weights must beat what they
 # replace to be adopted: a few worms cannot tell smaller gains from noise (on validation images, thresholds chosen
 # on two images and weights passed by a smaller margin did worse on the domain's other images)
@@ -151,11 +152,18 @@ def split_held_back(stacks, valid, share: float) -> tuple[list, list]:
     """Split each annotated region into a training part and a held-back part.
 
     stacks : list of (N, H, W) bool worms; valid : list of (H, W) bool regions (None = the whole image).
-    The held-back part is the last ``share`` of the region's extent along its longer side; the worms that
-    reach into it are left out of the training part too (a worm seen in training would flatter the trained
-    weights on the held-back part). An image is not split (held-back part None) when either part would hold
-    no worm pixel. Returns (training regions, held-back regions), lists of (H, W) bool or None.
+    From :data:`HOLD_BACK_IMAGE` annotated images on, the last image is held back whole and the others are
+    trained on whole: the trained weights are then judged on worms, lighting and background they never saw
+    (judged on unseen worms of the training images, weights that learned those images pass and then do worse on
+    other images of the domain). With fewer images, the held-back part is the last ``share`` of each region's
+    extent along its longer side; the worms that reach into it are left out of the training part too (a worm
+    seen in training would flatter the trained weights on the held-back part). An image is not split (held-back
+    part None) when either part would hold no worm pixel. Returns (training regions, held-back regions), lists
+    of (H, W) bool or None; a training region with no pixel means the image is not trained on.
     """
+    if share > 0 and len(stacks) >= HOLD_BACK_IMAGE:
+        last = np.ones(stacks[-1].shape[1:], bool) if valid[-1] is None else valid[-1]
+        return list(valid[:-1]) + [np.zeros_like(last)], [None] * (len(stacks) - 1) + [last]
     train, held = [], []
     for ins, reg in zip(stacks, valid):  # loop over the (few) annotated images
         region = np.ones(ins.shape[1:], bool) if reg is None else reg
@@ -193,7 +201,8 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
     train_config = config.train_config(scale)
     if model.config.semiconv and model.config.target == "eq5":  # anchored models have no common shift
         recentre_votes(model, imgs[:2])
-    user = ListSource(imgs, stacks, train_valid)
+    trained_on = [i for i, reg in enumerate(train_valid) if reg is None or reg.any()]
+    user = ListSource([imgs[i] for i in trained_on], [stacks[i] for i in trained_on], [train_valid[i] for i in trained_on])
     replay = SyntheticSource(train_config.crop, SceneConfig(scale=(scale, scale)))  # base data at the same size
     cancelled = False
 
