@@ -31,6 +31,7 @@ from napari_semiconv.data.sources import TEST_SEED0, VAL_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.finetune import (
     CLEAR_GAIN,
+    HOLD_BACK_IMAGE,
     TRAIN_PARTS,
     FinetuneConfig,
     check_annotations,
@@ -69,9 +70,11 @@ def timed_finetune(base, train, config: FinetuneConfig):
     return model, (last.step if last else 0), time.perf_counter() - t0
 
 
-def domain_rows(base, name: str, scene: SceneConfig, seed0: int, n_test: int, config: FinetuneConfig):
-    """Table rows (dicts) for one domain; the scenes use seeds ``seed0 + 5000 + i`` / ``+ 6000 + i``."""
-    train = [make_scene(seed0 + 5000 + i, scene) for i in range(2)]
+def domain_rows(base, name: str, scene: SceneConfig, seed0: int, n_test: int, config: FinetuneConfig,
+                n_images: int = 2):
+    """Table rows (dicts) for one domain, fine-tuned on ``n_images`` labelled images; the scenes use seeds
+    ``seed0 + 5000 + i`` / ``+ 6000 + i``."""
+    train = [make_scene(seed0 + 5000 + i, scene) for i in range(n_images)]
     test = [make_scene(seed0 + 6000 + i, scene) for i in range(n_test)]
     # what fine-tuning sees: the label images (a worm partly covered by another is cut), not the instance stacks
     images, stacks, valid = check_annotations([s.image for s in train], [s.labels for s in train])
@@ -98,6 +101,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--test", type=int, default=6)
+    ap.add_argument("--images", type=int, default=2, help="labelled images per domain (from "
+                    f"{HOLD_BACK_IMAGE} on, the last is held back whole)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--lr", type=float, default=FinetuneConfig.lr)
     ap.add_argument("--replay", type=float, default=FinetuneConfig.replay)
@@ -112,7 +117,7 @@ def main(argv=None):
     config = FinetuneConfig(steps=10_000, seconds=args.seconds, lr=args.lr, replay=args.replay, train=args.train)
     rows = []
     for k, (name, scene) in enumerate(DOMAINS.items()):
-        rows += domain_rows(base, name, scene, seed0 + 100 * k, args.test, config)
+        rows += domain_rows(base, name, scene, seed0 + 100 * k, args.test, config, args.images)
         print("\n".join(f"{r['domain']} | {r['part']} | {r['avS']:.3f}" for r in rows[-6:]), flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     table = "\n".join(f"| {r['domain']} | {r['part']} | {r['time']} | {r['avS']:.3f} | {r['S@0.5']:.3f} | "
@@ -125,19 +130,20 @@ def main(argv=None):
                      f"(gain {got['all together'] - got['shipped model']:+.3f}); the training steps add "
                      f"{steps_gain:+.3f} beyond the better of size matching and thresholds alone")
     section = ("## Fine-tuning on shifted domains\n\n" + "\n".join(f"- {h}" for h in heads) + "\n\n"
-               f"Fine-tuned on 2 labelled images per domain for at most {args.seconds:g} s (learning rate {args.lr:g}, "
+               f"Fine-tuned on {args.images} labelled images per domain for at most {args.seconds:g} s (learning rate {args.lr:g}, "
                f"replay of synthetic base data {args.replay:.0%}, training {PART_NAMES[args.train]}), tested on {args.test} other images of the domain "
                "(synthetic, fresh seeds). Size matching measures the annotated worms' width against the synthetic "
                "training worms' and resizes the image by the inverse before the network, as cellpose's diameter "
-               "does; 'thresholds only' chooses them on the two labelled images (kept only if "
-               f"{CLEAR_GAIN:g} avS better there than the model's own); the rows that train hold back the last "
-               f"{FinetuneConfig.hold_back:.0%} of each image (and do not train on the worms that reach into it), choose "
+               "does; 'thresholds only' chooses them on the labelled images (kept only if "
+               f"{CLEAR_GAIN:g} avS better there than the model's own); the rows that train hold back "
+               + ("the last image whole" if args.images >= HOLD_BACK_IMAGE else f"the last {FinetuneConfig.hold_back:.0%} "
+                  "of each image (and do not train on the worms that reach into it)") + ", choose "
                f"the thresholds there and keep the trained weights only if they score {CLEAR_GAIN:g} avS better there "
                "than size matching alone; 'time' is the wall time of that part.\n\n"
                "| domain | part | time | avS | S@0.5 | AP |\n|---|---|---|---|---|---|\n" + table +
                f"\n\nPeak resident memory {peak_mb:.0f} MB; {platform.machine()}, {torch.get_num_threads()} CPU threads, "
                f"torch {torch.__version__}.\nCommand: `python benchmarks/finetune.py --seconds {args.seconds:g} "
-               f"--test {args.test} --train {args.train}`\n")
+               f"--test {args.test} --train {args.train}" + (f" --images {args.images}" if args.images != 2 else "") + "`\n")
     print(section)
     if args.validation:
         return
