@@ -17,8 +17,6 @@ scene and the ground truth is used to split the error:
 Writes a section of docs/benchmarks.md.
 """
 
-import platform
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -85,7 +83,7 @@ def scene_diagnosis(model, scene, config: DecodeConfig) -> dict:
 
 
 def main(argv=None):
-    from report import model_name, model_parser
+    from report import model_name, model_parser, publish_model_section
 
     ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=20, help="validation scenes per style")
@@ -111,22 +109,16 @@ def main(argv=None):
                 " | " + " | ".join(f"{a:.3f}" for a in avs) + " |")
             print(lines[-1], flush=True)
     heading = f"## Where the errors come from (embedding diagnosis), {model.config.target} model"
-    section = (f"{heading}\n\n"
-               f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 700 + i), model "
-               f"`{model_name(model)}` ({model.config.target} target), "
-               f"kernel radius median {radius.median():.1f} px (threshold {config.kernel_threshold}). Centre error: "
-               "each worm's mean Psi in the spatial dims against the point its votes are trained toward (the "
-               "centroid for eq. 5 models, the anchor on the body for anchored ones); 'true' gaps are between those "
-               "points, 'predicted' gaps between the mean Psi (all dims). The oracles seed each worm at its true "
-               "mean Psi and assign pixels within the kernel radius, or every pixel to the nearest mean.\n\n"
-               + "\n".join(lines) + f"\n\nCommand: `python benchmarks/diagnose.py --scenes {args.scenes}"
-               + (f" --model {args.model}" if args.model else "") + "` "
-               f"({platform.machine()}, torch {torch.__version__}).\n")
-    print(section)
-    from report import replace_section
-
-    replace_section(Path(args.report), heading, section)
-
+    publish_model_section(
+        args, heading,
+        f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 700 + i), model "
+        f"`{model_name(model)}` ({model.config.target} target), "
+        f"kernel radius median {radius.median():.1f} px (threshold {config.kernel_threshold}). Centre error: "
+        "each worm's mean Psi in the spatial dims against the point its votes are trained toward (the "
+        "centroid for eq. 5 models, the anchor on the body for anchored ones); 'true' gaps are between those "
+        "points, 'predicted' gaps between the mean Psi (all dims). The oracles seed each worm at its true "
+        "mean Psi and assign pixels within the kernel radius, or every pixel to the nearest mean.\n\n"
+        + "\n".join(lines), "diagnose.py", f"--scenes {args.scenes}")
 
 if __name__ == "__main__":
     main()

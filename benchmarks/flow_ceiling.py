@@ -12,9 +12,6 @@ models before session 12). "All true" is the ceiling of the target and the decod
 network would score. Writes a section of docs/benchmarks.md.
 """
 
-import platform
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -59,7 +56,7 @@ def scene_stacks(model, scene) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def main(argv=None):
-    from report import model_name, model_parser
+    from report import model_name, model_parser, publish_model_section
 
     ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=20, help="validation scenes per style")
@@ -78,21 +75,14 @@ def main(argv=None):
             lines.append(f"| {style} | " + " | ".join(f"{s['avS']:.3f}" for s in scores)
                          + f" | {scores[-1]['S@0.5']:.3f} |")
             print(lines[-1], flush=True)
-    heading = "## What a perfect flow network would reach: the decoder fed true outputs"
-    section = (f"{heading}\n\n"
-               f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 5000 + i), model `{model_name(model)}`, "
-               "its stored decoder thresholds. Each column replaces some of the network's outputs (flow, foreground, "
-               "crossing probability) by the truth; the true flow is the training target with the sinks kept "
-               f"{SINK_CLEARANCE} px clear of overlaps, or at the worm's pixel nearest to its anchor (the target "
-               "before session 12). 'All true' is the ceiling of the target and the decoder.\n\n"
-               + "\n".join(lines) + f"\n\nCommand: `python benchmarks/flow_ceiling.py --scenes {args.scenes}"
-               + (f" --model {args.model}" if args.model else "") + "` "
-               f"({platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads).\n")
-    print(section)
-    from report import replace_section
-
-    replace_section(Path(args.report), heading, section)
-
+    publish_model_section(
+        args, "## What a perfect flow network would reach: the decoder fed true outputs",
+        f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 5000 + i), model `{model_name(model)}`, "
+        "its stored decoder thresholds. Each column replaces some of the network's outputs (flow, foreground, "
+        "crossing probability) by the truth; the true flow is the training target with the sinks kept "
+        f"{SINK_CLEARANCE} px clear of overlaps, or at the worm's pixel nearest to its anchor (the target before "
+        "session 12). 'All true' is the ceiling of the target and the decoder.\n\n" + "\n".join(lines),
+        "flow_ceiling.py", f"--scenes {args.scenes}")
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,21 @@ def replace_section(report: Path, heading: str, section: str) -> None:
     report.write_text(parts[0].rstrip() + "\n\n" + "\n".join(sections))
 
 
+def publish_model_section(args, heading: str, body: str, script: str, options: str) -> None:
+    """Print and write (to ``args.report``) the section ``heading`` + ``body`` of a model benchmark, closed by
+    the command that made it (``python benchmarks/<script> <options>``, with ``--model`` where one was given)
+    and the machine."""
+    import platform
+
+    import torch
+
+    section = (f"{heading}\n\n{body}\n\nCommand: `python benchmarks/{script} {options}"
+               + (f" --model {args.model}" if args.model else "") + "` "
+               f"({platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads).\n")
+    print(section)
+    replace_section(Path(args.report), heading, section)
+
+
 def model_name(model) -> str:
     """Where ``model`` came from, as a path relative to the repository (never a machine's absolute path)."""
     path = Path(getattr(model, "metadata", {}).get("path", "the shipped default model"))
