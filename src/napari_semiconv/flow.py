@@ -72,8 +72,9 @@ def _sink(own: np.ndarray, clearance: np.ndarray, near, reach: float) -> tuple[i
     ``reach`` px (or as far as ``own`` reaches) from any overlap; clearance : (h, w) px to the nearest overlap.
 
     A sink beside a crossing sends the votes that overshoot it straight through the crossing onto the
-    other worm: with the true flows, sinks at the anchor itself score avS 0.64 on brightfield validation
-    scenes, sinks kept clear 0.79 (docs/benchmarks.md)."""
+    other worm: decoding the true flows, foreground and crossings of 20 validation scenes per style, sinks at
+    the anchor score avS 0.54 / 0.48 (brightfield / fluorescence), sinks kept 12 px clear 0.74 / 0.66
+    (benchmarks/flow_ceiling.py, docs/benchmarks.md)."""
     rows, cols = np.nonzero(own)
     room = np.minimum(clearance[rows, cols], reach)
     d2 = (rows - near[0]) ** 2 + (cols - near[1]) ** 2
