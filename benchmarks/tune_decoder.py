@@ -3,7 +3,8 @@
     python benchmarks/tune_decoder.py [--model M.pt] [--scenes 4]
 
 The network runs once per scene; each (kernel, merge, foreground) threshold triple then decodes
-all scenes and is scored by avS over both styles. Validation seeds are VAL_SEED0 + 100 + i (the
+all scenes, the instances scored under each minimum score are dropped, and each combination is
+scored by avS over both styles. Validation seeds are VAL_SEED0 + 100 + i (the
 test scenes of benchmarks/accuracy.py use TEST_SEED0). Writes a section of docs/benchmarks.md.
 """
 
@@ -31,11 +32,12 @@ def main(argv=None):
     found = search_thresholds(outputs, [s.instances for s in scenes])
     rows = [(avs, s50, tuple(t.values())) for avs, s50, t in found]
     default = tuple(getattr(model_decode_config(model), k) for k in GRID)
-    lines = ["| kernel threshold | merge threshold | foreground threshold | avS | S@0.5 |", "|---" * 5 + "|"]
+    lines = ["| kernel threshold | merge threshold | foreground threshold | minimum score | avS | S@0.5 |",
+             "|---" * 6 + "|"]
     for avs, s50, values in rows[:5] + [r for r in rows if r[2] == default]:
         lines.append("| " + " | ".join(f"{v:g}" for v in values) + f" | {avs:.3f} | {s50:.3f} |")
     section = ("## Decoder thresholds (validation scenes)\n\n"
-               f"Best five of {len(rows)} threshold triples on {len(scenes)} validation scenes ({args.scenes} per "
+               f"Best five of {len(rows)} threshold combinations on {len(scenes)} validation scenes ({args.scenes} per "
                f"style, seeds VAL_SEED0 + 100 + i), and the model's thresholds before this run (last row). Model: "
                f"`{model_name(model)}`.\n\n" + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/tune_decoder.py --scenes {args.scenes}"
@@ -45,7 +47,7 @@ def main(argv=None):
         path = Path(model.metadata["path"])
         payload = read_model_file(path)
         meta = {**payload["metadata"], "decode": found[0][2],
-                "decode_choice": f"best avS ({found[0][0]:.3f}) of {len(found)} threshold triples on {len(scenes)} "
+                "decode_choice": f"best avS ({found[0][0]:.3f}) of {len(found)} threshold combinations on {len(scenes)} "
                                  "validation scenes (benchmarks/tune_decoder.py)"}
         meta.pop("path", None)
         save_model(model, path, meta)

@@ -88,3 +88,17 @@ def test_an_instance_whose_votes_spread_scores_lower():
     spread = next(i for i, m in enumerate(dec.instances) if m[12, 5])
     whole = next(i for i, m in enumerate(dec.instances) if m[5, 20])
     assert dec.scores[spread] < 0.75 * dec.scores[whole]  # the same seed and foreground, half its votes spread
+
+
+def test_instances_scored_under_the_minimum_score_are_dropped_from_stack_and_labels():
+    psi, fg, seed = _three_blobs()
+    fg[8:10] = 0
+    seed[10:18, 2:12] = 0.2  # blob 1's seeds are weak: it scores lowest
+    config = DecodeConfig(min_size=5, overlap=False, merge_threshold=0, kernel_threshold=0.4, min_seed=0.1)
+    every = decode(psi, fg, seed, 1.5, config)
+    assert len(every.instances) == 3
+    cut = float(np.sort(every.scores)[1])  # between the weak blob's score and the others'
+    kept = decode(psi, fg, seed, 1.5, DecodeConfig(**{**config.__dict__, "min_score": cut}))
+    assert len(kept.instances) == 2 and np.all(kept.scores >= cut)
+    assert not kept.instances[:, 10:18, 2:12].any() and kept.labels[10:18, 2:12].max() == 0  # blob 1 gone
+    assert set(np.unique(kept.labels)) == {0, 1, 2}  # the others keep consecutive ids

@@ -136,7 +136,7 @@ def test_finetune_calls_progress_once_per_step():
 
 
 def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(shipped):
-    from napari_semiconv.decode import model_thresholds
+    from napari_semiconv.decode import model_decode_config, model_thresholds
     from napari_semiconv.finetune import CLEAR_GAIN, THRESHOLD_GRID, finetune, finetune_metadata, finetune_summary
     from napari_semiconv.segment import SegmentConfig, segment_iter
 
@@ -146,11 +146,12 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(s
     model, last = finetune(base, [img], [lab], config=config)
     chosen = model_thresholds(model)
     own = {k: model_thresholds(base)[k] for k in THRESHOLD_GRID}
-    assert set(chosen) == set(THRESHOLD_GRID)
+    assert set(chosen) == set(THRESHOLD_GRID) | {"min_score"}
+    assert chosen["min_score"] == model_decode_config(base).min_score  # fine-tuning keeps the base model's score cut
     gain = model.metadata["user_images"]
     assert 0 <= gain["base_avS"] <= 1 and gain["finetuned_avS"] >= gain["finetuned_avS_base_thresholds"]
     if chosen != own:  # new thresholds only for a clear gain on the labels
-        assert all(chosen[k] in THRESHOLD_GRID[k] for k in chosen)
+        assert all(chosen[k] in THRESHOLD_GRID[k] for k in THRESHOLD_GRID)
         assert gain["finetuned_avS"] >= gain["finetuned_avS_base_thresholds"] + CLEAR_GAIN
     meta = finetune_metadata(base, model, config, last, ["a"])
     assert meta["decode"] == chosen and "thresholds checked on your labels" in finetune_summary(meta)
@@ -269,11 +270,12 @@ def test_a_worm_painted_in_two_pieces_under_a_crossing_gets_its_hidden_part_back
 
 def test_thresholds_change_only_for_a_clear_gain_on_the_labels(shipped, monkeypatch):
     from napari_semiconv import finetune as ft
-    from napari_semiconv.decode import model_thresholds
+    from napari_semiconv.decode import model_decode_config, model_thresholds
 
     img, lab = _pair()
     imgs, stacks, valid = check_annotations([img], [lab])
-    own = {k: model_thresholds(shipped)[k] for k in ft.THRESHOLD_GRID}
+    own = {**{k: model_thresholds(shipped)[k] for k in ft.THRESHOLD_GRID},
+           "min_score": model_decode_config(shipped).min_score}
     monkeypatch.setattr(ft, "CLEAR_GAIN", 1.0)  # no gain is clear: the model keeps its own
     kept = ft.choose_thresholds(shipped, shipped, imgs, stacks, valid)
     assert kept["decode"] == own

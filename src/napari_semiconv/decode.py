@@ -34,6 +34,7 @@ class DecodeConfig:
     meanshift_iters: int = 30
     max_instances: int = 1000
     merge_threshold: float = 0.3  # seeded: touching pieces whose centres have K above this merge (0 = off)
+    min_score: float = 0.0  # instances scored below this are dropped (a piece of a split worm scores low)
 
     def __post_init__(self):
         if self.name not in DECODERS:
@@ -44,7 +45,7 @@ class DecodeConfig:
             raise SemiconvError("the kmeans decoder needs the number of instances: set k >= 1")
 
 
-THRESHOLDS = ("fg_threshold", "kernel_threshold", "merge_threshold")  # chosen per model on validation images
+THRESHOLDS = ("fg_threshold", "kernel_threshold", "merge_threshold", "min_score")  # chosen per model on validation images
 
 
 def model_thresholds(model) -> dict:
@@ -103,7 +104,7 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
     else:
         members, seed_px = _kmeans(points, seeds, config)
     return _to_images(members, seed_px, points, seeds, fg_prob.reshape(-1)[idx], idx, sig,
-                      (h, w), config.min_size)
+                      (h, w), config.min_size, config.min_score)
 
 
 def _seeded(points, seeds, sig, config, multi=None):
@@ -277,12 +278,24 @@ def _concentration(members, points, inst_sig, reach: float = CONCENTRATION_REACH
     return out
 
 
-def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size) -> Decoded:
-    """(N, P) memberships over foreground pixels -> labels, stack and scores on the full grid."""
+def _scores(members, seed_px, points, seeds, fg, sig) -> torch.Tensor:
+    """(N,) float in [0, 1]: each instance's score, its seed's score x its mean foreground probability x the
+    :func:`_concentration` of its votes. members (N, P) bool; seed_px (N,); points (P, d); seeds, fg, sig (P,)."""
+    m = members.float()
+    return seeds[seed_px] * (m @ fg) / m.sum(1) * _concentration(members, points, _instance_sigma(members, sig))
+
+
+def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size, min_score=0.0) -> Decoded:
+    """(N, P) memberships over foreground pixels -> labels, stack and scores on the full grid; instances under
+    ``min_size`` px or scored under ``min_score`` are dropped."""
     h, w = shape
     sizes = members.sum(1) if len(members) else torch.zeros(0, device=points.device)
     keep = sizes >= min_size
     members, seed_px = members[keep], seed_px[keep]
+    if len(members):
+        scores = _scores(members, seed_px, points, seeds, fg, sig)
+        keep = scores >= min_score
+        members, seed_px, scores = members[keep], seed_px[keep], scores[keep]
     n = len(members)
     if n == 0:
         return Decoded(np.zeros(shape, np.uint16), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
@@ -297,7 +310,6 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size) -
     flat[idx[labelled]] = (owner[labelled] + 1).int()
     stack = torch.zeros((n, h * w), dtype=torch.bool, device=points.device)
     stack[:, idx] = members
-    scores = seeds[seed_px] * (m @ fg) / m.sum(1) * _concentration(members, points, inst_sig)
     seeds_rc = torch.stack([idx[seed_px] // w, idx[seed_px] % w], 1)
     return Decoded(flat.reshape(h, w).cpu().numpy().astype(np.uint16),
                    stack.reshape(n, h, w).cpu().numpy(),

@@ -299,7 +299,8 @@ def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | N
     """
     from .threshold_search import forward_all, search_thresholds
 
-    base_thresholds = {k: getattr(model_decode_config(base), k) for k in THRESHOLD_GRID}
+    grid = {**THRESHOLD_GRID, "min_score": (model_decode_config(base).min_score,)}  # the base model's score cut
+    base_thresholds = {k: getattr(model_decode_config(base), k) for k in grid}
     outputs = forward_all(model, images)
     if np.mean([float((o["fg"] > 0.5).float().mean()) for o in outputs]) > 0.5:
         # a model that sees worms nearly everywhere: no threshold helps, and decoding it is slow
@@ -309,7 +310,7 @@ def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | N
     base_outputs = forward_all(base, images) if base_outputs is None else base_outputs
     before = search_thresholds(base_outputs, stacks, only_base, valid)[0][0]
     at_base = search_thresholds(outputs, stacks, only_base, valid)[0][0]
-    best_avs, _, best = search_thresholds(outputs, stacks, THRESHOLD_GRID, valid)[0]
+    best_avs, _, best = search_thresholds(outputs, stacks, grid, valid)[0]
     if best_avs < at_base + CLEAR_GAIN:
         best_avs, best = at_base, base_thresholds
     return {"decode": best, "user_images": {

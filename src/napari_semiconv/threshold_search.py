@@ -1,5 +1,5 @@
 """Choosing the decoder's thresholds on annotated images: the network runs once per image, each threshold
-triple then decodes all images and is scored by avS (validation scenes for a shipped model, the user's own
+combination then decodes all images and is scored by avS (validation scenes for a shipped model, the user's own
 labels for a fine-tuned one)."""
 
 import itertools
@@ -12,7 +12,7 @@ from .normalize import normalize
 from .segment import SegmentConfig, decode_outputs, predict_iter
 
 GRID = {"kernel_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "merge_threshold": (0.0, 0.15, 0.3, 0.45),
-        "fg_threshold": (0.4, 0.5)}
+        "fg_threshold": (0.4, 0.5), "min_score": (0.0, 0.5, 0.6, 0.7, 0.8)}
 
 
 def forward_all(model, images) -> list[dict]:
@@ -27,11 +27,14 @@ def search_thresholds(outputs: list[dict], truths: list[np.ndarray], grid: dict 
     Returns (avS, S@0.5, thresholds) tuples, best first."""
     valid = valid or [None] * len(truths)
     truths = [t if v is None else t & v for t, v in zip(truths, valid)]
+    decoding = {k: v for k, v in grid.items() if k != "min_score"}
     rows = []
-    for values in itertools.product(*grid.values()):
-        thresholds = dict(zip(grid, values))
+    for values in itertools.product(*decoding.values()):
+        thresholds = dict(zip(decoding, values))
         decoded = [decode_outputs(o, DecodeConfig(**thresholds)) for o in outputs]
-        preds = [d.instances if v is None else d.instances & v for d, v in zip(decoded, valid)]
-        m = evaluate(preds, [d.scores for d in decoded], truths)
-        rows.append((m["avS"], m["S@0.5"], thresholds))
+        for cut in grid.get("min_score", (None,)):  # dropping low scores needs no new decoding
+            kept = [d.scores >= (cut or 0.0) for d in decoded]
+            preds = [d.instances[k] if v is None else d.instances[k] & v for d, k, v in zip(decoded, kept, valid)]
+            m = evaluate(preds, [d.scores[k] for d, k in zip(decoded, kept)], truths)
+            rows.append((m["avS"], m["S@0.5"], thresholds if cut is None else {**thresholds, "min_score": cut}))
     return sorted(rows, key=lambda r: (-r[0], -r[1]))
