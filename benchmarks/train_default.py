@@ -47,6 +47,9 @@ def main(argv=None):
                     help="weight of the centroid anchor (Psi's spatial dims to the worm's centroid)")
     ap.add_argument("--near-crossing", type=float, default=TrainConfig().flow_weights.near_crossing,
                     help="flow models: extra weight of the flow error near crossings")
+    ap.add_argument("--sink-clearance", type=float, default=None,
+                    help="flow models: px by which each worm's sink is kept clear of crossings in the target (default: "
+                         "the --init model's, else 0)")
     ap.add_argument("--crossing-class", type=float, default=TrainConfig().flow_weights.crossing_class,
                     help="flow models: weight of the 2+ worms class in the count loss")
     args = ap.parse_args(argv)
@@ -59,6 +62,8 @@ def main(argv=None):
                          flow_weights=replace(TrainConfig().flow_weights, near_crossing=args.near_crossing,
                                                                          crossing_class=args.crossing_class))
     model = load_model(args.init) if args.init else build_model(ModelConfig.for_target(args.target))
+    if args.sink_clearance is not None:
+        model.config = replace(model.config, sink_clearance=args.sink_clearance)
     if args.warm and not args.init:
         donor = load_model(args.warm)
         own = model.state_dict()

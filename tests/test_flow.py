@@ -156,3 +156,20 @@ def test_flow_errors_near_a_crossing_and_missed_crossings_can_weigh_more():
     one = torch.zeros(3, 60, 60)
     one[1] = 5.0
     assert flow_losses(target, one, target, ins, heavy)["count"] > flow_losses(target, one, target, ins, plain)["count"]
+
+
+def test_a_model_is_trained_toward_the_sinks_of_its_own_target():
+    from dataclasses import replace
+
+    from napari_semiconv.heads import cache_features
+
+    ins, _ = _crossing()
+    ins = ins.numpy()
+    anchors = np.array([[30.0, 30.0], [30.0, 30.0]])  # on the crossing: the two targets differ
+    targets = []
+    for clearance in (0.0, float(SINK_CLEARANCE)):
+        model = build_model(replace(ModelConfig.for_target("flow", width=8, depth=3), sink_clearance=clearance))
+        flow = cache_features(model, [(ins.any(0).astype(np.float32), ins, None, anchors)])[0].flow
+        assert torch.equal(flow, torch.from_numpy(flow_target(ins, anchors, sink_clearance=clearance)))
+        targets.append(flow)
+    assert not torch.equal(*targets)

@@ -91,7 +91,8 @@ def output_losses(model, out, inss, vals, ancs, config: TrainConfig, flows: list
     from the sample's worms and anchors)."""
     device = out.phi.device
     if model.config.target == "flow":
-        flows = flows or [torch.from_numpy(flow_target(i.numpy(), a.numpy())) for i, a in zip(inss, ancs)]
+        flows = flows or [torch.from_numpy(flow_target(i.numpy(), a.numpy(), sink_clearance=model.config.sink_clearance))
+                          for i, a in zip(inss, ancs)]
         return [flow_losses(out.phi[b], out.count_logit[b], flows[b].to(device), inss[b].to(device),
                             config.flow_weights, vals[b].to(device)) for b in range(len(inss))]
     if model.config.target == "anchor":

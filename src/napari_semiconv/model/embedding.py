@@ -44,6 +44,8 @@ class ModelConfig:
     # recorded by training; 0 = not recorded (older files: the synthetic generator's worms are measured)
     offset_range: float = 256.0  # anchor: the largest displacement Phi^g can express, pixels (tanh bound)
     flow_steps: int = 250  # flow: Euler steps of one pixel that a vote follows the flow (half a long worm)
+    sink_clearance: float = 0.0  # flow: px by which each worm's sink in the training target is kept clear of
+    # overlaps (napari_semiconv.flow.flow_target; 0 = the worm's pixel nearest to its anchor, as the shipped model)
 
     def __post_init__(self):
         if self.target not in TARGETS:
