@@ -30,6 +30,13 @@ def test_segment_writes_three_files(scene_file, tmp_path, capsys):
     assert stack.dtype == np.uint8 and stack.ndim == 3 and stack.shape[1:] == (520, 696)
     assert len(csv) == len(stack) + 1 and csv[0].startswith("label,score,area,bbox_min_row")
     assert labels.max() == len(stack) and len(stack) >= 5
+    scores = np.array([float(row.split(",")[1]) for row in csv[1:]])
+    ranked = np.sort(scores)
+    gap = int(np.argmax(np.diff(ranked)))
+    cut = float(ranked[gap:gap + 2].mean())  # in the widest gap between the worms' (rounded) scores
+    assert main(["segment", str(path), "--out", str(tmp_path / "cut"), "--quiet", "--min-score", str(cut)]) == 0
+    kept = tifffile.imread(tmp_path / "cut" / "field_instances.tif")
+    assert len(kept) == (scores >= cut).sum() < len(stack)
 
 
 def test_evaluate_command(scene_file, tmp_path, capsys):

@@ -205,6 +205,8 @@ def _segment_options(p) -> None:
                    "0 = off (default: the model's own)")
     p.add_argument("--fg-threshold", type=float, default=argparse.SUPPRESS, help="foreground probability above which a pixel is a worm's "
                    "(default: the model's own)")
+    p.add_argument("--min-score", type=float, default=argparse.SUPPRESS, help="worms scored below this (0-1) are "
+                   "dropped (default: the model's own)")
     p.add_argument("--no-overlap", action="store_true", help="one worm per pixel in the instance stack")
     p.add_argument("--binary", action="store_true", help="inputs are binary foreground masks (BBBC010 protocol)")
     p.add_argument("--worm-width", type=float, default=0.0, metavar="PX",
