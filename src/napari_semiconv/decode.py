@@ -278,11 +278,12 @@ def _concentration(members, points, inst_sig, reach: float = CONCENTRATION_REACH
     return out
 
 
-def _scores(members, seed_px, points, seeds, fg, sig) -> torch.Tensor:
+def _scores(members, seed_px, points, seeds, fg, inst_sig) -> torch.Tensor:
     """(N,) float in [0, 1]: each instance's score, its seed's score x its mean foreground probability x the
-    :func:`_concentration` of its votes. members (N, P) bool; seed_px (N,); points (P, d); seeds, fg, sig (P,)."""
+    :func:`_concentration` of its votes. members (N, P) bool; seed_px (N,); points (P, d); seeds, fg (P,);
+    inst_sig (N,) the instances' bandwidths."""
     m = members.float()
-    return seeds[seed_px] * (m @ fg) / m.sum(1) * _concentration(members, points, _instance_sigma(members, sig))
+    return seeds[seed_px] * (m @ fg) / m.sum(1) * _concentration(members, points, inst_sig)
 
 
 def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size, min_score=0.0) -> Decoded:
@@ -293,15 +294,15 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size, m
     keep = sizes >= min_size
     members, seed_px = members[keep], seed_px[keep]
     if len(members):
-        scores = _scores(members, seed_px, points, seeds, fg, sig)
+        inst_sig = _instance_sigma(members, sig)
+        scores = _scores(members, seed_px, points, seeds, fg, inst_sig)
         keep = scores >= min_score
-        members, seed_px, scores = members[keep], seed_px[keep], scores[keep]
+        members, seed_px, scores, inst_sig = members[keep], seed_px[keep], scores[keep], inst_sig[keep]
     n = len(members)
     if n == 0:
         return Decoded(np.zeros(shape, np.uint16), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
     m = members.float()
     centres = m @ points / m.sum(1, keepdim=True)
-    inst_sig = _instance_sigma(members, sig)
     affinity = kernel(pairwise_distance(centres, points), inst_sig[:, None]) * m  # (N, P)
     # label image: each pixel goes to the member instance with the highest affinity
     owner = affinity.argmax(0)

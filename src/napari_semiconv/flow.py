@@ -98,8 +98,8 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
     """
     h, w = instances.shape[1:]
     out = np.zeros((2, h, w), np.float32)
-    single = instances.sum(0) == 1
-    overlap = instances.sum(0) >= 2
+    count = instances.sum(0)
+    single, overlap = count == 1, count >= 2
     clearance = ndi.distance_transform_edt(~overlap) if overlap.any() else np.full((h, w), np.inf)  # px
     for mask, (ar, ac) in zip(instances, np.asarray(anchors, float).reshape(-1, 2)):  # loop over worms
         rows, cols = np.nonzero(mask)
