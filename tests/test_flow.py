@@ -46,7 +46,7 @@ def test_flow_target_skips_overlaps_and_leads_a_cut_worm_to_its_visible_middle()
     ins, anchors = _crossing()
     ins, anchors = ins.numpy(), anchors.numpy()
     anchors[0] = [30.0, -40.0]  # the horizontal worm's anchor lies outside the image, to its left
-    flow = flow_target(ins, anchors)
+    flow = flow_target(ins, anchors, sink_clearance=SINK_CLEARANCE)
     both = ins.all(0)
     assert np.all(flow[:, both] == 0)
     # the horizontal worm flows to one sink on what the image shows of it, not to the image's edge, and
@@ -64,7 +64,7 @@ def test_worms_anchored_on_their_crossing_get_sinks_clear_of_it_and_keep_their_v
     ins, _ = _crossing()
     ins = ins.numpy()
     both = ins.all(0)
-    flow = torch.from_numpy(flow_target(ins, np.array([[30.0, 30.0], [30.0, 30.0]])))  # anchors on the crossing
+    flow = torch.from_numpy(flow_target(ins, np.array([[30.0, 30.0], [30.0, 30.0]]), sink_clearance=SINK_CLEARANCE))  # anchors on the crossing
     for worm in ins:
         ends = integrate(flow, _start(worm & ~both), 100, torch.from_numpy(both).float()).numpy()
         sink = np.median(ends, 0)

@@ -83,13 +83,14 @@ def _sink(own: np.ndarray, clearance: np.ndarray, near, reach: float) -> tuple[i
 
 
 def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4.0,
-                sink_clearance: float = SINK_CLEARANCE) -> np.ndarray:
+                sink_clearance: float = 0.0) -> np.ndarray:
     """``(2, H, W)`` float32 (dx, dy): the direction in which each worm's body leads to its anchor.
 
     instances : (N, H, W) bool, may overlap; anchors : (N, 2) float (row, col) px, possibly outside
     the image. Each worm's votes meet at a sink: its pixel nearest to the anchor that lies
-    ``sink_clearance`` px clear of overlaps (see :func:`_sink`; 0: the pixel nearest to the anchor, as models
-    before session 12 were trained); a worm whose anchor is outside (cut by a crop) has one sink per
+    ``sink_clearance`` px clear of overlaps (see :func:`_sink`; 0, the default of the function and of
+    ``ModelConfig.sink_clearance``: the pixel nearest to the anchor, as the shipped model was trained; ``SINK_CLEARANCE``
+    raises the target's ceiling); a worm whose anchor is outside (cut by a crop) has one sink per
     visible piece, at the piece's medoid moved clear likewise. The direction is
     the steepest descent of a geodesic distance to the sink inside the worm whose step cost is
     ``1 + edge_cost * exp(1 - edt)`` (edt: the pixel's distance to the worm's edge), so paths run
