@@ -10,7 +10,9 @@ scene and the ground truth is used to split the error:
 - crowding: distance (px) from each worm's centre to the nearest other worm's, for the true
   centroids and for the predicted means; a pair closer than the kernel radius cannot be told apart
   by the seeded decoder;
-- avS of the decoder as shipped, with the true foreground, and two oracles that place one seed per
+- worms found (best IoU > 0.5 with a decoded worm, as shipped) among those that cross or lie on another
+  worm and among the others: where the decoder's errors are;
+- avS of the decoder as shipped (the model's own thresholds), with the true foreground, and two oracles that place one seed per
   worm at its true mean Psi: pixels within the kernel radius, or every foreground pixel to the
   nearest mean. If even the oracles score low, the embedding (not the decoder) is what limits.
 
@@ -22,9 +24,9 @@ import numpy as np
 import torch
 
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
-from napari_semiconv.decode import DecodeConfig
+from napari_semiconv.decode import DecodeConfig, model_decode_config
 from napari_semiconv.losses import pairwise_distance
-from napari_semiconv.metrics import as_stack, evaluate
+from napari_semiconv.metrics import as_stack, evaluate, iou_matrix
 from napari_semiconv.normalize import normalize
 from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
@@ -72,7 +74,11 @@ def scene_diagnosis(model, scene, config: DecodeConfig) -> dict:
     for o in oracles:
         o = as_stack(o.reshape(-1, h, w).cpu().numpy())
         stacks.append((o, np.ones(len(o), np.float32)))
+    crossing = (scene.instances & (scene.instances.sum(0) >= 2)).any((1, 2))  # (N,) worms in an overlap
+    found = (iou_matrix(stacks[0][0], scene.instances).max(0) > 0.5 if len(stacks[0][0])
+             else np.zeros(len(crossing), bool))
     return {
+        "crossing": torch.from_numpy(crossing), "found": torch.from_numpy(found),
         "fg_iou": float((fg_pred & true_fg).sum() / (fg_pred | true_fg).sum()),
         "centre_error": (torch.linalg.norm(means[:, :2] - target, dim=1) * scale).cpu(),
         "true_gap": (nearest_other(target) * scale).cpu(),
@@ -89,15 +95,18 @@ def main(argv=None):
     ap.add_argument("--scenes", type=int, default=20, help="validation scenes per style")
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
-    config = DecodeConfig()
+    config = model_decode_config(model)
     lines = ["| style | foreground IoU | centre error, median / p90 (px) | nearest other centre, median: true / "
-             "predicted (px) | worms with another centre inside the kernel radius: true / predicted | "
-             + " | ".join(f"avS {d}" for d in DECODERS) + " |", "|---" * (5 + len(DECODERS)) + "|"]
+             "predicted (px) | worms with another centre inside the kernel radius: true / predicted | worms in an "
+             "overlap | found: in an overlap / others | "
+             + " | ".join(f"avS {d}" for d in DECODERS) + " |", "|---" * (7 + len(DECODERS)) + "|"]
     with torch.no_grad():
         for i, style in enumerate(("brightfield", "fluorescence")):
             scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 700 + 1000 * i)
             rows = [scene_diagnosis(model, s, config) for s in scenes]
-            cat = {k: torch.cat([r[k] for r in rows]) for k in ("centre_error", "true_gap", "pred_gap", "radius_px")}
+            cat = {k: torch.cat([r[k] for r in rows])
+                   for k in ("centre_error", "true_gap", "pred_gap", "radius_px", "crossing", "found")}
+            cross, found = cat["crossing"], cat["found"].float()
             radius = cat["radius_px"]
             avs = [evaluate([r["stacks"][j][0] for r in rows], [r["stacks"][j][1] for r in rows],
                             [s.instances for s in scenes])["avS"] for j in range(len(DECODERS))]
@@ -106,7 +115,7 @@ def main(argv=None):
                 f"| {style} | {np.mean([r['fg_iou'] for r in rows]):.3f} | {err.median():.1f} / "
                 f"{err.quantile(0.9):.1f} | {cat['true_gap'].median():.1f} / {cat['pred_gap'].median():.1f} | "
                 f"{(cat['true_gap'] < radius).float().mean():.2f} / {(cat['pred_gap'] < radius).float().mean():.2f}"
-                " | " + " | ".join(f"{a:.3f}" for a in avs) + " |")
+                f" | {cross.float().mean():.2f} | {found[cross].mean():.2f} / {found[~cross].mean():.2f} | " + " | ".join(f"{a:.3f}" for a in avs) + " |")
             print(lines[-1], flush=True)
     heading = f"## Where the errors come from (embedding diagnosis), {model.config.target} model"
     publish_model_section(
@@ -117,7 +126,9 @@ def main(argv=None):
         "each worm's mean Psi in the spatial dims against the point its votes are trained toward (the "
         "centroid for eq. 5 models, the anchor on the body for anchored ones); 'true' gaps are between those "
         "points, 'predicted' gaps between the mean Psi (all dims). The oracles seed each worm at its true "
-        "mean Psi and assign pixels within the kernel radius, or every pixel to the nearest mean.\n\n"
+        "mean Psi and assign pixels within the kernel radius, or every pixel to the nearest mean. 'Found': the "
+        "share of true worms whose best IoU with a decoded worm (as shipped) exceeds 0.5, for worms with pixels "
+        "in an overlap and for the others.\n\n"
         + "\n".join(lines), "diagnose.py", f"--scenes {args.scenes}")
 
 if __name__ == "__main__":

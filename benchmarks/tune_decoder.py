@@ -8,6 +8,7 @@ scored by avS over both styles. Validation seeds are VAL_SEED0 + 100 + i (the
 test scenes of benchmarks/accuracy.py use TEST_SEED0). Writes a section of docs/benchmarks.md.
 """
 
+import json
 from pathlib import Path
 
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
@@ -51,6 +52,10 @@ def main(argv=None):
                                  "validation scenes (benchmarks/tune_decoder.py)"}
         meta.pop("path", None)
         save_model(model, path, meta)
+        card = path.with_suffix(".json")
+        if card.exists():  # the model's card (train_default.py writes it) says the same
+            card.write_text(json.dumps({**json.loads(card.read_text()), "decode": meta["decode"],
+                                        "decode_choice": meta["decode_choice"]}, indent=2))
         print(f"wrote the thresholds {found[0][2]} into {path}")
     from report import replace_section
 

@@ -299,7 +299,8 @@ def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | N
     """
     from .threshold_search import forward_all, search_thresholds
 
-    grid = {**THRESHOLD_GRID, "min_score": (model_decode_config(base).min_score,)}  # the base model's score cut
+    # the base model's score cut, or none: worms of the user's images may score lower than the model's own
+    grid = {**THRESHOLD_GRID, "min_score": tuple(sorted({0.0, model_decode_config(base).min_score}))}
     base_thresholds = {k: getattr(model_decode_config(base), k) for k in grid}
     outputs = forward_all(model, images)
     if np.mean([float((o["fg"] > 0.5).float().mean()) for o in outputs]) > 0.5:

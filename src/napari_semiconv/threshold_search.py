@@ -11,7 +11,7 @@ from .metrics import evaluate
 from .normalize import normalize
 from .segment import SegmentConfig, decode_outputs, predict_iter
 
-GRID = {"kernel_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "merge_threshold": (0.0, 0.15, 0.3, 0.45),
+GRID = {"kernel_threshold": (0.15, 0.2, 0.3, 0.4), "merge_threshold": (0.0, 0.15, 0.3),
         "fg_threshold": (0.4, 0.5), "min_score": (0.0, 0.5, 0.6, 0.7, 0.8)}
 
 
