@@ -8,7 +8,6 @@ Peak memory is the process's maximum resident set size. Writes a section of docs
 """
 
 import json
-import platform
 import resource
 import tempfile
 import time
@@ -59,7 +58,7 @@ def run_set(model, images, truths, config, device) -> dict:
 
 
 def main(argv=None):
-    from report import model_name, model_parser, portable
+    from report import cpu_name, model_name, model_parser, portable
 
     ap = model_parser(__doc__)
     ap.add_argument("--scenes", type=int, default=10, help="scenes per style")
@@ -121,7 +120,7 @@ def main(argv=None):
     for name, m in rows.items():
         lines.append(f"| {name} | {m['images']} | {m['S@0.5']:.3f} | {m['S@0.7']:.3f} | {m['S@0.9']:.3f} | "
                      f"{m['avS']:.3f} | {m['AP']:.3f} | {m['AP50']:.3f} | {m['AP75']:.3f} | {m['s_per_image']:.2f} |")
-    machine = (f"{platform.machine()}, {torch.get_num_threads()} CPU threads" if device.type == "cpu"
+    machine = (f"{cpu_name()}, {torch.get_num_threads()} CPU threads" if device.type == "cpu"
                else torch.cuda.get_device_name(device) if device.type == "cuda" else device.type)
     section = (f"## {args.heading}\n\n"
                f"Model: `{model_name(model)}`. "

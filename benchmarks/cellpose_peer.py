@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
-from report import peer_parser
+from report import cpu_name, peer_parser
 
 from napari_semiconv.data.sources import TEST_SEED0, TRAIN_SEEDS, VAL_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
@@ -364,7 +364,7 @@ def main(argv=None):
                 if ln.startswith("model name")), platform.processor())
     report = {"rows": rows, "training": info, "settings_changed_from_cellpose_defaults": changed, "tuning": tunings,
               "cyto3": cyto3, "cellpose": cellpose.version,
-              "machine": f"{platform.machine()}, {args.threads} CPU threads, torch {torch.__version__}",
+              "machine": f"{cpu_name()}, {args.threads} CPU threads, torch {torch.__version__}",
               "cpu": f"{cpu}, {os.cpu_count()} cores; load average {load0[0]:.1f} at start, "
                      f"{os.getloadavg()[0]:.1f} at end (other jobs share the machine when > threads)",
               "minutes_total": (time.perf_counter() - t_all) / 60,

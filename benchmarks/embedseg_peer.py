@@ -43,7 +43,6 @@ normalize, forward (x8 with TTA), cluster, write the label TIFF. Writes docs/pee
 """
 
 import json
-import platform
 import resource
 import sys
 import tempfile
@@ -54,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
-from report import peer_parser
+from report import cpu_name, peer_parser
 
 from napari_semiconv.data.sources import TEST_SEED0, TRAIN_SEEDS, VAL_SEED0
 from napari_semiconv.data.synthetic import FIELD, SceneConfig, make_scene
@@ -354,9 +353,6 @@ def main(argv=None):
                 name = f"EmbedSeg from scratch, {style}, label image" + (", 8-fold TTA" if tta else "")
                 rows[name] = run_set(model, scenes, tmp / f"{style}-{key}", thresholds[key], props, tta, device)
                 print(name, json.dumps({k: round(v, 4) for k, v in rows[name].items()}), flush=True)
-    info_lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
-    cpu = next((line.split(":", 1)[1].strip() for line in info_lines if line.startswith("model name")),
-               platform.processor())
     report = {
         "rows": rows,
         "training": info,
@@ -383,7 +379,7 @@ def main(argv=None):
             f"CPU training with {args.threads} torch thread(s) instead of a GPU",
         ],
         "embedseg": version("EmbedSeg"),
-        "machine": f"{platform.machine()} ({cpu}), {torch.get_num_threads()} CPU threads, torch {torch.__version__}",
+        "machine": f"{cpu_name()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}",
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "command": f"OMP_NUM_THREADS={args.threads} python benchmarks/embedseg_peer.py --minutes {args.minutes:g} "
                    f"--threads {args.threads} --train-scenes {args.train_scenes} --val-scenes {args.val_scenes} "

@@ -19,7 +19,6 @@ choose the learning rate and replay share, printed only).
 
 import argparse
 import copy
-import platform
 import resource
 import time
 from dataclasses import replace
@@ -120,6 +119,8 @@ def main(argv=None):
         rows += domain_rows(base, name, scene, seed0 + 100 * k, args.test, config, args.images)
         print("\n".join(f"{r['domain']} | {r['part']} | {r['avS']:.3f}" for r in rows[-6:]), flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from report import cpu_name, replace_section
+
     table = "\n".join(f"| {r['domain']} | {r['part']} | {r['time']} | {r['avS']:.3f} | {r['S@0.5']:.3f} | "
                       f"{r['AP']:.3f} |" for r in rows)
     heads = []
@@ -141,14 +142,12 @@ def main(argv=None):
                f"the thresholds there and keep the trained weights only if they score {CLEAR_GAIN:g} avS better there "
                "than size matching alone; 'time' is the wall time of that part.\n\n"
                "| domain | part | time | avS | S@0.5 | AP |\n|---|---|---|---|---|---|\n" + table +
-               f"\n\nPeak resident memory {peak_mb:.0f} MB; {platform.machine()}, {torch.get_num_threads()} CPU threads, "
+               f"\n\nPeak resident memory {peak_mb:.0f} MB; {cpu_name()}, {torch.get_num_threads()} CPU threads, "
                f"torch {torch.__version__}.\nCommand: `python benchmarks/finetune.py --seconds {args.seconds:g} "
                f"--test {args.test} --train {args.train}" + (f" --images {args.images}" if args.images != 2 else "") + "`\n")
     print(section)
     if args.validation:
         return
-    from report import replace_section
-
     replace_section(Path(args.report), "## Fine-tuning", section)
 
 

@@ -1,6 +1,7 @@
 """What the benchmark scripts share: their model/device/report options and writing their section of the report."""
 
 import argparse
+import platform
 from pathlib import Path
 
 REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -13,6 +14,14 @@ def model_parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--report", default=str(REPORT))
     return ap
+
+
+def cpu_name() -> str:
+    """The machine and its processor, e.g. ``x86_64 (Intel(R) Xeon(R) Processor)``: timings differ by processor."""
+    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
+    model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                 platform.processor())
+    return f"{platform.machine()} ({model})" if model else platform.machine()
 
 
 def replace_section(report: Path, heading: str, section: str) -> None:
@@ -29,13 +38,11 @@ def publish_model_section(args, heading: str, body: str, script: str, options: s
     """Print and write (to ``args.report``) the section ``heading`` + ``body`` of a model benchmark, closed by
     the command that made it (``python benchmarks/<script> <options>``, with ``--model`` where one was given)
     and the machine."""
-    import platform
-
     import torch
 
     section = (f"{heading}\n\n{body}\n\nCommand: `python benchmarks/{script} {options}"
                + (f" --model {args.model}" if args.model else "") + "` "
-               f"({platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads).\n")
+               f"({cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads).\n")
     print(section)
     replace_section(Path(args.report), heading, section)
 
