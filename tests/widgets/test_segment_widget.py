@@ -122,10 +122,12 @@ def test_decoder_controls_reach_the_config(viewer_with_scene):
     from napari_semiconv.decode import model_thresholds
 
     assert replace(widget.config().decode, k=0) == DecodeConfig(**model_thresholds(widget.model.load()))
+    assert widget.min_score.value == model_thresholds(widget.model.load()).get("min_score", 0.0)
     widget.merge_threshold.value = 0.0
     widget.kernel_threshold.value = 0.6
+    widget.min_score.value = 0.3
     dec = widget.config().decode
-    assert dec.merge_threshold == 0.0 and dec.kernel_threshold == 0.6
+    assert dec.merge_threshold == 0.0 and dec.kernel_threshold == 0.6 and dec.min_score == 0.3
     assert widget.config().worm_width == 0.0  # the model's own scale unless told
     widget.worm_width.value = 18.0
     assert widget.config().worm_width == 18.0

@@ -54,6 +54,9 @@ class SegmentWidget(RunControls, QWidget):
         self.merge_threshold = FloatSpinBox(label="merge threshold", value=defaults.merge_threshold,
                                             min=0.0, max=0.95, step=0.05)
         self.min_size = SpinBox(label="min worm size (px)", value=defaults.min_size, min=1, max=100000)
+        self.min_score = FloatSpinBox(label="minimum score", value=defaults.min_score, min=0.0, max=0.95, step=0.05,
+                                      tooltip="worms the model scores below this are dropped (split pieces and "
+                                      "crossing leftovers score low); the model's own value is set when it is chosen")
         self.worm_width = FloatSpinBox(label="worm width (px)", value=0.0, min=0.0, max=500.0,
                                        step=1.0, tooltip="typical worm width (mean_width in Worm measurements) "
                                        "when your magnification differs from the model's training worms")
@@ -64,10 +67,11 @@ class SegmentWidget(RunControls, QWidget):
         self.status = Label(value="")
         self.controls = Container(widgets=[self.image, *self.model.widgets, self.decoder, self.k, self.overlap,
                                            self.binary, self.fg_threshold, self.kernel_threshold,
-                                           self.merge_threshold, self.min_size, self.worm_width, self.stride,
+                                           self.merge_threshold, self.min_size, self.min_score, self.worm_width, self.stride,
                                            self.length, self.run_button, self.cancel_button, self.status])
         # what 0 means, in the box (in the label it made the label column, and the dock, wider)
         self.merge_threshold.native.setSpecialValueText("off")
+        self.min_score.native.setSpecialValueText("off")
         self.worm_width.native.setSpecialValueText("model's")
         wrap_text(self.status)
         scrolling(self, self.controls.native)
@@ -100,7 +104,7 @@ class SegmentWidget(RunControls, QWidget):
     def config(self) -> SegmentConfig:
         dec = DecodeConfig(name=self.decoder.value, fg_threshold=self.fg_threshold.value,
                            kernel_threshold=self.kernel_threshold.value, min_size=self.min_size.value,
-                           merge_threshold=self.merge_threshold.value,
+                           merge_threshold=self.merge_threshold.value, min_score=self.min_score.value,
                            overlap=self.overlap.value, k=self.k.value)
         return SegmentConfig(decode=dec, binary=self.binary.value, worm_width=self.worm_width.value)
 
