@@ -11,8 +11,9 @@ learning curve (validation avS against minutes, on 3 + 3 validation scenes, seed
 beside the model.
 
 ``score`` runs each model once per scene on ``--scenes`` validation scenes per style (seeds
-VAL_SEED0 + 1000 + i: never training or test seeds) and decodes at three kernel thresholds; it
-writes the "Bake-off" section of docs/benchmarks.md with the learning curves.
+VAL_SEED0 + 1000 + i: never training or test seeds) and decodes at three kernel thresholds (the other
+thresholds at their defaults) and with the model's own stored thresholds (``own``: those
+``tune_decoder.py --write`` chose, a score cut among them); it writes the "Bake-off" section of docs/benchmarks.md with the learning curves.
 """
 
 import argparse
@@ -25,10 +26,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from report import REPORT, portable, replace_section
+from report import REPORT, cpu_name, portable, replace_section
 
 from napari_semiconv.data.sources import VAL_SEED0, SyntheticSource, validation_scenes
-from napari_semiconv.decode import DecodeConfig
+from napari_semiconv.decode import DecodeConfig, model_decode_config
 from napari_semiconv.metrics import evaluate
 from napari_semiconv.model import build_model, load_model
 from napari_semiconv.model.embedding import TARGETS, ModelConfig
@@ -36,7 +37,7 @@ from napari_semiconv.normalize import normalize
 from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
 from napari_semiconv.train import TrainConfig, train_to_file
 
-THRESHOLDS = (0.3, 0.4, 0.5)
+THRESHOLDS = (0.3, 0.4, 0.5, "own")  # kernel thresholds with the other defaults; "own": the model's stored ones
 HEADING = "Bake-off: training targets at an equal budget"
 STYLES = ("brightfield", "fluorescence")
 
@@ -66,12 +67,13 @@ def train(args):
 def score_model(path, scenes) -> dict:
     """{threshold: metrics} over ``scenes``, plus the seconds per scene of forward + decode."""
     model = load_model(path)
+    configs = {t: model_decode_config(model) if t == "own" else DecodeConfig(kernel_threshold=t) for t in THRESHOLDS}
     preds = {t: ([], []) for t in THRESHOLDS}
     t0 = time.perf_counter()
     for scene in scenes:
         out = list(predict_iter(model, normalize(scene.image), SegmentConfig()))[-1]
         for t in THRESHOLDS:
-            dec = decode_outputs(out, DecodeConfig(kernel_threshold=t))
+            dec = decode_outputs(out, configs[t])
             preds[t][0].append(dec.instances)
             preds[t][1].append(dec.scores)
     seconds = (time.perf_counter() - t0) / len(scenes)
@@ -94,10 +96,11 @@ def score(args):
     lines = [f"## {args.heading}", "",
              (f"Command: `python benchmarks/bakeoff.py score {' '.join(args.models)} --scenes {args.scenes}"
              + (f" --heading '{args.heading}'" if args.heading != HEADING else "") + "` "
-             f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}); each model's "
+             f"({cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}); each model's "
              "training command is below. Scored on "
              f"{args.scenes} validation scenes per style (seeds VAL_SEED0 + 1000 + i, not training or test "
-             "seeds), the network run once per scene and decoded at each kernel threshold."), "",
+             "seeds), the network run once per scene and decoded at each kernel threshold (other thresholds at their "
+             "defaults) and with the model's own stored thresholds ('own')."), "",
              "| model | training | threshold | brightfield avS | S@0.5 | AP | fluorescence avS | S@0.5 | AP | s/scene |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     curves = []
@@ -118,7 +121,7 @@ def score(args):
                       f"({points[0][2] if points else 0} scenes) against minutes: "
                       + ", ".join(f"{m:.0f} min {a:.3f}" for m, a, _ in points))
         print("\n".join(lines[-len(THRESHOLDS):]), flush=True)
-    lines += ["", "s/scene: forward + the three decodings, per 696 x 520 scene. Learning curves:", ""] + curves
+    lines += ["", "s/scene: forward + the four decodings, per 696 x 520 scene. Learning curves:", ""] + curves
     replace_section(Path(args.report), f"## {args.heading}", "\n".join(lines))
 
 
