@@ -19,7 +19,6 @@ thresholds at their defaults) and with the model's own stored thresholds (``own`
 import argparse
 import csv
 import json
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -59,7 +58,7 @@ def train(args):
                          progress=lambda p: p.val and print(f"{p.step} steps {p.elapsed / 60:.1f} min avS "
                                                             f"{p.val['avS']:.3f}", flush=True),
                          metadata={"command": "python benchmarks/bakeoff.py " + " ".join(sys.argv[1:]),
-                                   "machine": f"{platform.machine()} {args.threads} threads, torch {torch.__version__}"})
+                                   "machine": f"{cpu_name()} {args.threads} threads, torch {torch.__version__}"})
     print(json.dumps({"steps": meta["steps"], "minutes": (time.time() - t0) / 60}))
 
 

@@ -39,7 +39,6 @@ fails (no internet here) the JSON says so.
 import json
 import logging
 import os
-import platform
 import resource
 import shlex
 import sys
@@ -360,12 +359,10 @@ def main(argv=None):
                      f"channels {CHANNELS}, normalize (1-99 percentiles), eval diameter = diam_labels "
                      f"({diameter:.1f}, rescale {float(model.diam_mean) / diameter:.2f})",
     }
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
     report = {"rows": rows, "training": info, "settings_changed_from_cellpose_defaults": changed, "tuning": tunings,
               "cyto3": cyto3, "cellpose": cellpose.version,
               "machine": f"{cpu_name()}, {args.threads} CPU threads, torch {torch.__version__}",
-              "cpu": f"{cpu}, {os.cpu_count()} cores; load average {load0[0]:.1f} at start, "
+              "cpu": f"{cpu_name()}, {os.cpu_count()} cores; load average {load0[0]:.1f} at start, "
                      f"{os.getloadavg()[0]:.1f} at end (other jobs share the machine when > threads)",
               "minutes_total": (time.perf_counter() - t_all) / 60,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

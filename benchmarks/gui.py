@@ -10,7 +10,6 @@ tabbed place), go to docs/images/.
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -112,17 +111,17 @@ def main(argv=None):
     seg_dock.raise_()  # the four docks together: one tabbed place on the right
     worms.show_selected_label = False
     shot(viewer, app, "docks")
+    from report import cpu_name, replace_section
+
     section = ("## Viewer responsiveness while segmenting\n\n"
                f"Longest event-loop stall during a 696 x 520 segmentation in the Segment worms dock: "
                f"{', '.join(f'{g:.0f}' for g in gaps)} ms over {args.runs} runs (target < 200 ms). "
-               f"{platform.machine()}, {torch.get_num_threads()} CPU threads, Xvfb (software OpenGL).\n"
+               f"{cpu_name()}, {torch.get_num_threads()} CPU threads, Xvfb (software OpenGL).\n"
                "The network, decoder, measurements and the result layers' construction run in a worker thread; the "
                "main thread only adds the finished layers, one per event-loop turn. Later runs update the layers in "
                "place.\n"
                "Command: `xvfb-run -a -s \"-screen 0 1600x1200x24\" python benchmarks/gui.py`\n")
     print(section)
-    from report import replace_section
-
     replace_section(ROOT / "docs" / "benchmarks.md", "## Viewer responsiveness", section)
     viewer.close()
 

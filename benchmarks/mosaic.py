@@ -14,7 +14,6 @@ the worms in their bounding boxes); the RSS before segmenting is after loading t
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -74,7 +73,7 @@ def measure(path: Path, model_spec: str | None, device: str) -> dict:
 
 
 def main(argv=None):
-    from report import model_parser
+    from report import cpu_name, model_parser, replace_section
 
     ap = model_parser(__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 8192], help="mosaic sizes (px)")
@@ -111,12 +110,10 @@ def main(argv=None):
         f"| size (px) | worms in it | worms found | seconds | seconds per megapixel | peak RSS (MB) | RSS before "
         f"segmenting (MB) | peak / {r0['size']}^2's |\n"
         "|---|---|---|---|---|---|---|---|\n" + table + "\n"
-        f"Machine: {platform.machine()}, {r0['threads']} threads, torch {r0['torch']}, device {r0['device']}. "
+        f"Machine: {cpu_name()}, {r0['threads']} threads, torch {r0['torch']}, device {r0['device']}. "
         f"Command: `python benchmarks/mosaic.py --sizes {' '.join(map(str, args.sizes))}`\n"
     )
     print(section)
-    from report import replace_section
-
     replace_section(Path(args.report), "## Mosaics", section)
 
 

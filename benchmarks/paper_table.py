@@ -30,7 +30,6 @@ Writes the table as its own section of ``--report`` (default docs/benchmarks.md)
 """
 
 import argparse
-import platform
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import REPORT, portable, replace_section
+from report import REPORT, cpu_name, portable, replace_section
 
 from napari_semiconv.baselines import (
     BaselineConfig,
@@ -213,7 +212,7 @@ def main(argv=None):
                      f"claim (semi-conv > Mask R-CNN at AP75) {verdict} here.")
     for name, m in LITERATURE.items():
         lines.append(row(f"literature: {name}", "as reported", "reported, not measured here", m))
-    machine = f"{platform.machine()}, torch {torch.__version__}"
+    machine = f"{cpu_name()}, torch {torch.__version__}"
     section = (f"## {HEADING}\n\n"
                f"Issue 19. Each Mask R-CNN is torchvision's, ResNet-18-FPN with GroupNorm and a 1-channel input, "
                f"built from scratch (no pretrained weights) and trained for {args.minutes:g} min of wall time on "

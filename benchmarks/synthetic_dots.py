@@ -8,7 +8,6 @@ true number of dots; S@0.5 and the adjusted Rand index are reported in docs/benc
 """
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
@@ -77,6 +76,8 @@ def main(argv=None):
     rows = {name: run(semi, args.steps) for name, semi in (("convolutional (Psi = Phi)", False),
                                                             ("semi-convolutional (Psi = Phi + u)", True))}
     secs = time.perf_counter() - t0
+    from report import cpu_name, replace_section
+
     lines = ["| embedding | S@0.5 | adjusted Rand index |", "|---|---|---|"]
     lines += [f"| {k} | {v['S@0.5']:.3f} | {v['ARI']:.3f} |" for k, v in rows.items()]
     section = ("## Synthetic dots (paper, section 4)\n\n"
@@ -84,10 +85,8 @@ def main(argv=None):
                f"width 8, d = 4) trained {args.steps} steps on eq. 5, k-means with the true K.\n\n"
                + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/synthetic_dots.py --steps {args.steps}` "
-               f"({secs:.0f} s on {platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}).\n")
+               f"({secs:.0f} s on {cpu_name()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}).\n")
     print(section)
-    from report import replace_section
-
     replace_section(Path(args.report), "## Synthetic dots", section)
 
 

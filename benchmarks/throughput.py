@@ -13,7 +13,6 @@ end to end is their sum. Writes a section of docs/benchmarks.md.
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import tifffile
 import torch
 from dask.distributed import LocalCluster
-from report import REPORT, model_name, portable, replace_section
+from report import REPORT, cpu_name, model_name, portable, replace_section
 
 from napari_semiconv.batch import segment_files
 from napari_semiconv.data.sources import TEST_SEED0
@@ -66,7 +65,7 @@ def main(argv=None):
              (f"{args.images} held-out 696 x 520 fields (half brightfield, half fluorescence), model "
              f"{model_name(model)}, on a Dask LocalCluster of that many worker processes reached by its address "
              "(as `segment --scheduler` does): its start (once per screen) apart from the run over the images "
-             f"(the model's transfer included); {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}."),
+             f"(the model's transfer included); {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}."),
              f"Command: `{portable('python ' + ' '.join(sys.argv))}`", "",
              "| workers x threads | cluster start, s | run, s | images/s | vs 1 x 1 | end to end, s | worms found |",
              "|---|---|---|---|---|---|---|"]

@@ -8,13 +8,13 @@ docs/, resumable from the .ckpt beside the output if interrupted (--resume).
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from report import cpu_name
 from tqdm import tqdm
 
 from napari_semiconv import __version__
@@ -93,7 +93,7 @@ def main(argv=None):
                          metadata={"data": "synthetic BBBC010-like scenes (napari_semiconv.data.synthetic), "
                                            "both styles, 10% binary-foreground inputs",
                                    "command": command, "recipe": [*recipe, command],
-                                   "machine": f"{platform.machine()} {torch.get_num_threads()} threads, "
+                                   "machine": f"{cpu_name()} {torch.get_num_threads()} threads, "
                                               f"torch {torch.__version__}, cpu",
                                    "version": __version__})
     bar.close()

@@ -300,8 +300,9 @@ def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | N
     from .threshold_search import forward_all, search_thresholds
 
     # the base model's score cut, or none: worms of the user's images may score lower than the model's own
-    grid = {**THRESHOLD_GRID, "min_score": tuple(sorted({0.0, model_decode_config(base).min_score}))}
-    base_thresholds = {k: getattr(model_decode_config(base), k) for k in grid}
+    base_config = model_decode_config(base)
+    grid = {**THRESHOLD_GRID, "min_score": tuple(sorted({0.0, base_config.min_score}))}
+    base_thresholds = {k: getattr(base_config, k) for k in grid}
     outputs = forward_all(model, images)
     if np.mean([float((o["fg"] > 0.5).float().mean()) for o in outputs]) > 0.5:
         # a model that sees worms nearly everywhere: no threshold helps, and decoding it is slow
