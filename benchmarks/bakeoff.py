@@ -116,9 +116,10 @@ def score(args):
                          f"{f['AP']:.3f} | {secs:.2f} |")
         command = meta.get("command") or " ; then ".join(meta.get("recipe") or ["unknown"])
         points = curve(path)
-        curves.append(f"- {path.stem}: `{portable(str(command))}` ({meta.get('machine')}); validation avS "
-                      f"({points[0][2] if points else 0} scenes) against minutes: "
-                      + ", ".join(f"{m:.0f} min {a:.3f}" for m, a, _ in points))
+        curves.append(f"- {path.stem}: `{portable(str(command))}` ({meta.get('machine')}); "
+                      + (f"validation avS ({points[0][2]} scenes) against minutes: "
+                         + ", ".join(f"{m:.0f} min {a:.3f}" for m, a, _ in points) if points
+                         else f"no learning curve beside the file ({path.with_suffix('.log.csv').name})"))
         print("\n".join(lines[-len(THRESHOLDS):]), flush=True)
     lines += ["", "s/scene: forward + the four decodings, per 696 x 520 scene. Learning curves:", ""] + curves
     replace_section(Path(args.report), f"## {args.heading}", "\n".join(lines))
