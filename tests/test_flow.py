@@ -9,6 +9,7 @@ from napari_semiconv.flow import SINK_CLEARANCE, flow_target, flow_votes, geodes
 from napari_semiconv.losses import FlowWeights, flow_losses
 from napari_semiconv.model import build_model
 from napari_semiconv.model.embedding import ModelConfig
+from napari_semiconv.segment import _count
 
 from .test_anchors import _crossing, _u_worm
 
@@ -173,3 +174,9 @@ def test_a_model_is_trained_toward_the_sinks_of_its_own_target():
         assert torch.equal(flow, torch.from_numpy(flow_target(ins, anchors, sink_clearance=clearance)))
         targets.append(flow)
     assert not torch.equal(*targets)
+
+
+def test_count_per_pixel_is_the_likeliest_class(rng):
+    """The decoder's 0 / 1 / 2+ count is the argmax of the count head's logits (computed without argmax)."""
+    logits = torch.from_numpy(rng.normal(size=(3, 40, 50)).astype(np.float32))
+    assert torch.equal(_count(logits), logits.argmax(0).float())

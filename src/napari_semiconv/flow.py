@@ -184,7 +184,7 @@ def flow_votes(flow: torch.Tensor, fg: torch.Tensor, crossing: torch.Tensor | No
     start = torch.stack([cols, rows], 1).float()
     # the net's flow is a direction (its length shrinks where it is unsure): one pixel per step on the
     # worms, slowing to a stop where the foreground ends
-    speed = fg / torch.linalg.norm(flow, dim=0).clamp_min(1e-3)
+    speed = fg / torch.hypot(flow[0], flow[1]).clamp_min(1e-3)  # (torch's norm over dim 0 is 100x slower on CPU)
     ends = integrate(flow * speed, start, steps, crossing)
     shift = torch.tensor([origin[1], origin[0]], dtype=torch.float32, device=fg.device)
     ys = torch.arange(h, dtype=torch.float32, device=fg.device)[:, None].expand(h, w)
