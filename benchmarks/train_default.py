@@ -39,6 +39,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--warm", help="a new --target model whose layers of the same name and shape start from this "
                     "model's (e.g. an anchored model warm-started from an eq. 5 model's backbone)")
+    ap.add_argument("--refine", type=int, default=0, help="residual dilated blocks on the backbone's output "
+                    "(ModelConfig.refine; with --warm the other layers start from the donor)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
     ap.add_argument("--margin", type=float, default=1.0, help="weight of the repulsive margin")
@@ -61,7 +63,7 @@ def main(argv=None):
                                                                kernel=args.kernel, centroid=args.centroid),
                          flow_weights=replace(TrainConfig().flow_weights, near_crossing=args.near_crossing,
                                                                          crossing_class=args.crossing_class))
-    model = load_model(args.init) if args.init else build_model(ModelConfig.for_target(args.target))
+    model = load_model(args.init) if args.init else build_model(ModelConfig.for_target(args.target, refine=args.refine))
     if args.sink_clearance is not None:
         model.config = replace(model.config, sink_clearance=args.sink_clearance)
     if args.warm and not args.init:
@@ -69,7 +71,8 @@ def main(argv=None):
         own = model.state_dict()
         shared = {k: v for k, v in donor.state_dict().items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(shared, strict=False)
-        model.metadata = {"recipe": donor.metadata.get("recipe") or [donor.metadata.get("command")]}
+        model.metadata = {"recipe": donor.metadata.get("recipe") or [donor.metadata.get("command")],
+                          **{k: donor.metadata[k] for k in ("decode", "decode_choice") if k in donor.metadata}}
         print(f"warm start: {len(shared)} of {len(own)} tensors from {args.warm}")
     if args.init and model.config.target == "eq5":
         shift = recentre_votes(model, [s.image for s in validation_scenes(2)])

@@ -152,3 +152,25 @@ def test_test_time_augmentation_is_equivariant_and_maps_vectors_back():
     assert torch.allclose(b["phi"][0], rot(a["phi"][1]), atol=1e-4)
     assert torch.allclose(b["phi"][1], -rot(a["phi"][0]), atol=1e-4)
     assert not torch.allclose(plain[1]["phi"][0], rot(plain[0]["phi"][1]), atol=1e-3)
+
+
+def test_refine_blocks_start_as_the_model_without_them_and_learn(tmp_path):
+    """A flow model given dilated refinement blocks first computes what its donor did; the blocks train and
+    a file with them round-trips, while a file without them (older models) still loads as refine 0."""
+    plain = build_model(ModelConfig.for_target("flow", width=4, depth=2)).eval()
+    path = save_model(plain, tmp_path / "plain.pt")
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["refine"]  # a file written before the field existed
+    torch.save(payload, path)
+    assert load_model(path).config.refine == 0
+    with torch.no_grad():  # the donor's flow head is no longer zero, so the comparison means something
+        plain.phi_head[-1].weight.normal_()
+    refined = build_model(ModelConfig.for_target("flow", width=4, depth=2, refine=2))
+    refined.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(1, 1, 40, 48)
+    assert torch.equal(refined.eval()(x).phi, plain(x).phi)
+    out = refined.train()(x)
+    (out.phi.square().sum() + out.count_logit.sum()).backward()
+    assert refined.refine.blocks[1][-1].weight.grad.abs().sum() > 0
+    loaded = load_model(save_model(refined, tmp_path / "refined.pt"))
+    assert loaded.config.refine == 2 and torch.allclose(loaded(x).phi, refined.eval()(x).phi)

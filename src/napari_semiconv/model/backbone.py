@@ -55,3 +55,29 @@ class UNet(nn.Module):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return x[..., :h, :w]
+
+
+class Refine(nn.Module):
+    """Residual blocks of dilated 3x3 convolutions on ``(B, c, h, w)`` features, shape kept.
+
+    Block ``i`` has dilation ``2 ** (i + 1)`` (2, 4, 8, ... px of its input): wide context at the
+    backbone's finest level, where two crossing worms are still apart (deeper levels blur them together).
+    Each block's last convolution starts at zero, so a model given blocks first computes what it did without.
+    """
+
+    def __init__(self, channels: int, blocks: int, inner: int = 32):
+        super().__init__()
+        self.blocks = nn.ModuleList()
+        for i in range(blocks):
+            d = 2 ** (i + 1)
+            last = nn.Conv2d(inner, channels, 3, padding=d, dilation=d, padding_mode="circular")
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.blocks.append(nn.Sequential(
+                nn.Conv2d(channels, inner, 3, padding=d, dilation=d, bias=False, padding_mode="circular"),
+                nn.GroupNorm(min(8, inner // 4), inner), nn.ReLU(inplace=True), last))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:  # loop over blocks (a few)
+            x = x + block(x)
+        return x

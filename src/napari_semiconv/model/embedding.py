@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import UNet
+from .backbone import Refine, UNet
 
 TARGETS = ("eq5", "anchor", "flow")
 FLOW_SIGMA_PX = 5.0  # flow models: the kernel bandwidth (px) round the end points where votes gather
@@ -46,6 +46,7 @@ class ModelConfig:
     flow_steps: int = 250  # flow: Euler steps of one pixel that a vote follows the flow (half a long worm)
     sink_clearance: float = 0.0  # flow: px by which each worm's sink in the training target is kept clear of
     # overlaps (napari_semiconv.flow.flow_target; 0 = the worm's pixel nearest to its anchor, as the shipped model)
+    refine: int = 0  # residual dilated blocks on the backbone's output (model.backbone.Refine; 0 = none, older files)
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -97,6 +98,8 @@ class SemiConvNet(nn.Module):
         self.config = config
         self.backbone = UNet(config.in_channels, config.width, config.depth, config.max_width)
         c = self.backbone.out_channels
+        if config.refine:
+            self.refine = Refine(c, config.refine)
         kind = config.target
         if kind != "flow":
             self.seed_head = nn.Conv2d(c, 1, 1)
@@ -142,7 +145,8 @@ class SemiConvNet(nn.Module):
         s = self.config.input_scale
         full = _resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s)))) if self.config.target != "eq5" else None
         f = self.config.downsample * s  # the backbone's resolution
-        return self.backbone(_resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f))))), full
+        feats = self.backbone(_resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))))
+        return (self.refine(feats) if self.config.refine else feats), full
 
     def heads(self, feats: torch.Tensor, full: torch.Tensor | None, size: tuple[int, int], origin=(0, 0)) -> Outputs:
         """The heads on the backbone's ``feats (B, c, h', w')`` and, for the full-resolution head, the image
