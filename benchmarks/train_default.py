@@ -21,6 +21,7 @@ from napari_semiconv import __version__
 from napari_semiconv.data.sources import SyntheticSource, validation_scenes
 from napari_semiconv.model import build_model, load_model
 from napari_semiconv.model.embedding import TARGETS, ModelConfig
+from napari_semiconv.model.widen import widen
 from napari_semiconv.train import TrainConfig, recentre_votes, train_to_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,8 @@ def main(argv=None):
                     "model's (e.g. an anchored model warm-started from an eq. 5 model's backbone)")
     ap.add_argument("--refine", type=int, default=0, help="residual dilated blocks on the backbone's output "
                     "(ModelConfig.refine; with --warm the other layers start from the donor)")
+    ap.add_argument("--widen", type=int, default=0, help="with --init: train a copy of the model with this many "
+                    "channels at the backbone's finest level, computing what it did at first (model.widen)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
     ap.add_argument("--margin", type=float, default=1.0, help="weight of the repulsive margin")
@@ -64,6 +67,8 @@ def main(argv=None):
                          flow_weights=replace(TrainConfig().flow_weights, near_crossing=args.near_crossing,
                                                                          crossing_class=args.crossing_class))
     model = load_model(args.init) if args.init else build_model(ModelConfig.for_target(args.target, refine=args.refine))
+    if args.widen and args.init:
+        model = widen(model, args.widen)
     if args.sink_clearance is not None:
         model.config = replace(model.config, sink_clearance=args.sink_clearance)
     if args.warm and not args.init:

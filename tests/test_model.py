@@ -174,3 +174,26 @@ def test_refine_blocks_start_as_the_model_without_them_and_learn(tmp_path):
     assert refined.refine.blocks[1][-1].weight.grad.abs().sum() > 0
     loaded = load_model(save_model(refined, tmp_path / "refined.pt"))
     assert loaded.config.refine == 2 and torch.allclose(loaded(x).phi, refined.eval()(x).phi)
+
+
+@pytest.mark.parametrize("target", ["flow", "anchor", "eq5"])
+def test_widened_model_computes_what_the_narrow_one_did(target):
+    """Widening copies channels group by group (GroupNorm statistics kept), so before the symmetry-breaking
+    noise the wider model's outputs equal the trained one's; with it the copies differ."""
+    from napari_semiconv.model.widen import channel_map, widen
+
+    narrow = build_model(ModelConfig.for_target(target, width=4, depth=3, max_width=16,
+                                                **({"refine": 1} if target == "flow" else {}))).eval()
+    with torch.no_grad():
+        for p in narrow.parameters():  # zero-initialised heads would make the comparison empty
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.rand(1, 1, 40, 52)
+    a = narrow(x)
+    b = widen(narrow, 8, noise=0).eval()(x)
+    assert b.phi.shape == a.phi.shape and torch.allclose(a.phi, b.phi, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(a.fg_logit, b.fg_logit, rtol=1e-4, atol=1e-3)
+    wide = widen(narrow, 8, noise=0.01)
+    assert not torch.equal(*wide.backbone.down[0][0].weight.detach()[[0, 4]])  # copies of channel 0 learn apart
+    assert list(channel_map(16, 32)[:8]) == [0, 1, 2, 3, 4, 5, 6, 7] and list(channel_map(32, 64)[:8]) == [0, 1, 2, 3] * 2
+    with pytest.raises(ValueError, match="cannot widen"):
+        channel_map(16, 24)
