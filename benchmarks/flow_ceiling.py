@@ -69,9 +69,10 @@ def scene_stacks(model, scene) -> list[tuple[np.ndarray, np.ndarray]]:
     config = model_decode_config(model)
     sigma = model.sigma.detach() * torch.ones_like(true_fg)
     stacks = []
+    targets = {c: torch.from_numpy(flow_target(ins, scene.anchors, sink_clearance=c)).to(device)
+               for c in {v[1] for v in VARIANTS} - {None}}  # one geodesic per worm and clearance, not per row
     for name, clearance, where, fg_true, cross_true in VARIANTS:
-        flow = pred["flow"] if clearance is None else _swapped(
-            pred["flow"], torch.from_numpy(flow_target(ins, scene.anchors, sink_clearance=clearance)).to(device), where, ins)
+        flow = pred["flow"] if clearance is None else _swapped(pred["flow"], targets[clearance], where, ins)
         fg = true_fg if fg_true else pred["fg"]
         crossing = true_cross if cross_true else pred["crossing"]
         psi, seed = flow_votes(flow, fg, crossing, round(model.config.flow_steps * model.config.input_scale),

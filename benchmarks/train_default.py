@@ -58,6 +58,10 @@ def main(argv=None):
     ap.add_argument("--crossing-class", type=float, default=TrainConfig().flow_weights.crossing_class,
                     help="flow models: weight of the 2+ worms class in the count loss")
     args = ap.parse_args(argv)
+    if args.widen and not args.init:
+        ap.error("--widen widens a trained model: give it with --init")
+    if args.refine and args.init:
+        ap.error("--refine builds a new model: give the trained one with --warm, not --init")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -5,11 +5,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def group_count(channels: int) -> int:
+    """GroupNorm groups for ``channels`` features: up to 8 groups of at least 4 channels."""
+    return min(8, channels // 4) or 1
+
+
 def _block(cin: int, cout: int) -> nn.Sequential:
     # circular padding: the image border gives the net no clue of absolute position, so Phi
     # must learn *relative* displacements (a net that can locate itself in a training crop
     # learns Phi = -u + c, which fails on larger images)
-    groups = min(8, cout // 4) or 1
+    groups = group_count(cout)
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1, bias=False, padding_mode="circular"),
         nn.GroupNorm(groups, cout),
@@ -31,6 +36,7 @@ class UNet(nn.Module):
         super().__init__()
         widths = [min(width * 2**i, max_width) for i in range(depth + 1)]
         self.depth = depth
+        self.widths = widths  # channels per level, finest first
         self.down = nn.ModuleList([_block(in_channels, widths[0])])
         self.down.extend(_block(widths[i], widths[i + 1]) for i in range(depth))
         self.up = nn.ModuleList(
@@ -75,7 +81,7 @@ class Refine(nn.Module):
             nn.init.zeros_(last.bias)
             self.blocks.append(nn.Sequential(
                 nn.Conv2d(channels, inner, 3, padding=d, dilation=d, bias=False, padding_mode="circular"),
-                nn.GroupNorm(min(8, inner // 4), inner), nn.ReLU(inplace=True), last))
+                nn.GroupNorm(group_count(inner), inner), nn.ReLU(inplace=True), last))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:  # loop over blocks (a few)

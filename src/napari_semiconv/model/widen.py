@@ -12,16 +12,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from .backbone import group_count
 from .embedding import SemiConvNet
-
-
-def _groups(channels: int) -> int:
-    return min(8, channels // 4) or 1  # as backbone._block
 
 
 def channel_map(old: int, new: int) -> np.ndarray:
     """``(new,)`` int: the old channel each of ``new`` channels copies, group by group (see the module)."""
-    g_old, g_new = _groups(old), _groups(new)
+    g_old, g_new = group_count(old), group_count(new)
     size_old, size_new = old // g_old, new // g_new
     if new < old or size_new % size_old or g_new % g_old:
         raise ValueError(f"cannot widen {old} channels to {new} group by group")
@@ -46,9 +43,8 @@ def widen(model: SemiConvNet, width: int, noise: float = 0.01, seed: int = 0) ->
     old = model.config
     wide = SemiConvNet(replace(old, width=width))
     depth = old.depth
-    w_old = [min(old.width * 2**i, old.max_width) for i in range(depth + 1)]
-    w_new = [min(width * 2**i, old.max_width) for i in range(depth + 1)]
-    maps = [channel_map(a, b) for a, b in zip(w_old, w_new)]
+    w_old = model.backbone.widths
+    maps = [channel_map(a, b) for a, b in zip(w_old, wide.backbone.widths)]
     image = np.arange(old.in_channels)
     ins = {f"backbone.down.{i}": maps[i - 1] if i else image for i in range(depth + 1)}
     outs = {f"backbone.down.{i}": maps[i] for i in range(depth + 1)}
@@ -56,9 +52,11 @@ def widen(model: SemiConvNet, width: int, noise: float = 0.01, seed: int = 0) ->
         level = depth - 1 - j
         ins[f"backbone.up.{j}"] = np.concatenate([maps[level + 1], w_old[level + 1] + maps[level]])
         outs[f"backbone.up.{j}"] = maps[level]
-    top, extra = maps[0], np.arange(8) + w_old[0]  # the count head also reads the image head's 8 channels
-    rules = {"phi_head.0": (top, top), "phi_head.2": (None, top), "count_head.0": (None, np.concatenate([top, extra])),
+    top = maps[0]
+    rules = {"phi_head.0": (top, top), "phi_head.2": (None, top),
              **{head: (None, top) for head in ("seed_head", "fg_head", "sigma_head")}}
+    if hasattr(model, "count_head"):  # it reads the backbone's features and the full-resolution image head's
+        rules["count_head.0"] = (None, np.concatenate([top, w_old[0] + np.arange(model.image_head[0].out_channels)]))
     if old.refine:
         rules |= {f"refine.blocks.{b}.{k}": (None, top) if k == 0 else (top, None)
                   for b in range(old.refine) for k in (0, 3)}
