@@ -21,7 +21,7 @@ from napari_semiconv import __version__
 from napari_semiconv.data.sources import SyntheticSource, validation_scenes
 from napari_semiconv.model import build_model, load_model
 from napari_semiconv.model.embedding import TARGETS, ModelConfig
-from napari_semiconv.model.widen import widen
+from napari_semiconv.model.widen import pair_flows, widen
 from napari_semiconv.train import TrainConfig, recentre_votes, train_to_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +44,8 @@ def main(argv=None):
                     "(ModelConfig.refine; with --warm the other layers start from the donor)")
     ap.add_argument("--widen", type=int, default=0, help="with --init: train a copy of the model with this many "
                     "channels at the backbone's finest level, computing what it did at first (model.widen)")
+    ap.add_argument("--pair", action="store_true", help="with --init: train a copy of the flow model with paired "
+                    "flows (ModelConfig.flow_pair), its second flow starting as its first (model.widen.pair_flows)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
     ap.add_argument("--margin", type=float, default=1.0, help="weight of the repulsive margin")
@@ -58,8 +60,8 @@ def main(argv=None):
     ap.add_argument("--crossing-class", type=float, default=TrainConfig().flow_weights.crossing_class,
                     help="flow models: weight of the 2+ worms class in the count loss")
     args = ap.parse_args(argv)
-    if args.widen and not args.init:
-        ap.error("--widen widens a trained model: give it with --init")
+    if (args.widen or args.pair) and not args.init:
+        ap.error("--widen and --pair change a trained model: give it with --init")
     if args.refine and args.init:
         ap.error("--refine builds a new model: give the trained one with --warm, not --init")
     if args.threads:
@@ -71,8 +73,10 @@ def main(argv=None):
                          flow_weights=replace(TrainConfig().flow_weights, near_crossing=args.near_crossing,
                                                                          crossing_class=args.crossing_class))
     model = load_model(args.init) if args.init else build_model(ModelConfig.for_target(args.target, refine=args.refine))
-    if args.widen and args.init:
+    if args.widen:
         model = widen(model, args.widen)
+    if args.pair:
+        model = pair_flows(model)
     if args.sink_clearance is not None:
         model.config = replace(model.config, sink_clearance=args.sink_clearance)
     if args.warm and not args.init:

@@ -180,3 +180,60 @@ def test_count_per_pixel_is_the_likeliest_class(rng):
     """The decoder's 0 / 1 / 2+ count is the argmax of the count head's logits (computed without argmax)."""
     logits = torch.from_numpy(rng.normal(size=(3, 40, 50)).astype(np.float32))
     assert torch.equal(_count(logits), logits.argmax(0).float())
+
+
+def test_paired_flows_give_each_crossing_worm_its_own_direction_and_votes_follow_their_own():
+    ins, anchors = _crossing()
+    ins, anchors = ins.numpy(), anchors.numpy()
+    both = ins.all(0)
+    pair = flow_target(ins, anchors, pair=True)
+    single = flow_target(ins, anchors)
+    assert pair.shape == (4, 60, 60)
+    one = ins.sum(0) == 1
+    assert np.array_equal(pair[:2][:, one], single[:, one]) and np.array_equal(pair[2:][:, one], single[:, one])
+    # on the crossing one flow leads along the horizontal worm (left, to its anchor, and toward its middle line),
+    # the other up the vertical one
+    assert np.all(pair[0, both] < -0.3) and np.all(pair[3, both] < -0.3)
+    start = _start(ins[0] & ~both & (np.arange(60) > 40)[None])  # the horizontal worm's right end
+    ends = integrate(torch.from_numpy(pair), start, 100).numpy()  # no crossing map needed
+    assert np.all(np.abs(ends[:, 1] - 30) < 4) and np.all(ends[:, 0] < 25)  # through the crossing, on its own worm
+    stalled = integrate(torch.from_numpy(single), start, 100).numpy()  # one flow is zero there: votes stop
+    assert np.all(stalled[:, 0] > 25)
+
+
+def test_paired_flow_loss_takes_the_two_worms_in_either_order():
+    ins, anchors = _crossing()
+    target = torch.from_numpy(flow_target(ins.numpy(), anchors.numpy(), pair=True))
+    count_logit = torch.zeros(3, 60, 60)
+    swapped = torch.cat([target[2:], target[:2]])
+    for pred in (target, swapped):
+        assert flow_losses(pred, count_logit, target, ins, FlowWeights())["flow"].item() < 1e-10
+    wrong = target.clone().requires_grad_(True)
+    with torch.no_grad():
+        wrong[:2, 30, 30] = wrong[2:, 30, 30]  # both flows of the crossing pixel follow one worm
+    out = flow_losses(wrong, count_logit, target, ins, FlowWeights())
+    out["total"].backward()
+    assert out["flow"] > 0 and torch.any(wrong.grad[:, 30, 30] != 0)  # the crossing is learned, not skipped
+
+
+def test_a_paired_copy_of_a_flow_model_decodes_as_it_did():
+    from napari_semiconv.model.widen import pair_flows
+    from napari_semiconv.segment import segment
+
+    model = build_model(ModelConfig.for_target("flow"))
+    with torch.no_grad():
+        for p in model.phi_head.parameters():
+            p.normal_(0, 0.1)
+    paired = pair_flows(model).eval()
+    assert paired.config.flow_pair and not model.config.flow_pair
+    x = torch.randn(1, 1, 64, 80)
+    out = paired(x).phi
+    assert out.shape == (1, 4, 64, 80) and torch.allclose(out[:, :2], out[:, 2:])
+    assert torch.allclose(out[:, :2], model.eval()(x).phi)
+    image = np.random.default_rng(0).random((64, 80)).astype(np.float32)
+    a, b = segment(model, image), segment(paired, image)
+    assert np.array_equal(a.labels, b.labels) and np.allclose(a.displacement, b.displacement)
+    with pytest.raises(ValueError, match="flow"):
+        pair_flows(paired)
+    with pytest.raises(ValueError, match="flow models"):
+        ModelConfig(flow_pair=True)

@@ -13,6 +13,7 @@ from scipy import ndimage as ndi
 
 from .errors import SemiconvError
 from .losses import kernel, pairwise_distance
+from .rescoring import FEATURES, Rescorer, instance_features
 
 DECODERS = ("seeded", "meanshift", "kmeans")
 CONCENTRATION_REACH = 0.6  # an instance's score counts its members within this many bandwidths of its median Psi
@@ -35,6 +36,7 @@ class DecodeConfig:
     max_instances: int = 1000
     merge_threshold: float = 0.3  # seeded: touching pieces whose centres have K above this merge (0 = off)
     min_score: float = 0.0  # instances scored below this are dropped (a piece of a split worm scores low)
+    rescorer: Rescorer | None = None  # seeded: a learned score from each instance's shape and votes (see rescoring)
 
     def __post_init__(self):
         if self.name not in DECODERS:
@@ -56,9 +58,10 @@ def model_thresholds(model) -> dict:
 
 
 def model_decode_config(model, **given) -> DecodeConfig:
-    """The decoder settings for ``model``: ``given`` ones (None = not given), else its stored thresholds,
-    else the defaults."""
-    return DecodeConfig(**{**model_thresholds(model), **{k: v for k, v in given.items() if v is not None}})
+    """The decoder settings for ``model``: ``given`` ones (None = not given), else its stored thresholds and
+    rescorer, else the defaults."""
+    stored = {**model_thresholds(model), "rescorer": Rescorer.from_metadata(getattr(model, "metadata", {}).get("rescorer"))}
+    return DecodeConfig(**{**stored, **{k: v for k, v in given.items() if v is not None}})
 
 
 @dataclass
@@ -69,10 +72,12 @@ class Decoded:
     instances: np.ndarray  # (N, H, W) bool, may overlap
     scores: np.ndarray  # (N,) float32 in [0, 1]
     seeds: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (N, 2) row, col
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, len(FEATURES)), np.float32))  # (N, F)
 
 
 def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: float | torch.Tensor,
-           config: DecodeConfig = DecodeConfig(), count: torch.Tensor | None = None) -> Decoded:
+           config: DecodeConfig = DecodeConfig(), count: torch.Tensor | None = None,
+           shift: torch.Tensor | None = None) -> Decoded:
     """Cluster ``psi (d, H, W)`` over pixels with ``fg_prob (H, W)`` above threshold.
 
     ``seed (H, W)``, the seed map (predicted K(Psi_u, own centre)), ranks seeds (seeded) and scores
@@ -80,6 +85,8 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
     bandwidth in Psi units, one number or an ``(H, W)`` map (a worm grows with its own bandwidth: the
     mean over its pixels). ``count (H, W)`` int, worms per pixel (0, 1, 2+) where the model predicts
     it: with ``config.overlap`` only pixels counted 2+ join a second worm (without it, any pixel may).
+    ``shift (2, H, W)`` (dy, dx) px, where each pixel's vote lands from it (None: unknown), places each
+    instance's votes in the image for the instance features (see :mod:`.rescoring`).
     """
     d, h, w = psi.shape
     fg = (fg_prob > config.fg_threshold).reshape(-1)
@@ -103,8 +110,10 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
         members, seed_px = _meanshift(points, seeds, float(sig.median()), config)
     else:
         members, seed_px = _kmeans(points, seeds, config)
-    return _to_images(members, seed_px, points, seeds, fg_prob.reshape(-1)[idx], idx, sig,
-                      (h, w), config.min_size, config.min_score)
+    ends = None if shift is None else (torch.stack([idx // w, idx % w], 1).float()
+                                       + shift.reshape(2, -1)[:, idx].T)  # (P, 2) row, col px
+    return _to_images(members, seed_px, points, seeds, fg_prob.reshape(-1)[idx], idx, sig, (h, w), config,
+                      multi if config.name == "seeded" else None, ends)
 
 
 def _seeded(points, seeds, sig, config, multi=None):
@@ -278,26 +287,44 @@ def _concentration(members, points, inst_sig, reach: float = CONCENTRATION_REACH
     return out
 
 
-def _scores(members, seed_px, points, seeds, fg, inst_sig) -> torch.Tensor:
-    """(N,) float in [0, 1]: each instance's score, its seed's score x its mean foreground probability x the
-    :func:`_concentration` of its votes. members (N, P) bool; seed_px (N,); points (P, d); seeds, fg (P,);
-    inst_sig (N,) the instances' bandwidths."""
+def _score_parts(members, seed_px, points, seeds, fg, inst_sig) -> tuple:
+    """Each instance's seed score, mean foreground probability and :func:`_concentration` of its votes, each
+    ``(N,)`` in [0, 1] (the score is their product). members (N, P) bool; seed_px (N,); points (P, d); seeds,
+    fg (P,); inst_sig (N,) the instances' bandwidths."""
     m = members.float()
-    return seeds[seed_px] * (m @ fg) / m.sum(1) * _concentration(members, points, inst_sig)
+    return seeds[seed_px], (m @ fg) / m.sum(1), _concentration(members, points, inst_sig)
 
 
-def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size, min_score=0.0) -> Decoded:
+def _grid(values, idx, shape):
+    """``(N, P)`` values over the foreground pixels ``idx (P,)`` -> ``(N, H, W)`` on the full grid (0 elsewhere)."""
+    out = torch.zeros((len(values), shape[0] * shape[1]), dtype=values.dtype, device=values.device)
+    out[:, idx] = values
+    return out.reshape(len(values), *shape)
+
+
+def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: DecodeConfig, multi=None,
+               ends=None) -> Decoded:
     """(N, P) memberships over foreground pixels -> labels, stack and scores on the full grid; instances under
-    ``min_size`` px or scored under ``min_score`` are dropped."""
+    ``config.min_size`` px or scored under ``config.min_score`` are dropped. The score is the product of
+    :func:`_score_parts`, or the ``config.rescorer``'s probability from the instances' features (multi : (P,)
+    bool, pixels counted 2+; ends : (P, 2) row, col px where each pixel's vote lands, or None)."""
     h, w = shape
     sizes = members.sum(1) if len(members) else torch.zeros(0, device=points.device)
-    keep = sizes >= min_size
+    keep = sizes >= config.min_size
     members, seed_px = members[keep], seed_px[keep]
+    features = torch.zeros((0, len(FEATURES)), device=points.device)
+    stack = _grid(members, idx, shape)  # (N, H, W) bool
     if len(members):
         inst_sig = _instance_sigma(members, sig)
-        scores = _scores(members, seed_px, points, seeds, fg, inst_sig)
-        keep = scores >= min_score
-        members, seed_px, scores, inst_sig = members[keep], seed_px[keep], scores[keep], inst_sig[keep]
+        parts = _score_parts(members, seed_px, points, seeds, fg, inst_sig)
+        on = torch.ones((1, len(idx)), dtype=torch.bool, device=points.device)
+        votes = None if ends is None else torch.stack([ends[m].median(0).values for m in members])  # (N, 2)
+        features = instance_features(stack, _grid(on, idx, shape)[0],
+                                     None if multi is None else _grid(multi[None], idx, shape)[0], parts, votes)
+        scores = features[:, 0] if config.rescorer is None else config.rescorer(features)
+        keep = scores >= config.min_score
+        members, seed_px, scores, inst_sig, features, stack = (members[keep], seed_px[keep], scores[keep],
+                                                               inst_sig[keep], features[keep], stack[keep])
     n = len(members)
     if n == 0:
         return Decoded(np.zeros(shape, np.uint16), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
@@ -309,9 +336,7 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, min_size, m
     labelled = members.any(0)
     flat = torch.zeros(h * w, dtype=torch.int32, device=points.device)
     flat[idx[labelled]] = (owner[labelled] + 1).int()
-    stack = torch.zeros((n, h * w), dtype=torch.bool, device=points.device)
-    stack[:, idx] = members
     seeds_rc = torch.stack([idx[seed_px] // w, idx[seed_px] % w], 1)
     return Decoded(flat.reshape(h, w).cpu().numpy().astype(np.uint16),
-                   stack.reshape(n, h, w).cpu().numpy(),
-                   scores.float().cpu().numpy(), seeds_rc.cpu().numpy())
+                   stack.cpu().numpy(),
+                   scores.float().cpu().numpy(), seeds_rc.cpu().numpy(), features.cpu().numpy())

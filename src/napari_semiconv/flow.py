@@ -83,7 +83,7 @@ def _sink(own: np.ndarray, clearance: np.ndarray, near, reach: float) -> tuple[i
 
 
 def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4.0,
-                sink_clearance: float = 0.0) -> np.ndarray:
+                sink_clearance: float = 0.0, pair: bool = False) -> np.ndarray:
     """``(2, H, W)`` float32 (dx, dy): the direction in which each worm's body leads to its anchor.
 
     instances : (N, H, W) bool, may overlap; anchors : (N, 2) float (row, col) px, possibly outside
@@ -96,12 +96,15 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
     ``1 + edge_cost * exp(1 - edt)`` (edt: the pixel's distance to the worm's edge), so paths run
     along the middle of the body and an Euler step never falls off an edge. Zero on the background,
     where two worms overlap (ambiguous: the loss skips those pixels) and at the sinks.
+    With ``pair``, ``(4, H, W)``: two directions per pixel, both the worm's own on single-worm pixels, and
+    on pixels in exactly two worms one of each worm's (in the order of ``instances``; zero in 3 or more).
     """
     h, w = instances.shape[1:]
-    out = np.zeros((2, h, w), np.float32)
+    out = np.zeros((4 if pair else 2, h, w), np.float32)
     count = instances.sum(0)
     single, overlap = count == 1, count >= 2
     clearance = ndi.distance_transform_edt(~overlap) if overlap.any() else np.full((h, w), np.inf)  # px
+    seen = np.zeros((h, w), bool)  # pixels of a worm already done (pair: the second worm on a crossing)
     for mask, (ar, ac) in zip(instances, np.asarray(anchors, float).reshape(-1, 2)):  # loop over worms
         rows, cols = np.nonzero(mask)
         if len(rows) == 0:
@@ -121,7 +124,14 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
             sources = np.array([_sink(p, room, rc, sink_clearance) for p, rc in zip(pieces, medoid_anchors(pieces))])
         dist = geodesic_distance(box, sources, 1 + edge_cost * np.exp(1 - edt))
         sl = (slice(None), slice(r0, r1), slice(c0, c1))
-        out[sl] += np.where(single[r0:r1, c0:c1], _descent(dist), 0).astype(np.float32)
+        descent = _descent(dist)
+        out[:2][sl] += np.where(single[r0:r1, c0:c1], descent, 0).astype(np.float32)
+        if pair:
+            two = (count[r0:r1, c0:c1] == 2) & box
+            first = two & ~seen[r0:r1, c0:c1]
+            out[:2][sl] += np.where(first, descent, 0).astype(np.float32)
+            out[2:][sl] += np.where(single[r0:r1, c0:c1] | (two & ~first), descent, 0).astype(np.float32)
+            seen[r0:r1, c0:c1] |= box
     return out
 
 
@@ -131,23 +141,30 @@ def integrate(flow: torch.Tensor, start: torch.Tensor, steps: int, crossing: tor
 
     crossing : (H, W) float in [0, 1], the probability that two worms overlap at a pixel (None = 0):
     there the flow is ambiguous, so a point keeps its previous step in that proportion and goes
-    straight through a crossing instead of turning onto the other worm. Fields are sampled
-    bilinearly; points stay inside the image. Returns the ``(P, 2)`` end points (x, y) px.
+    straight through a crossing instead of turning onto the other worm. A ``(4, H, W)`` flow holds two
+    directions per pixel (paired flows: where two worms cross, one of each): a point takes the one closer to
+    its previous step, the way its own worm goes on. Fields are sampled bilinearly; points stay inside the
+    image. Returns the ``(P, 2)`` end points (x, y) px.
     """
     h, w = flow.shape[-2:]
     p = start.clone()
     norm = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=flow.device)
     hi = torch.tensor([w - 1, h - 1], device=flow.device, dtype=p.dtype)
     field = flow[None] if crossing is None else torch.cat([flow, crossing[None]])[None]
+    pair = len(flow) == 4
 
     def sample(q):
-        return F.grid_sample(field, (q * norm - 1)[None, None], align_corners=True)[0, :, 0].T  # (P, 2 or 3)
+        return F.grid_sample(field, (q * norm - 1)[None, None], align_corners=True)[0, :, 0].T  # (P, 2 to 5)
 
     step = sample(p)[:, :2]
     for _ in range(steps):  # loop over steps; each is vectorised over the points
         p = torch.minimum((p + step).clamp_min(0), hi)
         f = sample(p)
-        step = f[:, :2] if crossing is None else (1 - f[:, 2:]) * f[:, :2] + f[:, 2:] * step
+        a = f[:, :2]
+        if pair:
+            b = f[:, 2:4]
+            a = torch.where(((b - a) * step).sum(1, keepdim=True) > 0, b, a)
+        step = a if crossing is None else (1 - f[:, -1:]) * a + f[:, -1:] * step
     return p
 
 
@@ -174,7 +191,8 @@ def flow_votes(flow: torch.Tensor, fg: torch.Tensor, crossing: torch.Tensor | No
     """Psi and the seed map of a flow model: each foreground pixel's vote is where its flow leads.
 
     The vote moves one pixel per step along the flow's direction, times the foreground probability.
-    flow : (2, H, W) (dx, dy); fg, crossing : (H, W) probabilities of one worm or more / of two;
+    flow : (2, H, W) (dx, dy), or (4, H, W) paired flows (see :func:`integrate`); fg, crossing : (H, W)
+    probabilities of one worm or more / of two;
     origin : (row, col) of the tile in the plane. Returns psi ``(2, H, W)`` (x, y) in ``coord_scale``
     units of the plane (u_hat where fg <= VOTE_FG: those pixels stay put) and the seed map ``(H, W)``
     in [0, 1], growing with the number of votes that land beside the pixel's own.
@@ -184,8 +202,9 @@ def flow_votes(flow: torch.Tensor, fg: torch.Tensor, crossing: torch.Tensor | No
     start = torch.stack([cols, rows], 1).float()
     # the net's flow is a direction (its length shrinks where it is unsure): one pixel per step on the
     # worms, slowing to a stop where the foreground ends
-    speed = fg / torch.hypot(flow[0], flow[1]).clamp_min(1e-3)  # (torch's norm over dim 0 is 100x slower on CPU)
-    ends = integrate(flow * speed, start, steps, crossing)
+    pairs = flow.reshape(-1, 2, h, w)  # (torch's norm over dim 0 is 100x slower on CPU)
+    speed = fg / torch.hypot(pairs[:, 0], pairs[:, 1]).clamp_min(1e-3)  # (1 or 2, H, W)
+    ends = integrate((pairs * speed[:, None]).reshape(-1, h, w), start, steps, crossing)
     shift = torch.tensor([origin[1], origin[0]], dtype=torch.float32, device=fg.device)
     ys = torch.arange(h, dtype=torch.float32, device=fg.device)[:, None].expand(h, w)
     xs = torch.arange(w, dtype=torch.float32, device=fg.device)[None, :].expand(h, w)

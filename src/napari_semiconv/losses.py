@@ -244,13 +244,19 @@ def flow_losses(flow: torch.Tensor, count_logit: torch.Tensor, target: torch.Ten
     flow : (2, H, W) predicted (dx, dy); count_logit : (3, H, W); target : (2, H, W) unit directions
     (napari_semiconv.flow.flow_target); instances : (N, H, W) bool, may overlap; valid : (H, W) bool,
     where the annotation is complete (None = everywhere). Pixels in two worms have no direction and
-    are skipped by the flow terms. Returns a dict of scalar tensors with "total".
+    are skipped by the flow terms. Paired flows (``flow`` and ``target`` (4, H, W), ``flow_target(pair=True)``)
+    are scored on pixels in one worm (both flows its direction) and in two (each flow one worm's, in the
+    order that fits best: the two worms' order is arbitrary). Returns a dict of scalar tensors with "total".
     """
     valid = torch.ones(flow.shape[-2:], dtype=torch.bool, device=flow.device) if valid is None else valid.bool()
     out = {}
     out["count"], count = _count_loss(count_logit, instances, valid, weights.crossing_class)
     err = ((flow - target) ** 2).sum(0)
     single, background = valid & (count == 1), valid & (count == 0)
+    if len(flow) == 4:  # paired: the better of the two orders, each flow's error counted half
+        swapped = ((flow - torch.cat([target[2:], target[:2]])) ** 2).sum(0)
+        err = torch.minimum(err, swapped) / 2
+        single = single | (valid & (instances.sum(0) == 2) if len(instances) else single)
     zero = flow.sum() * 0
     weight = torch.ones_like(err)
     if weights.near_crossing:  # pixels within CROSSING_REACH of a crossing (a box) weigh more

@@ -87,12 +87,12 @@ def batch_losses(model, x: torch.Tensor, inss, vals, ancs, config: TrainConfig) 
 def output_losses(model, out, inss, vals, ancs, config: TrainConfig, flows: list | None = None) -> list[dict]:
     """The loss terms of each sample of a batch from the model's outputs ``out`` on it (B samples at (H, W)):
     inss, vals, ancs are per sample the (N, H, W) bool worms, (H, W) bool valid region, (N, 2) anchors.
-    flows : per sample the (2, H, W) target flow of a flow model where already made (None: made here
+    flows : per sample the (2, H, W) (paired: (4, H, W)) target flow of a flow model where already made (None: made here
     from the sample's worms and anchors)."""
     device = out.phi.device
     if model.config.target == "flow":
-        flows = flows or [torch.from_numpy(flow_target(i.numpy(), a.numpy(), sink_clearance=model.config.sink_clearance))
-                          for i, a in zip(inss, ancs)]
+        flows = flows or [torch.from_numpy(flow_target(i.numpy(), a.numpy(), sink_clearance=model.config.sink_clearance,
+                                                       pair=model.config.flow_pair)) for i, a in zip(inss, ancs)]
         return [flow_losses(out.phi[b], out.count_logit[b], flows[b].to(device), inss[b].to(device),
                             config.flow_weights, vals[b].to(device)) for b in range(len(inss))]
     if model.config.target == "anchor":

@@ -47,12 +47,16 @@ class ModelConfig:
     sink_clearance: float = 0.0  # flow: px by which each worm's sink in the training target is kept clear of
     # overlaps (napari_semiconv.flow.flow_target; 0 = the worm's pixel nearest to its anchor, as the shipped model)
     refine: int = 0  # residual dilated blocks on the backbone's output (model.backbone.Refine; 0 = none, older files)
+    flow_pair: bool = False  # flow: two flows per pixel, so that a pixel where two worms cross has each worm's
+    # direction (a vote follows the one that continues its path; napari_semiconv.flow); False = one, older files
 
     def __post_init__(self):
         if self.target not in TARGETS:
             raise ValueError(f"unknown model target {self.target!r}: one of {', '.join(TARGETS)}")
         if self.target == "flow" and self.dim != 2:
             raise ValueError(f"a flow model's embedding is its 2-D vote (dim 2), not dim {self.dim}")
+        if self.flow_pair and self.target != "flow":
+            raise ValueError(f"paired flows are for flow models, not {self.target!r} ones")
 
     @classmethod
     def for_target(cls, target: str, **kw) -> "ModelConfig":
@@ -69,7 +73,8 @@ class Outputs:
 
     fg_logit: torch.Tensor  # (B, 1, H, W) foreground logit
     seed_logit: torch.Tensor | None  # (B, 1, H, W) logit of K_sigma(Psi_u, instance centre); None for flow models
-    phi: torch.Tensor  # (B, d, H, W) convolutional embedding Phi; flow models: (B, 2, H, W) the unit flow (dx, dy)
+    phi: torch.Tensor  # (B, d, H, W) convolutional embedding Phi; flow models: (B, 2, H, W) the unit flow (dx, dy),
+    # (B, 4, H, W) two of them with ModelConfig.flow_pair
     psi: torch.Tensor | None  # (B, d, H, W) semi-convolutional embedding Psi; None for flow models (their Psi is
     # the end point of the flow, found at decode time: napari_semiconv.flow.integrate)
     sigma: torch.Tensor | None = None  # anchor: (B, 1, H, W) kernel bandwidth per pixel, Psi units
@@ -104,7 +109,7 @@ class SemiConvNet(nn.Module):
         if kind != "flow":
             self.seed_head = nn.Conv2d(c, 1, 1)
         self.phi_head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
-                                      nn.Conv2d(c, config.dim, 1))
+                                      nn.Conv2d(c, config.dim + 2 * config.flow_pair, 1))
         sigma0 = FLOW_SIGMA_PX / config.coord_scale if kind == "flow" else config.sigma_init
         self.log_sigma = nn.Parameter(torch.tensor(float(sigma0)).log())
         if kind == "eq5":

@@ -76,3 +76,17 @@ def widen(model: SemiConvNet, width: int, noise: float = 0.01, seed: int = 0) ->
     wide.load_state_dict(state)
     wide.metadata = dict(getattr(model, "metadata", {}))
     return wide.train(model.training)
+
+
+def pair_flows(model: SemiConvNet) -> SemiConvNet:
+    """A copy of flow ``model`` with paired flows (``ModelConfig.flow_pair``): its second flow starts as a copy of
+    its first, so the copy decodes as ``model`` did until training sets the two apart where worms cross."""
+    if model.config.target != "flow" or model.config.flow_pair:
+        raise ValueError("pairing needs a flow model with one flow")
+    paired = SemiConvNet(replace(model.config, flow_pair=True))
+    state = model.state_dict()
+    for name in ("phi_head.2.weight", "phi_head.2.bias"):
+        state[name] = torch.cat([state[name], state[name]])
+    paired.load_state_dict(state)
+    paired.metadata = dict(getattr(model, "metadata", {}))
+    return paired.train(model.training)

@@ -1,0 +1,75 @@
+"""Instance rescoring: the features of decoded instances, the logistic model and its place in the decoder."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from napari_semiconv.decode import DecodeConfig, decode, model_decode_config
+from napari_semiconv.flow import flow_target, flow_votes
+from napari_semiconv.rescoring import CLEARANCE_REACH, FEATURES, Rescorer, fit_rescorer, instance_features
+
+from .test_anchors import _crossing
+
+
+def _features(stack, multi=None, votes=None):
+    n = len(stack)
+    ones = torch.ones(n)
+    return dict(zip(FEATURES, instance_features(torch.from_numpy(stack), torch.from_numpy(stack.any(0)),
+                                                None if multi is None else torch.from_numpy(multi),
+                                                (ones, ones, ones), votes).T))
+
+
+def test_a_piece_cut_off_at_a_crossing_touches_the_other_worm_and_its_votes_meet_at_the_crossing():
+    ins, _ = _crossing()
+    ins = ins.numpy()
+    multi = ins.all(0)
+    piece = ins[0] & (np.arange(60) > 33)[None]  # the horizontal worm's right end, cut at the crossing
+    stack = np.stack([ins[1], piece])
+    votes = torch.tensor([[12.0, 30.0], [30.0, 35.0]])  # the vertical worm's at its anchor, the piece's at the cut
+    f = _features(stack, multi, votes)
+    assert f["contact"][1] > f["contact"][0] > 0  # the piece's rim lies more on the other worm
+    assert f["log_area"][0] > f["log_area"][1] and f["log_relative_area"][1] < f["log_relative_area"][0]
+    assert f["crossing"][1] == 0 and 0 < f["crossing"][0] < 0.2
+    assert abs(f["width"][0] - 8) < 2  # 2 x area / rim, in px
+    assert f["vote_clearance"][0] > 0.5 and f["vote_clearance"][1] <= 2 / CLEARANCE_REACH
+    assert torch.all(f["vote_inside"] == 1) and torch.all(f["border"] == 0)
+    assert torch.all(_features(stack, multi)["vote_inside"] == 0)  # no votes given: those features are 0
+
+
+def test_a_fitted_rescorer_ranks_by_what_separates_and_travels_in_the_metadata(rng):
+    x = rng.normal(size=(400, len(FEATURES)))
+    y = (x[:, FEATURES.index("contact")] < 0).astype(float)  # only the contact tells
+    r = fit_rescorer(x, y)
+    p = r(torch.from_numpy(x)).numpy()
+    assert ((p > 0.5) == (y > 0.5)).mean() > 0.95
+    assert np.argmax(np.abs(r.weights)) == FEATURES.index("contact") and r.weights[FEATURES.index("contact")] < 0
+    assert Rescorer.from_metadata(r.to_metadata()) == r
+    assert Rescorer.from_metadata({**r.to_metadata(), "features": ["area"]}) is None  # another kind: ignored
+    assert Rescorer.from_metadata(None) is None
+
+
+def test_the_decoder_scores_with_the_model_s_rescorer_and_cuts_on_it():
+    ins, anchors = _crossing()
+    flow = torch.from_numpy(flow_target(ins.numpy(), anchors.numpy()))
+    both = ins.all(0)
+    fg = ins.any(0).float()
+    psi, seed = flow_votes(flow, fg, both.float(), 100, 16.0)
+    count = ins.sum(0).float()
+    plain = decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0), count)
+    assert plain.features.shape == (2, len(FEATURES))
+    assert np.allclose(plain.scores, plain.features[:, 0])  # without a rescorer: the decoder's own score
+    # a rescorer that trusts small instances only (log area weighs against): a cut between them drops the larger
+    k = FEATURES.index("log_area")
+    w = tuple(-1.0 if i == k else 0.0 for i in range(len(FEATURES)))
+    areas = plain.features[:, k]
+    r = Rescorer(tuple(float(areas.mean()) if i == k else 0.0 for i in range(len(FEATURES))), (1.0,) * len(FEATURES),
+                 w, 0.0)
+
+    model = SimpleNamespace(metadata={"rescorer": r.to_metadata(), "decode": {"min_score": 0.5}})
+    config = model_decode_config(model, min_size=20, merge_threshold=0)
+    assert config.rescorer == r and config.min_score == 0.5
+    cut = decode(psi, fg, seed, 5.0 / 16.0, config, count)
+    if areas[0] != areas[1]:
+        assert len(cut.instances) == 1 and cut.instances[0].sum() == min(m.sum() for m in plain.instances)
+    assert np.all(cut.scores >= 0.5)
