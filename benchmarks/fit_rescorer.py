@@ -67,7 +67,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     model = resolve_model(args.model, args.device)
     stored = replace(model_decode_config(model), rescorer=None)
-    plain = replace(stored, min_score=0.0)
+    plain = replace(stored, min_score=0.0, features=True)
     train = [s for i, style in enumerate(STYLES)
              for s in validation_scenes(args.train, style, seed0=RESCORE_SEED0 + 10**5 * i)]
     x, y = labelled_features(model, plain, train)

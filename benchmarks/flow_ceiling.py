@@ -45,7 +45,7 @@ NO_CUT = "no score cut"  # the model's minimum score, chosen on its own outputs,
 
 
 def _swapped(pred: torch.Tensor, true: torch.Tensor, where: str, instances: np.ndarray) -> torch.Tensor:
-    """``(2, H, W)`` flow: ``true`` everywhere, or on the single-worm pixels of ``instances (N, H, W)`` that
+    """``(2, H, W)`` flow (paired: (4, H, W)): ``true`` everywhere, or on the single-worm pixels of ``instances (N, H, W)`` that
     ``where`` names ("single": all, "near" / "far": within / beyond CROSSING_REACH px (a box) of a pixel in two
     worms, "wrong": where ``pred`` points away from ``true``), ``pred`` elsewhere (the pixels in two worms keep the
     predicted flow, which the true flow leaves at zero)."""
@@ -60,7 +60,7 @@ def _swapped(pred: torch.Tensor, true: torch.Tensor, where: str, instances: np.n
 def scene_stacks(model, scene) -> list[tuple[np.ndarray, np.ndarray]]:
     """One (instances (N, H, W) bool, scores (N,)) per variant of :data:`VARIANTS` for one scene."""
     out = model(torch.from_numpy(normalize(scene.image))[None, None].to(next(model.parameters()).device))
-    pred = {"flow": out.phi[0, :2], "fg": torch.sigmoid(out.fg_logit[0, 0]),
+    pred = {"flow": out.phi[0], "fg": torch.sigmoid(out.fg_logit[0, 0]),
             "crossing": torch.softmax(out.count_logit[0], 0)[2]}
     ins = scene.instances
     device = pred["fg"].device
@@ -69,7 +69,7 @@ def scene_stacks(model, scene) -> list[tuple[np.ndarray, np.ndarray]]:
     config = model_decode_config(model)
     sigma = model.sigma.detach() * torch.ones_like(true_fg)
     stacks = []
-    targets = {c: torch.from_numpy(flow_target(ins, scene.anchors, sink_clearance=c)).to(device)
+    targets = {c: torch.from_numpy(flow_target(ins, scene.anchors, sink_clearance=c, pair=model.config.flow_pair)).to(device)
                for c in {v[1] for v in VARIANTS} - {None}}  # one geodesic per worm and clearance, not per row
     for name, clearance, where, fg_true, cross_true in VARIANTS:
         flow = pred["flow"] if clearance is None else _swapped(pred["flow"], targets[clearance], where, ins)

@@ -56,7 +56,8 @@ def test_the_decoder_scores_with_the_model_s_rescorer_and_cuts_on_it():
     fg = ins.any(0).float()
     psi, seed = flow_votes(flow, fg, both.float(), 100, 16.0)
     count = ins.sum(0).float()
-    plain = decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0), count)
+    assert decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0), count).features.size == 0
+    plain = decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0, features=True), count)
     assert plain.features.shape == (2, len(FEATURES))
     assert np.allclose(plain.scores, plain.features[:, 0])  # without a rescorer: the decoder's own score
     # a rescorer that trusts small instances only (log area weighs against): a cut between them drops the larger

@@ -37,6 +37,7 @@ class DecodeConfig:
     merge_threshold: float = 0.3  # seeded: touching pieces whose centres have K above this merge (0 = off)
     min_score: float = 0.0  # instances scored below this are dropped (a piece of a split worm scores low)
     rescorer: Rescorer | None = None  # seeded: a learned score from each instance's shape and votes (see rescoring)
+    features: bool = False  # compute each instance's rescoring features (Decoded.features) even without a rescorer
 
     def __post_init__(self):
         if self.name not in DECODERS:
@@ -72,7 +73,8 @@ class Decoded:
     instances: np.ndarray  # (N, H, W) bool, may overlap
     scores: np.ndarray  # (N,) float32 in [0, 1]
     seeds: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (N, 2) row, col
-    features: np.ndarray = field(default_factory=lambda: np.zeros((0, len(FEATURES)), np.float32))  # (N, F)
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, len(FEATURES)), np.float32))  # (N, F) or
+    # (0, F) when not computed (DecodeConfig.features, rescorer)
 
 
 def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: float | torch.Tensor,
@@ -317,14 +319,16 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: Dec
     if len(members):
         inst_sig = _instance_sigma(members, sig)
         parts = _score_parts(members, seed_px, points, seeds, fg, inst_sig)
-        on = torch.ones((1, len(idx)), dtype=torch.bool, device=points.device)
-        votes = None if ends is None else torch.stack([ends[m].median(0).values for m in members])  # (N, 2)
-        features = instance_features(stack, _grid(on, idx, shape)[0],
-                                     None if multi is None else _grid(multi[None], idx, shape)[0], parts, votes)
-        scores = features[:, 0] if config.rescorer is None else config.rescorer(features)
+        scores = parts[0] * parts[1] * parts[2]
+        if config.rescorer is not None or config.features:
+            on = torch.ones((1, len(idx)), dtype=torch.bool, device=points.device)
+            votes = None if ends is None else torch.stack([ends[m].median(0).values for m in members])  # (N, 2)
+            features = instance_features(stack, _grid(on, idx, shape)[0],
+                                         None if multi is None else _grid(multi[None], idx, shape)[0], parts, votes)
+            scores = scores if config.rescorer is None else config.rescorer(features)
         keep = scores >= config.min_score
-        members, seed_px, scores, inst_sig, features, stack = (members[keep], seed_px[keep], scores[keep],
-                                                               inst_sig[keep], features[keep], stack[keep])
+        members, seed_px, scores, inst_sig, stack = members[keep], seed_px[keep], scores[keep], inst_sig[keep], stack[keep]
+        features = features[keep] if len(features) else features
     n = len(members)
     if n == 0:
         return Decoded(np.zeros(shape, np.uint16), np.zeros((0, h, w), bool), np.zeros(0, np.float32))

@@ -61,6 +61,7 @@ def output_channels(config: ModelConfig) -> list[str]:
     """Names of the stacked output channels of a model of ``config`` (what :class:`BioimageioNet` returns)."""
     names = ["fg_logit"] + ([] if config.target == "flow" else ["seed_logit"])
     names += ["phi_x", "phi_y"] + [f"phi_a{i}" for i in range(2, config.dim)]
+    names += ["phi_x2", "phi_y2"] if config.flow_pair else []  # the second flow of a paired flow model
     names += ["sigma"] if config.target == "anchor" else []
     names += [] if config.target == "eq5" else ["count_0", "count_1", "count_2plus"]
     return names
@@ -249,7 +250,9 @@ def _documentation(net: SemiConvNet, stem: str, channels: list[str], decode: dic
     if cfg.target == "flow":
         embedding = ("This is a **flow** model: `phi_x`, `phi_y` are a unit flow along each worm's body toward a "
                      f"fixed point on it; the decoder follows the flow for up to {cfg.flow_steps} one-pixel steps and "
-                     "groups the pixels whose paths end together (`napari_semiconv.flow`).")
+                     "groups the pixels whose paths end together (`napari_semiconv.flow`)."
+                     + (" `phi_x2`, `phi_y2` are a second flow: where two worms cross, each flow follows one of them, "
+                        "and a path takes the one closer to its last step." if cfg.flow_pair else ""))
     else:
         psi = ("Psi = Phi + (x, y) / coord_scale in its first two dimensions (Phi unchanged in the others), added by "
                "napari-semiconv in the frame of the whole image, so that tiles agree" if cfg.semiconv else "Psi = Phi")
@@ -317,7 +320,8 @@ _CHANNEL_DOC = {
     "count_1": "logit of one worm at the pixel",
     "count_2plus": "logit of two or more (overlapping) worms at the pixel",
 }
-_FLOW_DOC = {"phi_x": "unit flow along the body, x", "phi_y": "unit flow along the body, y"}
+_FLOW_DOC = {"phi_x": "unit flow along the body, x", "phi_y": "unit flow along the body, y",
+             "phi_x2": "second unit flow (where two worms cross: the other worm's), x", "phi_y2": "second unit flow, y"}
 
 
 def export_bioimageio(model, path: str | os.PathLike, *, name: str | None = None, description: str | None = None,

@@ -20,7 +20,6 @@ from scipy import ndimage as ndi
 FEATURES = ("score", "seed", "foreground", "concentration", "log_area", "log_relative_area", "crossing",
             "contact", "border", "width", "log_length", "vote_inside", "vote_on_foreground", "vote_clearance")
 CLEARANCE_REACH = 24.0  # px: the vote's distance to the nearest crossing counts up to this (sinks lie 12 px clear)
-_CHUNK = 32  # instances whose rims are computed at once (memory: chunk x H x W floats)
 
 
 @dataclass(frozen=True)
@@ -70,11 +69,15 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
     area = stack.sum((1, 2)).float()
     rim = torch.zeros(n, device=stack.device)
     contact = torch.zeros(n, device=stack.device)
-    for start in range(0, n, _CHUNK):  # loop over chunks of instances; each is vectorised
-        m = stack[start:start + _CHUNK, None].float()
-        ring = (F.max_pool2d(m, 3, 1, 1) > 0) & (m == 0)
-        rim[start:start + _CHUNK] = ring.sum((1, 2, 3)).float()
-        contact[start:start + _CHUNK] = (ring & foreground[None, None]).sum((1, 2, 3)).float()
+    rows, cols = stack.any(2), stack.any(1)  # (N, H), (N, W)
+    for i in range(n):  # loop over instances, each on its bounding box (1 px wider)
+        r = torch.nonzero(rows[i])[:, 0]
+        c = torch.nonzero(cols[i])[:, 0]
+        box = (slice(max(int(r[0]) - 1, 0), int(r[-1]) + 2), slice(max(int(c[0]) - 1, 0), int(c[-1]) + 2))
+        m = stack[i][box]
+        ring = (F.max_pool2d(m[None, None].float(), 3, 1, 1)[0, 0] > 0) & ~m
+        rim[i] = ring.sum()
+        contact[i] = (ring & foreground[box]).sum()
     rim = rim.clamp_min(1)
     crossing = (stack & multi[None]).sum((1, 2)).float() / area if multi is not None else torch.zeros(n, device=stack.device)
     edge = torch.zeros((h, w), dtype=torch.bool, device=stack.device)
