@@ -155,6 +155,9 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(s
         assert gain["finetuned_avS"] >= gain["finetuned_avS_base_thresholds"] + CLEAR_GAIN
     meta = finetune_metadata(base, model, config, last, ["a"])
     assert meta["decode"] == chosen and "thresholds checked on your labels" in finetune_summary(meta)
+    # the base model's instance rescorer, with which its score cut was chosen, goes with the fine-tuned model
+    assert model.metadata.get("rescorer") == base.metadata.get("rescorer")
+    assert model_decode_config(model).rescorer == model_decode_config(base).rescorer
     # a later segmentation without explicit thresholds decodes with the model's own
     def worms(stored):
         model.metadata = {"decode": stored}
@@ -162,7 +165,7 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(s
 
     assert worms({"fg_threshold": 1.0}) == 0 and worms({"fg_threshold": 0.001, "kernel_threshold": 0.5}) > 0
     untuned, _ = finetune(base, [img], [lab], config=replace(config, tune_thresholds=False))
-    assert "user_images" not in untuned.metadata
+    assert "user_images" not in untuned.metadata and untuned.metadata.get("rescorer") == base.metadata.get("rescorer")
     # a model that marks most pixels as worm is not tuned (nothing to gain, slow to decode): said so
     everywhere = build_model(ModelConfig(width=8, depth=3))
     torch.nn.init.constant_(everywhere.fg_head.bias, 20.0)  # foreground at every pixel, whatever it learns in 2 steps

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage as ndi
 
 FEATURES = ("score", "seed", "foreground", "concentration", "log_area", "log_relative_area", "crossing",
             "contact", "border", "width", "log_length", "vote_inside", "vote_on_foreground", "vote_clearance")
@@ -66,35 +65,30 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
     """
     n, h, w = stack.shape
     seed, fg, conc = parts
-    area = stack.sum((1, 2)).float()
-    rim = torch.zeros(n, device=stack.device)
-    contact = torch.zeros(n, device=stack.device)
-    rows, cols = stack.any(2), stack.any(1)  # (N, H), (N, W)
+    multi = torch.zeros((h, w), dtype=torch.bool, device=stack.device) if multi is None else multi
+    area, crossing, rim, contact, border = torch.zeros((5, n), device=stack.device)
+    rows, cols = stack.any(2), stack.any(1)  # (N, H), (N, W) (a bool sum over the stack is ~4x slower)
     for i in range(n):  # loop over instances, each on its bounding box (1 px wider)
         r = torch.nonzero(rows[i])[:, 0]
         c = torch.nonzero(cols[i])[:, 0]
-        box = (slice(max(int(r[0]) - 1, 0), int(r[-1]) + 2), slice(max(int(c[0]) - 1, 0), int(c[-1]) + 2))
+        r0, r1, c0, c1 = int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
+        box = (slice(max(r0 - 1, 0), r1 + 1), slice(max(c0 - 1, 0), c1 + 1))
         m = stack[i][box]
         ring = (F.max_pool2d(m[None, None].float(), 3, 1, 1)[0, 0] > 0) & ~m
-        rim[i] = ring.sum()
-        contact[i] = (ring & foreground[box]).sum()
-    rim = rim.clamp_min(1)
-    crossing = (stack & multi[None]).sum((1, 2)).float() / area if multi is not None else torch.zeros(n, device=stack.device)
-    edge = torch.zeros((h, w), dtype=torch.bool, device=stack.device)
-    edge[0], edge[-1], edge[:, 0], edge[:, -1] = True, True, True, True
-    border = (stack & edge[None]).any(2).any(1).float()
+        area[i], crossing[i] = m.sum(), (m & multi[box]).sum()
+        rim[i], contact[i] = ring.sum(), (ring & foreground[box]).sum()
+        border[i] = float(r0 == 0 or c0 == 0 or r1 == h or c1 == w)
+    area, rim = area.clamp_min(1), rim.clamp_min(1)
     median = area.median() if n else torch.tensor(1.0)
     vote = torch.zeros((3, n), device=stack.device)
     if votes is not None:
         r = votes[:, 0].round().long().clamp(0, h - 1)
         c = votes[:, 1].round().long().clamp(0, w - 1)
-        clearance = torch.full((h, w), CLEARANCE_REACH, device=stack.device)
-        if multi is not None and multi.any():
-            far = ndi.distance_transform_edt(~multi.cpu().numpy())
-            clearance = torch.from_numpy(np.minimum(far, CLEARANCE_REACH)).float().to(stack.device)
-        vote = torch.stack([stack[torch.arange(n), r, c].float(), foreground[r, c].float(),
-                            clearance[r, c] / CLEARANCE_REACH])
-    return torch.stack([seed * fg * conc, seed, fg, conc, area.log(), (area / median).log(), crossing,
+        clearance = torch.full((n,), CLEARANCE_REACH, device=stack.device)
+        if multi.any():  # each vote's distance (px) to the nearest pixel counted 2+
+            clearance = torch.cdist(votes.float(), torch.nonzero(multi).float()).amin(1).clamp_max(CLEARANCE_REACH)
+        vote = torch.stack([stack[torch.arange(n), r, c].float(), foreground[r, c].float(), clearance / CLEARANCE_REACH])
+    return torch.stack([seed * fg * conc, seed, fg, conc, area.log(), (area / median).log(), crossing / area,
                         contact / rim, border, 2 * area / rim, (rim / 2).log(), *vote], 1).float()
 
 
