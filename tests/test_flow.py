@@ -100,12 +100,19 @@ def test_flow_loss_of_the_target_is_zero_and_skips_crossings():
     assert torch.all(wrong.grad[:, 30, 50] != 0) and torch.all(wrong.grad[:, 2, 2] != 0)
 
 
-def test_decoding_two_crossing_worms_from_their_flow_shares_the_crossing():
+def crossing_votes():
+    """Two straight worms crossing (test_anchors._crossing) and the votes of their true flow: (instances (2, H, W)
+    bool, crossing (H, W) bool, foreground (H, W) float, psi (2, H, W), seed (H, W)) at coord_scale 16."""
     ins, anchors = _crossing()
     flow = torch.from_numpy(flow_target(ins.numpy(), anchors.numpy()))
     both = ins.all(0)
     fg = ins.any(0).float()
     psi, seed = flow_votes(flow, fg, both.float(), 100, 16.0)
+    return ins, both, fg, psi, seed
+
+
+def test_decoding_two_crossing_worms_from_their_flow_shares_the_crossing():
+    ins, both, fg, psi, seed = crossing_votes()
     dec = decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0), ins.sum(0).float())
     assert len(dec.instances) == 2
     for true in ins.numpy():  # each true worm is found whole, crossing included

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from napari_semiconv.decode import DecodeConfig, decode, model_decode_config
-from napari_semiconv.flow import flow_target, flow_votes
 from napari_semiconv.rescoring import CLEARANCE_REACH, FEATURES, Rescorer, fit_rescorer, instance_features
 
 from .test_anchors import _crossing
+from .test_flow import crossing_votes
 
 
 def _features(stack, multi=None, votes=None):
@@ -50,11 +50,7 @@ def test_a_fitted_rescorer_ranks_by_what_separates_and_travels_in_the_metadata(r
 
 
 def test_the_decoder_scores_with_the_model_s_rescorer_and_cuts_on_it():
-    ins, anchors = _crossing()
-    flow = torch.from_numpy(flow_target(ins.numpy(), anchors.numpy()))
-    both = ins.all(0)
-    fg = ins.any(0).float()
-    psi, seed = flow_votes(flow, fg, both.float(), 100, 16.0)
+    ins, _, fg, psi, seed = crossing_votes()
     count = ins.sum(0).float()
     assert decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0), count).features.size == 0
     plain = decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0, features=True), count)
