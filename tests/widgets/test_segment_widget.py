@@ -114,14 +114,13 @@ def test_registry_models_can_be_renamed_exported_and_deleted(make_napari_viewer,
 def test_decoder_controls_reach_the_config(viewer_with_scene):
     from dataclasses import replace
 
-    from napari_semiconv.decode import DecodeConfig
-
     viewer, _layer, _scene = viewer_with_scene
     widget = _dock(viewer)
-    # the dock starts at the shipped model's own thresholds (k only matters for kmeans)
-    from napari_semiconv.decode import model_thresholds
+    # the dock starts at the shipped model's own thresholds and instance rescorer (k only matters for kmeans)
+    from napari_semiconv.decode import model_decode_config, model_thresholds
 
-    assert replace(widget.config().decode, k=0) == DecodeConfig(**model_thresholds(widget.model.load()))
+    assert replace(widget.config().decode, k=0) == model_decode_config(widget.model.load())
+    assert widget.config().decode.rescorer is not None
     assert widget.min_score.value == model_thresholds(widget.model.load()).get("min_score", 0.0)
     widget.merge_threshold.value = 0.0
     widget.kernel_threshold.value = 0.6

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox, create_widget
 from qtpy.QtWidgets import QWidget
 
-from ..decode import DECODERS, DecodeConfig, model_thresholds
+from ..decode import DECODERS, DecodeConfig, model_decode_config, model_thresholds
 from ..errors import SemiconvError
 from ..registry import load_model_file
 from ..segment import Progress, SegmentConfig
@@ -102,10 +102,13 @@ class SegmentWidget(RunControls, QWidget):
             getattr(self, key).value = value
 
     def config(self) -> SegmentConfig:
+        """The settings of the controls, with the chosen model's instance rescorer where it has one (its score cut
+        was chosen with it); raises SemiconvError when the chosen model file cannot be read."""
         dec = DecodeConfig(name=self.decoder.value, fg_threshold=self.fg_threshold.value,
                            kernel_threshold=self.kernel_threshold.value, min_size=self.min_size.value,
                            merge_threshold=self.merge_threshold.value, min_score=self.min_score.value,
-                           overlap=self.overlap.value, k=self.k.value)
+                           overlap=self.overlap.value, k=self.k.value,
+                           rescorer=model_decode_config(self.model.load()).rescorer)
         return SegmentConfig(decode=dec, binary=self.binary.value, worm_width=self.worm_width.value)
 
     def run(self, *_):
