@@ -5,9 +5,10 @@ found: a piece of a worm cut off at a crossing gathers its votes as tightly as a
 features below describe each decoded instance (its votes, its size against the image's other instances,
 how much of it lies on crossings, how much of its rim touches other foreground, whether it touches the
 image's border, its width and length) and a logistic model fitted on decoded *training* scenes
-(benchmarks/fit_rescorer.py) turns them into the probability that the instance matches a true worm at
-IoU >= 0.5. The model's weights travel in the model file's metadata (``rescorer``), so a model without
-them decodes as before.
+(benchmarks/fit_rescorer.py) turns them into a score in [0, 1]: the expected fraction of the IoU thresholds
+0.5 ... 0.9 at which the instance matches a true worm (avS's thresholds; 0 for a fragment or a merger).
+The model's weights travel in the model file's metadata (``rescorer``), so a model without them decodes
+as before.
 """
 
 from dataclasses import dataclass
@@ -93,8 +94,9 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
 
 
 def fit_rescorer(features: np.ndarray, target: np.ndarray, l2: float = 1e-3, steps: int = 500) -> Rescorer:
-    """Fit the logistic model on ``features (M, F)`` with ``target (M,)`` in [0, 1] (1: the instance matches a
-    true worm), by full-batch L-BFGS on the cross-entropy with a small L2 penalty."""
+    """Fit the logistic model on ``features (M, F)`` with ``target (M,)`` in [0, 1] (e.g. the fraction of IoU
+    thresholds at which the instance matches a true worm), by full-batch L-BFGS on the cross-entropy with a small
+    L2 penalty."""
     x = torch.as_tensor(features, dtype=torch.float64)
     y = torch.as_tensor(target, dtype=torch.float64)
     mean, scale = x.mean(0), x.std(0).clamp_min(1e-6)
