@@ -73,7 +73,7 @@ def main(argv=None):
     x, y = labelled_features(model, plain, train)
     rescorer = fit_rescorer(x, y)
     print(f"fitted on {len(y)} instances ({(y > 0).mean():.2f} match a worm)", flush=True)
-    rows, table = {}, []
+    rows = {}
     for i, style in enumerate(STYLES):
         scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 8000 + 1000 * i)
         outputs = forward_all(model, [s.image for s in scenes])

@@ -36,7 +36,7 @@ class DecodeConfig:
     max_instances: int = 1000
     merge_threshold: float = 0.3  # seeded: touching pieces whose centres have K above this merge (0 = off)
     min_score: float = 0.0  # instances scored below this are dropped (a piece of a split worm scores low)
-    rescorer: Rescorer | None = None  # seeded: a learned score from each instance's shape and votes (see rescoring)
+    rescorer: Rescorer | None = None  # a learned score from each instance's shape and votes (see rescoring)
     features: bool = False  # compute each instance's rescoring features (Decoded.features) even without a rescorer
 
     def __post_init__(self):
@@ -315,20 +315,22 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: Dec
     keep = sizes >= config.min_size
     members, seed_px = members[keep], seed_px[keep]
     features = torch.zeros((0, len(FEATURES)), device=points.device)
-    stack = _grid(members, idx, shape)  # (N, H, W) bool
+    stack = None  # (N, H, W) bool, made before the cut only where the features need it
     if len(members):
         inst_sig = _instance_sigma(members, sig)
         parts = _score_parts(members, seed_px, points, seeds, fg, inst_sig)
         scores = parts[0] * parts[1] * parts[2]
         if config.rescorer is not None or config.features:
+            stack = _grid(members, idx, shape)
             on = torch.ones((1, len(idx)), dtype=torch.bool, device=points.device)
             votes = None if ends is None else torch.stack([ends[m].median(0).values for m in members])  # (N, 2)
             features = instance_features(stack, _grid(on, idx, shape)[0],
                                          None if multi is None else _grid(multi[None], idx, shape)[0], parts, votes)
             scores = scores if config.rescorer is None else config.rescorer(features)
         keep = scores >= config.min_score
-        members, seed_px, scores, inst_sig, stack = members[keep], seed_px[keep], scores[keep], inst_sig[keep], stack[keep]
-        features = features[keep] if len(features) else features
+        members, seed_px, scores, inst_sig = members[keep], seed_px[keep], scores[keep], inst_sig[keep]
+        if stack is not None:
+            features, stack = features[keep], stack[keep]
     n = len(members)
     if n == 0:
         return Decoded(np.zeros(shape, np.uint16), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
@@ -340,6 +342,7 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: Dec
     labelled = members.any(0)
     flat = torch.zeros(h * w, dtype=torch.int32, device=points.device)
     flat[idx[labelled]] = (owner[labelled] + 1).int()
+    stack = _grid(members, idx, shape) if stack is None else stack
     seeds_rc = torch.stack([idx[seed_px] // w, idx[seed_px] % w], 1)
     return Decoded(flat.reshape(h, w).cpu().numpy().astype(np.uint16),
                    stack.cpu().numpy(),

@@ -135,6 +135,12 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
     return out
 
 
+def model_flow_target(config, instances: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """The target a flow model of ``config`` (a ``ModelConfig``) is trained toward: :func:`flow_target` with the
+    model's sink clearance and, for paired flows, ``(4, H, W)``. instances : (N, H, W) bool; anchors : (N, 2)."""
+    return flow_target(instances, anchors, sink_clearance=config.sink_clearance, pair=config.flow_pair)
+
+
 def integrate(flow: torch.Tensor, start: torch.Tensor, steps: int, crossing: torch.Tensor | None = None
               ) -> torch.Tensor:
     """Follow ``flow (2, H, W)`` (dx, dy px per step) from ``start (P, 2)`` (x, y) px for ``steps`` Euler steps.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .flow import flow_target
+from .flow import model_flow_target
 from .train import TrainConfig, output_losses
 
 
@@ -38,8 +38,8 @@ def cache_features(model, samples) -> list[Cached]:
         h, w = image.shape
         feats, full = model.features(torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(device))
         worms = np.asarray(worms, bool)
-        flow = (torch.from_numpy(flow_target(worms, anchors, sink_clearance=model.config.sink_clearance,
-                                             pair=model.config.flow_pair)) if model.config.target == "flow" else None)
+        flow = (torch.from_numpy(model_flow_target(model.config, worms, anchors)) if model.config.target == "flow"
+                else None)
         out.append(Cached(feats, full, torch.from_numpy(worms), torch.ones((h, w), dtype=torch.bool) if valid is None
                           else torch.from_numpy(np.asarray(valid, bool)), torch.as_tensor(anchors, dtype=torch.float32),
                           flow))

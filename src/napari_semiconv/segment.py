@@ -186,7 +186,7 @@ def _undo_vectors(v: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
 def decode_outputs(out: dict, config: DecodeConfig):
     """Decode one forward's outputs (a dict as :func:`predict_iter` yields it) -> ``decode.Decoded``."""
     return decode(out["psi"], out["fg"], out["seed"], out["sigma"], config,
-                  None if bool(out["count"][0, 0] < 0) else out["count"], out.get("shift"))
+                  None if bool(out["count"][0, 0] < 0) else out["count"], out["shift"])
 
 
 @torch.no_grad()
@@ -214,12 +214,6 @@ def _tile_outputs(model: SemiConvNet, x: np.ndarray, config: SegmentConfig, stag
     tiles = _tiles(*x.shape, config)
     for i, t in enumerate(tiles):
         yield t, _forward(model, x, t.rows, t.cols, config.tta), Progress(stage, i + 1, len(tiles))
-
-
-def _displacement(phi: torch.Tensor, scale: float) -> np.ndarray:
-    """Phi^g ``(d, H, W)`` tensor in Psi units -> ``(2, H, W)`` float32 (dy, dx) in pixels."""
-    g = phi[:2].cpu().numpy() * scale
-    return np.stack([g[1], g[0]]).astype(np.float32)
 
 
 def _prepared(model, config: SegmentConfig):
@@ -258,7 +252,7 @@ def segment_iter(model, image: np.ndarray, config: SegmentConfig = SegmentConfig
     yield Progress("decode", 1, 1)
     yield _result(model, dec.labels, Instances.from_stack(dec.instances), dec.scores, dec.seeds,
                   out["fg"].cpu().numpy(), out["seed"].cpu().numpy(),
-                  _displacement(out["phi"], model.config.coord_scale),
+                  out["shift"].cpu().numpy(),
                   out["psi"].cpu().numpy() if config.keep_embedding else None, out["sigma"].cpu().numpy())
 
 
@@ -354,7 +348,6 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
     """Forward and decode tile by tile (:func:`_tile_worms`), keeping the per-pixel maps of the whole plane
     for the Result; memory grows with the plane, not with (worms x pixels)."""
     h, w = x.shape
-    scale = model.config.coord_scale
     fg, seed, sig = (np.zeros((h, w), np.float32) for _ in range(3))
     disp = np.zeros((2, h, w), np.float32)
     emb = np.zeros((model.config.dim, h, w), np.float32) if config.keep_embedding else None
@@ -362,7 +355,7 @@ def _segment_tiled(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> 
     for t, out, kept, progress in _tile_worms(model, x, config):
         for dst, key in ((fg, "fg"), (seed, "seed"), (sig, "sigma")):
             dst[t.dst] = out[key][t.core].cpu().numpy()
-        disp[(slice(None), *t.dst)] = _displacement(out["phi"], scale)[(slice(None), *t.core)]
+        disp[(slice(None), *t.dst)] = out["shift"][(slice(None), *t.core)].cpu().numpy()
         if emb is not None:
             emb[(slice(None), *t.dst)] = out["psi"][(slice(None), *t.core)].cpu().numpy()
         parts.append(kept)

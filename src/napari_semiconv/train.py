@@ -17,7 +17,7 @@ import torch
 
 from .data.augment import augment, crop_resize
 from .errors import SemiconvError
-from .flow import flow_target
+from .flow import model_flow_target
 from .losses import AnchorWeights, FlowWeights, LossWeights, anchor_losses, flow_losses, instance_losses
 from .metrics import evaluate
 from .model.embedding import pixel_coordinates
@@ -91,8 +91,8 @@ def output_losses(model, out, inss, vals, ancs, config: TrainConfig, flows: list
     from the sample's worms and anchors)."""
     device = out.phi.device
     if model.config.target == "flow":
-        flows = flows or [torch.from_numpy(flow_target(i.numpy(), a.numpy(), sink_clearance=model.config.sink_clearance,
-                                                       pair=model.config.flow_pair)) for i, a in zip(inss, ancs)]
+        flows = flows or [torch.from_numpy(model_flow_target(model.config, i.numpy(), a.numpy()))
+                          for i, a in zip(inss, ancs)]
         return [flow_losses(out.phi[b], out.count_logit[b], flows[b].to(device), inss[b].to(device),
                             config.flow_weights, vals[b].to(device)) for b in range(len(inss))]
     if model.config.target == "anchor":
