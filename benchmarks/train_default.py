@@ -46,6 +46,8 @@ def main(argv=None):
                     "channels at the backbone's finest level, computing what it did at first (model.widen)")
     ap.add_argument("--pair", action="store_true", help="with --init: train a copy of the flow model with paired "
                     "flows (ModelConfig.flow_pair), its second flow starting as its first (model.widen.pair_flows)")
+    ap.add_argument("--pieces", action="store_true", help="with --init: train the flow model toward one sink per "
+                    "piece between overlaps (ModelConfig.flow_pieces; the decoder joins the pieces)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seconds", type=float, default=0.0, help="time budget (0 = none)")
     ap.add_argument("--margin", type=float, default=1.0, help="weight of the repulsive margin")
@@ -60,8 +62,8 @@ def main(argv=None):
     ap.add_argument("--crossing-class", type=float, default=TrainConfig().flow_weights.crossing_class,
                     help="flow models: weight of the 2+ worms class in the count loss")
     args = ap.parse_args(argv)
-    if (args.widen or args.pair) and not args.init:
-        ap.error("--widen and --pair change a trained model: give it with --init")
+    if (args.widen or args.pair or args.pieces) and not args.init:
+        ap.error("--widen, --pair and --pieces change a trained model: give it with --init")
     if args.refine and args.init:
         ap.error("--refine builds a new model: give the trained one with --warm, not --init")
     if args.threads:
@@ -77,6 +79,8 @@ def main(argv=None):
         model = widen(model, args.widen)
     if args.pair:
         model = pair_flows(model)
+    if args.pieces:
+        model.config = replace(model.config, flow_pieces=True)
     if args.sink_clearance is not None:
         model.config = replace(model.config, sink_clearance=args.sink_clearance)
     if args.warm and not args.init:

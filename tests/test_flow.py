@@ -74,6 +74,22 @@ def test_worms_anchored_on_their_crossing_get_sinks_clear_of_it_and_keep_their_v
         assert worm[row, col] and max(abs(row - 30), abs(col - 30)) >= 4 + SINK_CLEARANCE - 1  # clear of it
 
 
+def test_with_pieces_each_piece_between_overlaps_has_its_own_sink_and_no_vote_crosses():
+    ins, anchors = _crossing()
+    ins, anchors = ins.numpy(), anchors.numpy()
+    both = ins.all(0)
+    flow = flow_target(ins, anchors, sink_clearance=SINK_CLEARANCE, pieces=True)
+    assert np.all(flow[:, both] == 0)
+    # next to the crossing (cols 26-33) each arm of the horizontal worm flows away from it, into its own piece
+    assert np.all(flow[0, 29:31, 20:25] < -0.85) and np.all(flow[0, 29:31, 35:40] > 0.85)
+    for piece in (slice(5, 26), slice(34, 55)):  # the horizontal worm's two arms
+        mask = np.zeros_like(both)
+        mask[26:34, piece] = True
+        ends = integrate(torch.from_numpy(flow), _start(mask), 100, torch.from_numpy(both).float()).numpy()
+        assert np.ptp(ends, axis=0).max() < 4  # one sink per arm
+        assert piece.start <= ends[:, 0].mean() < piece.stop  # on the arm, not across the crossing
+
+
 def test_a_worm_leaving_and_reentering_the_image_gets_a_sink_in_each_piece():
     ins = np.zeros((1, 40, 60), bool)
     ins[0, 5:12, 0:40] = ins[0, 28:35, 0:40] = True  # a U whose bend lies outside the image, left

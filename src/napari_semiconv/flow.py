@@ -83,7 +83,7 @@ def _sink(own: np.ndarray, clearance: np.ndarray, near, reach: float) -> tuple[i
 
 
 def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4.0,
-                sink_clearance: float = 0.0, pair: bool = False) -> np.ndarray:
+                sink_clearance: float = 0.0, pair: bool = False, pieces: bool = False) -> np.ndarray:
     """``(2, H, W)`` float32 (dx, dy): the direction in which each worm's body leads to its anchor.
 
     instances : (N, H, W) bool, may overlap; anchors : (N, 2) float (row, col) px, possibly outside
@@ -98,6 +98,10 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
     where two worms overlap (ambiguous: the loss skips those pixels) and at the sinks.
     With ``pair``, ``(4, H, W)``: two directions per pixel, both the worm's own on single-worm pixels, and
     on pixels in exactly two worms one of each worm's (in the order of ``instances``; zero in 3 or more).
+    With ``pieces``, a worm's overlaps cut it into pieces and each piece has a sink of its own (at its medoid,
+    moved clear likewise): no path crosses an overlap, so the direction at each pixel depends on nearby
+    evidence only (which way the piece's ends lie), and the decoder joins the pieces across the overlaps
+    (:mod:`.joining`).
     """
     h, w = instances.shape[1:]
     out = np.zeros((4 if pair else 2, h, w), np.float32)
@@ -115,14 +119,14 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
         own = box & single[r0:r1, c0:c1]  # sinks lie off crossings, where the votes of two worms would meet
         own = own if own.any() else box
         room = clearance[r0:r1, c0:c1]
-        if 0 <= ar < h and 0 <= ac < w:
+        if 0 <= ar < h and 0 <= ac < w and not pieces:
             sources = np.array([_sink(own, room, (ar - r0, ac - c0), sink_clearance)])
         else:
-            pieces, n = ndi.label(box, np.ones((3, 3)))
-            pieces = pieces[None] == np.arange(1, n + 1)[:, None, None]
-            pieces = np.where((pieces & own).any((1, 2))[:, None, None], pieces & own, pieces)
-            sources = np.array([_sink(p, room, rc, sink_clearance) for p, rc in zip(pieces, medoid_anchors(pieces))])
-        dist = geodesic_distance(box, sources, 1 + edge_cost * np.exp(1 - edt))
+            parts, n = ndi.label(own if pieces else box, np.ones((3, 3)))
+            parts = parts[None] == np.arange(1, n + 1)[:, None, None]
+            parts = np.where((parts & own).any((1, 2))[:, None, None], parts & own, parts)
+            sources = np.array([_sink(p, room, rc, sink_clearance) for p, rc in zip(parts, medoid_anchors(parts))])
+        dist = geodesic_distance(own if pieces else box, sources, 1 + edge_cost * np.exp(1 - edt))
         sl = (slice(None), slice(r0, r1), slice(c0, c1))
         descent = _descent(dist)
         out[:2][sl] += np.where(single[r0:r1, c0:c1], descent, 0).astype(np.float32)
@@ -137,8 +141,10 @@ def flow_target(instances: np.ndarray, anchors: np.ndarray, edge_cost: float = 4
 
 def model_flow_target(config, instances: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """The target a flow model of ``config`` (a ``ModelConfig``) is trained toward: :func:`flow_target` with the
-    model's sink clearance and, for paired flows, ``(4, H, W)``. instances : (N, H, W) bool; anchors : (N, 2)."""
-    return flow_target(instances, anchors, sink_clearance=config.sink_clearance, pair=config.flow_pair)
+    model's sink clearance, pieces where the model has them and, for paired flows, ``(4, H, W)``. instances : (N, H, W)
+    bool; anchors : (N, 2)."""
+    return flow_target(instances, anchors, sink_clearance=config.sink_clearance, pair=config.flow_pair,
+                       pieces=config.flow_pieces)
 
 
 def integrate(flow: torch.Tensor, start: torch.Tensor, steps: int, crossing: torch.Tensor | None = None

@@ -49,14 +49,16 @@ class ModelConfig:
     refine: int = 0  # residual dilated blocks on the backbone's output (model.backbone.Refine; 0 = none, older files)
     flow_pair: bool = False  # flow: two flows per pixel, so that a pixel where two worms cross has each worm's
     # direction (a vote follows the one that continues its path; napari_semiconv.flow); False = one, older files
+    flow_pieces: bool = False  # flow: each worm's overlaps cut it into pieces with a sink each (no vote crosses an
+    # overlap) and the decoder joins the pieces across overlaps (napari_semiconv.joining); False = whole worms, older files
 
     def __post_init__(self):
         if self.target not in TARGETS:
             raise ValueError(f"unknown model target {self.target!r}: one of {', '.join(TARGETS)}")
         if self.target == "flow" and self.dim != 2:
             raise ValueError(f"a flow model's embedding is its 2-D vote (dim 2), not dim {self.dim}")
-        if self.flow_pair and self.target != "flow":
-            raise ValueError(f"paired flows are for flow models, not {self.target!r} ones")
+        if (self.flow_pair or self.flow_pieces) and self.target != "flow":
+            raise ValueError(f"paired flows and pieces are for flow models, not {self.target!r} ones")
 
     @classmethod
     def for_target(cls, target: str, **kw) -> "ModelConfig":
