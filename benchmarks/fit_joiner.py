@@ -96,7 +96,8 @@ def main(argv=None):
     crops, feats, labels = labelled_pairs(model, plain, train)
     print(f"{len(labels)} pairs of arms ({labels.mean():.2f} of one worm)", flush=True)
     net = train_joiner(crops, feats, labels, args.seconds)
-    rows = {}
+    rows, reference = {}, {s: [] for s in STYLES}
+    shipped = resolve_model(None, args.device)
     for i, style in enumerate(STYLES):
         scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
         outputs = forward_all(model, [s.image for s in scenes])
@@ -106,12 +107,19 @@ def main(argv=None):
         for config in configs:
             found = [decode_outputs(o, config) for o in outputs]
             rows[style].append(evaluate([d.instances for d in found], [d.scores for d in found], truths))
-        print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
+        shipped_out = forward_all(shipped, [s.image for s in scenes])
+        for config in (model_decode_config(shipped), replace(model_decode_config(shipped), min_score=0.0)):
+            found = [decode_outputs(o, config) for o in shipped_out]
+            reference[style].append(evaluate([d.instances for d in found], [d.scores for d in found], truths))
+        print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style] + reference[style]), flush=True)
     best = max(range(len(THRESHOLDS)), key=lambda j: sum(rows[s][j + 1]["avS"] for s in STYLES))
     lines = ["| joining | " + " | ".join(f"{s} avS | S@0.5" for s in STYLES) + " |", "|---|---|---|---|---|"]
     for j, t in enumerate((None, *THRESHOLDS)):
         name = "none (the pieces, each crossing given to every piece that touches it)" if t is None else f"probability >= {t}"
         lines.append(f"| {name} | " + " | ".join(f"{rows[s][j]['avS']:.3f} | {rows[s][j]['S@0.5']:.3f}" for s in STYLES) + " |")
+    for j, name in enumerate(("the shipped whole-worm model, its stored decoder", "the shipped model, no score cut")):
+        lines.append(f"| {name} | " + " | ".join(f"{reference[s][j]['avS']:.3f} | {reference[s][j]['S@0.5']:.3f}"
+                                                 for s in STYLES) + " |")
     if args.write:
         payload = read_model_file(args.model)
         saved = resolve_model(args.model, "cpu")
