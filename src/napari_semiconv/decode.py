@@ -12,6 +12,7 @@ import torch
 from scipy import ndimage as ndi
 
 from .errors import SemiconvError
+from .joining import Joiner, join
 from .losses import kernel, pairwise_distance
 from .rescoring import FEATURES, Rescorer, instance_features
 
@@ -38,6 +39,7 @@ class DecodeConfig:
     min_score: float = 0.0  # instances scored below this are dropped (a piece of a split worm scores low)
     rescorer: Rescorer | None = None  # a learned score from each instance's shape and votes (see rescoring)
     features: bool = False  # compute each instance's rescoring features (Decoded.features) even without a rescorer
+    joiner: Joiner | None = None  # a piece model's: joins its pieces across the overlaps that cut them (see joining)
 
     def __post_init__(self):
         if self.name not in DECODERS:
@@ -61,7 +63,9 @@ def model_thresholds(model) -> dict:
 def model_decode_config(model, **given) -> DecodeConfig:
     """The decoder settings for ``model``: ``given`` ones (None = not given), else its stored thresholds and
     rescorer, else the defaults."""
-    stored = {**model_thresholds(model), "rescorer": Rescorer.from_metadata(getattr(model, "metadata", {}).get("rescorer"))}
+    meta = getattr(model, "metadata", {})
+    stored = {**model_thresholds(model), "rescorer": Rescorer.from_metadata(meta.get("rescorer")),
+              "joiner": Joiner.from_metadata(meta.get("joiner"))}
     return DecodeConfig(**{**stored, **{k: v for k, v in given.items() if v is not None}})
 
 
@@ -79,7 +83,7 @@ class Decoded:
 
 def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: float | torch.Tensor,
            config: DecodeConfig = DecodeConfig(), count: torch.Tensor | None = None,
-           shift: torch.Tensor | None = None) -> Decoded:
+           shift: torch.Tensor | None = None, image: torch.Tensor | None = None) -> Decoded:
     """Cluster ``psi (d, H, W)`` over pixels with ``fg_prob (H, W)`` above threshold.
 
     ``seed (H, W)``, the seed map (predicted K(Psi_u, own centre)), ranks seeds (seeded) and scores
@@ -88,7 +92,9 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
     mean over its pixels). ``count (H, W)`` int, worms per pixel (0, 1, 2+) where the model predicts
     it: with ``config.overlap`` only pixels counted 2+ join a second worm (without it, any pixel may).
     ``shift (2, H, W)`` (dy, dx) px, where each pixel's vote lands from it (None: unknown), places each
-    instance's votes in the image for the instance features (see :mod:`.rescoring`).
+    instance's votes in the image for the instance features (see :mod:`.rescoring`). With ``config.joiner`` (a
+    piece model's), the pieces found are joined across the crossings (:mod:`.joining`), which needs ``count`` and
+    ``image (H, W)``, the normalized image.
     """
     d, h, w = psi.shape
     fg = (fg_prob > config.fg_threshold).reshape(-1)
@@ -106,7 +112,9 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
         if config.merge_threshold > 0 and len(members) > 1:
             members, seed_px = _merge_touching(members, seed_px, points, seeds, idx, (h, w), sig,
                                                config.merge_threshold)
-        if multi is not None and config.overlap and len(members):
+        if config.joiner is not None and multi is not None and image is not None and len(members):
+            members, seed_px = _join_pieces(members, seeds, idx, multi, (h, w), image, config.joiner)
+        elif multi is not None and config.overlap and len(members):
             members = _join_crossings(members, idx, multi, (h, w))
     elif config.name == "meanshift":
         members, seed_px = _meanshift(points, seeds, float(sig.median()), config)
@@ -179,6 +187,19 @@ def _join_crossings(members, idx, multi, shape):
     patch_of = torch.from_numpy(patches.reshape(-1)[idx.cpu().numpy()]).to(members.device)  # (P,)
     joins = torch.from_numpy(table).to(members.device)[patch_of].T  # (N, P)
     return members | (joins & multi[None])
+
+
+def _join_pieces(members, seeds, idx, multi, shape, image, joiner):
+    """A piece model's pieces joined into worms across the crossings (:func:`.joining.join`). members : (N, P) bool
+    over the foreground pixels ``idx (P,)``; seeds, multi : (P,); image : (H, W). Returns (K, P) members and the
+    (K,) best-seeded pixel of each worm."""
+    pieces = _grid(members & ~multi[None], idx, shape).cpu().numpy()
+    grid = np.zeros(shape[0] * shape[1], bool)
+    grid[idx[multi].cpu().numpy()] = True
+    worms, worm_of = join(pieces, grid.reshape(shape), image.cpu().numpy().astype(np.float32), joiner)
+    joined = torch.from_numpy(worms.reshape(len(worms), -1)).to(members.device)[:, idx]
+    best = torch.where(joined, seeds[None], -1.0).argmax(1)
+    return joined, best
 
 
 def _instance_sigma(members, sig):

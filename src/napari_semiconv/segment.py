@@ -115,7 +115,7 @@ def _tiles(h: int, w: int, config: SegmentConfig) -> list[Tile]:
 
 
 def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice, tta: bool = False) -> dict:
-    """The network on one tile of a normalized plane: fg, seed, sigma (h, w), count (h, w) int
+    """The network on one tile of a normalized plane: fg, seed, sigma, image (the tile) (h, w), count (h, w) int
     (worms per pixel, 0 / 1 / 2+), phi, psi (d, h, w) and shift (2, h, w) (dy, dx) px, where each pixel's
     vote lands from it (Phi^g in pixels) tensors. sigma is the model's one bandwidth
     everywhere and count is -1 (unknown) for models without those heads.
@@ -151,7 +151,7 @@ def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice, tta: b
     else:
         psi = phi + u if model.config.semiconv else phi
     return {"fg": fg, "seed": seed, "phi": phi, "psi": psi, "sigma": scalars[2],
-            "shift": torch.stack([phi[1], phi[0]]) * model.config.coord_scale,
+            "shift": torch.stack([phi[1], phi[0]]) * model.config.coord_scale, "image": patch[0, 0],
             "count": _count(scalars[3:]) if len(scalars) > 3 else torch.full_like(fg, -1)}
 
 
@@ -186,7 +186,7 @@ def _undo_vectors(v: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
 def decode_outputs(out: dict, config: DecodeConfig):
     """Decode one forward's outputs (a dict as :func:`predict_iter` yields it) -> ``decode.Decoded``."""
     return decode(out["psi"], out["fg"], out["seed"], out["sigma"], config,
-                  None if bool(out["count"][0, 0] < 0) else out["count"], out["shift"])
+                  None if bool(out["count"][0, 0] < 0) else out["count"], out["shift"], out.get("image"))
 
 
 @torch.no_grad()
@@ -194,12 +194,12 @@ def predict_iter(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> It
     """Run the network on a normalized ``(H, W)`` float32 plane, tile by tile.
 
     Yields Progress per tile, then a dict of torch tensors on the model's device:
-    fg, seed, sigma, count (H, W), phi, psi (d, H, W), shift (2, H, W) (see :func:`_forward`), each pixel from the
+    fg, seed, sigma, count, image (H, W), phi, psi (d, H, W), shift (2, H, W) (see :func:`_forward`), each pixel from the
     tile owning it.
     """
     device = next(model.parameters()).device
     h, w = x.shape
-    full = {key: torch.empty((h, w), device=device) for key in ("fg", "seed", "sigma", "count")}
+    full = {key: torch.empty((h, w), device=device) for key in ("fg", "seed", "sigma", "count", "image")}
     full.update({key: torch.empty((model.config.dim, h, w), device=device) for key in ("phi", "psi")})
     full["shift"] = torch.empty((2, h, w), device=device)
     for t, out, progress in _tile_outputs(model, x, config, "network"):

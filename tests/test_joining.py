@@ -1,0 +1,83 @@
+"""Joining a piece model's pieces across the crossings that cut them."""
+
+import numpy as np
+import torch
+
+from napari_semiconv.joining import PAIR_FEATURES, Joiner, JoinerNet, candidate_pairs, join, patch_arms
+
+from .test_anchors import _crossing
+
+
+def _pieces():
+    """The four arms of two straight worms crossing (test_anchors._crossing) as pieces, and the crossing."""
+    ins = _crossing()[0].numpy()
+    multi = ins.all(0)
+    arms = [(0, slice(5, 26)), (0, slice(34, 55)), (1, slice(5, 26)), (1, slice(34, 55))]
+    pieces = np.zeros((4, 60, 60), bool)
+    for k, (worm, span) in enumerate(arms):
+        if worm == 0:
+            pieces[k, 26:34, span] = True
+        else:
+            pieces[k, span, 26:34] = True
+    return pieces, multi, ins
+
+
+def _straight_joiner() -> Joiner:
+    """A joiner that joins two arms when they point opposite ways (its 'opposite' feature above 0.5)."""
+    net = JoinerNet()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        first = net.head[0]
+        first.weight[0, 64 + PAIR_FEATURES.index("opposite")] = 1.0
+        net.head[2].weight[0, 0] = 20.0
+        net.head[2].bias[0] = -10.0
+    return Joiner(net.eval(), 0.5)
+
+
+def test_each_arm_at_a_crossing_points_away_from_it():
+    pieces, multi, _ = _pieces()
+    labels, patches = patch_arms(pieces, multi)
+    assert labels.max() == 1 and len(patches) == 1 and len(patches[0].arms) == 4
+    for arm in patches[0].arms:
+        outward = arm.contact - np.array([29.5, 29.5])
+        assert arm.direction @ outward / np.linalg.norm(outward) > 0.9
+
+
+def test_opposite_arms_are_joined_and_both_worms_keep_the_crossing():
+    pieces, multi, ins = _pieces()
+    _, _, pairs = candidate_pairs(pieces, multi, np.zeros((60, 60), np.float32))
+    assert len(pairs) == 6 and all(p[4].shape == (5, 48, 48) for p in pairs)
+    worms, worm_of = join(pieces, multi, np.zeros((60, 60), np.float32), _straight_joiner())
+    assert len(worms) == 2 and worm_of[0] == worm_of[1] and worm_of[2] == worm_of[3] != worm_of[0]
+    for worm in worms:  # each joined worm is one true worm, crossing included
+        assert max((worm & t).sum() / (worm | t).sum() for t in ins) == 1.0
+
+
+def test_a_joiner_round_trips_through_a_model_files_metadata():
+    joiner = _straight_joiner()
+    again = Joiner.from_metadata(joiner.to_metadata())
+    crops, feats = torch.rand(3, 5, 48, 48), torch.rand(3, len(PAIR_FEATURES))
+    assert again.threshold == joiner.threshold
+    assert torch.allclose(again.net(crops, feats), joiner.net(crops, feats))
+    assert Joiner.from_metadata({"features": ["other"]}) is None
+
+
+def test_decoding_a_piece_flow_joins_the_pieces_into_the_two_crossing_worms():
+    from napari_semiconv.decode import DecodeConfig, decode
+    from napari_semiconv.flow import SINK_CLEARANCE, flow_target, flow_votes
+
+    ins, anchors = _crossing()
+    ins = ins.numpy()
+    both = torch.from_numpy(ins.all(0)).float()
+    flow = torch.from_numpy(flow_target(ins, anchors.numpy(), sink_clearance=SINK_CLEARANCE, pieces=True))
+    fg = torch.from_numpy(ins.any(0)).float()
+    psi, seed = flow_votes(flow, fg, both, 100, 16.0)
+    config = DecodeConfig(min_size=20, merge_threshold=0)
+    pieces = decode(psi, fg, seed, 5.0 / 16.0, config, torch.from_numpy(ins.sum(0)).float())
+    assert len(pieces.instances) == 4  # without a joiner: the four arms
+    worms = decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0, joiner=_straight_joiner()),
+                   torch.from_numpy(ins.sum(0)).float(), image=torch.zeros(60, 60))
+    assert len(worms.instances) == 2
+    for true in ins:
+        assert max((w & true).sum() / (w | true).sum() for w in worms.instances) > 0.95
