@@ -122,8 +122,7 @@ def main(argv=None):
                                                  for s in STYLES) + " |")
     if args.write:
         payload = read_model_file(args.model)
-        saved = resolve_model(args.model, "cpu")
-        save_model(saved, args.model, {**payload["metadata"], "joiner": Joiner(net, THRESHOLDS[best]).to_metadata()})
+        save_model(model, args.model, {**payload["metadata"], "joiner": Joiner(net.cpu(), THRESHOLDS[best]).to_metadata()})
     publish_model_section(
         args, "## Joining a piece model's pieces across crossings",
         f"Model `{model_name(model)}`; joiner trained {args.seconds:.0f} s on the {len(labels)} arm pairs of {args.train} "

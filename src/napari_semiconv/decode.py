@@ -194,9 +194,8 @@ def _join_pieces(members, seeds, idx, multi, shape, image, joiner):
     over the foreground pixels ``idx (P,)``; seeds, multi : (P,); image : (H, W). Returns (K, P) members and the
     (K,) best-seeded pixel of each worm."""
     pieces = _grid(members & ~multi[None], idx, shape).cpu().numpy()
-    grid = np.zeros(shape[0] * shape[1], bool)
-    grid[idx[multi].cpu().numpy()] = True
-    worms, worm_of = join(pieces, grid.reshape(shape), image.cpu().numpy().astype(np.float32), joiner)
+    worms, _ = join(pieces, _grid(multi[None], idx, shape)[0].cpu().numpy(), image.cpu().numpy().astype(np.float32),
+                    joiner)
     joined = torch.from_numpy(worms.reshape(len(worms), -1)).to(members.device)[:, idx]
     best = torch.where(joined, seeds[None], -1.0).argmax(1)
     return joined, best

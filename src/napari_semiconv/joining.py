@@ -53,7 +53,7 @@ def patch_arms(pieces: np.ndarray, multi: np.ndarray) -> tuple[np.ndarray, list[
     """The overlap patches of ``multi (H, W) bool`` (pixels counted 2+) and the arms of ``pieces (N, H, W) bool``
     (which hold no pixel of ``multi``) at each: ``(H, W) int32`` patch labels (0 = none) and one :class:`Patch`
     per label. A piece may have two arms at one patch (it passes by it)."""
-    labels, n = ndi.label(multi, np.ones((3, 3)))
+    labels, _ = ndi.label(multi, np.ones((3, 3)))
     h, w = multi.shape
     out = []
     for pid, box in enumerate(ndi.find_objects(labels), 1):  # loop over patches (tens per image)
@@ -106,11 +106,11 @@ def pair_features(patch: Patch, areas: np.ndarray, median_area: float) -> list[t
     return rows
 
 
-def pair_crops(image: np.ndarray, pieces: np.ndarray, labels: np.ndarray, patch: Patch,
+def pair_crops(image: np.ndarray, pieces: np.ndarray, everywhere: np.ndarray, labels: np.ndarray, patch: Patch,
                pairs: list[tuple[int, int, np.ndarray]]) -> torch.Tensor:
     """``(M, 5, CROP, CROP)`` float32: for each pair of arms at ``patch``, the square around the patch's box
     (widened by CROP_MARGIN) resampled to CROP px: :data:`CHANNELS` (image (H, W) float32 normalized; pieces
-    (N, H, W) bool; labels (H, W) the patch labels)."""
+    (N, H, W) bool; everywhere (H, W) bool, any piece (computed once per image); labels (H, W) the patch labels)."""
     rows, cols = patch.box
     side = max(rows.stop - rows.start, cols.stop - cols.start) + CROP_MARGIN
     centre = ((rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2)
@@ -121,7 +121,7 @@ def pair_crops(image: np.ndarray, pieces: np.ndarray, labels: np.ndarray, patch:
     grid = torch.stack([gx / max(w - 1, 1) * 2 - 1, gy / max(h - 1, 1) * 2 - 1], -1)[None]
     involved = sorted({patch.arms[i].piece for a, b, _ in pairs for i in (a, b)})
     fields = torch.from_numpy(np.concatenate([image[None], pieces[involved], (labels == patch.label)[None],
-                                              pieces.any(0)[None]]).astype(np.float32))
+                                              everywhere[None]]).astype(np.float32))
     sampled = F.grid_sample(fields[None], grid, align_corners=True)[0]  # (2 + len(involved) + ..., CROP, CROP)
     slot = {p: 1 + k for k, p in enumerate(involved)}
     return torch.stack([sampled[[0, slot[patch.arms[a].piece], slot[patch.arms[b].piece], -2, -1]]
@@ -175,11 +175,12 @@ def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray):
     labels, patches = patch_arms(pieces, multi)
     areas = pieces.reshape(len(pieces), -1).sum(1).astype(float).clip(1)
     median = float(np.median(areas)) if len(areas) else 1.0
+    everywhere = pieces.any(0)
     pairs = []
     for k, patch in enumerate(patches):
         rows = pair_features(patch, areas, median)
         if rows:
-            crops = pair_crops(image, pieces, labels, patch, rows)
+            crops = pair_crops(image, pieces, everywhere, labels, patch, rows)
             pairs += [(k, a, b, x, c) for (a, b, x), c in zip(rows, crops)]
     return labels, patches, pairs
 
