@@ -81,3 +81,30 @@ def test_decoding_a_piece_flow_joins_the_pieces_into_the_two_crossing_worms():
     assert len(worms.instances) == 2
     for true in ins:
         assert max((w & true).sum() / (w | true).sum() for w in worms.instances) > 0.95
+
+
+def test_a_pair_crop_cut_from_its_window_samples_as_the_whole_image_does_at_the_border():
+    import torch.nn.functional as F
+
+    from napari_semiconv.joining import CROP, CROP_MARGIN, pair_crops, pair_features
+
+    pieces, multi, _ = _pieces()
+    pieces, multi = pieces[:, 15:, 18:], multi[15:, 18:]  # the crop around the crossing runs past the top-left edge
+    image = np.random.default_rng(0).random(multi.shape).astype(np.float32)
+    labels, patches = patch_arms(pieces, multi)
+    patch = patches[0]
+    areas = pieces.reshape(len(pieces), -1).sum(1).astype(float)
+    rows = pair_features(patch, areas, float(np.median(areas)))
+    crops = pair_crops(image, pieces, pieces.any(0), labels, patch, rows)
+    (r, c), (h, w) = patch.box, multi.shape
+    side = max(r.stop - r.start, c.stop - c.start) + CROP_MARGIN
+    ys = torch.linspace((r.start + r.stop - side) / 2, (r.start + r.stop + side) / 2, CROP)
+    xs = torch.linspace((c.start + c.stop - side) / 2, (c.start + c.stop + side) / 2, CROP)
+    assert ys[0] < 0 and xs[0] < 0
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx / (w - 1) * 2 - 1, gy / (h - 1) * 2 - 1], -1)[None]
+    for crop, (a, b, _) in zip(crops, rows):
+        whole = np.stack([image, pieces[patch.arms[a].piece], pieces[patch.arms[b].piece], labels == patch.label,
+                          pieces.any(0)]).astype(np.float32)
+        expected = F.grid_sample(torch.from_numpy(whole)[None], grid, align_corners=True)[0]
+        assert torch.allclose(crop, expected, atol=1e-4)

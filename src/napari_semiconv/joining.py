@@ -115,13 +115,19 @@ def pair_crops(image: np.ndarray, pieces: np.ndarray, everywhere: np.ndarray, la
     side = max(rows.stop - rows.start, cols.stop - cols.start) + CROP_MARGIN
     centre = ((rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2)
     h, w = image.shape
-    ys = torch.linspace(centre[0] - side / 2, centre[0] + side / 2, CROP)
-    xs = torch.linspace(centre[1] - side / 2, centre[1] + side / 2, CROP)
+    # the fields are cut to the crop's window (with a pixel to spare for bilinear sampling): the same samples as
+    # from the whole image, where a point beyond the window is beyond the image too
+    r0, c0 = (max(int(np.floor(c - side / 2)) - 1, 0) for c in centre)
+    r1, c1 = (min(int(np.ceil(c + side / 2)) + 2, n) for c, n in zip(centre, (h, w)))
+    ys = torch.linspace(centre[0] - side / 2, centre[0] + side / 2, CROP) - r0
+    xs = torch.linspace(centre[1] - side / 2, centre[1] + side / 2, CROP) - c0
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx / max(w - 1, 1) * 2 - 1, gy / max(h - 1, 1) * 2 - 1], -1)[None]
+    grid = torch.stack([gx / max(c1 - c0 - 1, 1) * 2 - 1, gy / max(r1 - r0 - 1, 1) * 2 - 1], -1)[None]
     involved = sorted({patch.arms[i].piece for a, b, _ in pairs for i in (a, b)})
-    fields = torch.from_numpy(np.concatenate([image[None], pieces[involved], (labels == patch.label)[None],
-                                              everywhere[None]]).astype(np.float32))
+    window = np.s_[r0:r1, c0:c1]
+    fields = torch.from_numpy(np.concatenate([image[window][None], pieces[involved, r0:r1, c0:c1],
+                                              (labels[window] == patch.label)[None],
+                                              everywhere[window][None]]).astype(np.float32))
     sampled = F.grid_sample(fields[None], grid, align_corners=True)[0]  # (2 + len(involved) + ..., CROP, CROP)
     slot = {p: 1 + k for k, p in enumerate(involved)}
     return torch.stack([sampled[[0, slot[patch.arms[a].piece], slot[patch.arms[b].piece], -2, -1]]
