@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from .errors import SemiconvError
 from .joining import Joiner, join
@@ -174,7 +176,7 @@ def _join_crossings(members, idx, multi, shape):
     h, w = shape
     grid = np.zeros(h * w, bool)
     grid[idx[multi].cpu().numpy()] = True
-    patches, n = ndi.label(grid.reshape(h, w))
+    patches, n = ndi.label(grid.reshape(h, w), np.ones((3, 3)))  # diagonal neighbours are one patch
     if n == 0:
         return members
     near = ndi.grey_dilation(patches, size=5).reshape(-1)  # a patch's id on its rim (2 px)
@@ -190,13 +192,16 @@ def _join_crossings(members, idx, multi, shape):
 
 
 def _join_pieces(members, seeds, idx, multi, shape, image, joiner):
-    """A piece model's pieces joined into worms across the crossings (:func:`.joining.join`). members : (N, P) bool
-    over the foreground pixels ``idx (P,)``; seeds, multi : (P,); image : (H, W). Returns (K, P) members and the
-    (K,) best-seeded pixel of each worm."""
-    pieces = _grid(members & ~multi[None], idx, shape).cpu().numpy()
-    worms, _ = join(pieces, _grid(multi[None], idx, shape)[0].cpu().numpy(), image.cpu().numpy().astype(np.float32),
-                    joiner)
-    joined = torch.from_numpy(worms.reshape(len(worms), -1)).to(members.device)[:, idx]
+    """A piece model's pieces joined into worms across the crossings (:func:`.joining.join`), each crossing then given
+    to every worm that touches it (:func:`_join_crossings`). members : (N, P) bool over the foreground pixels
+    ``idx (P,)``; seeds, multi : (P,); image : (H, W). Returns (K, P) members and the (K,) best-seeded pixel of each
+    worm."""
+    pieces = members & ~multi[None]
+    worm_of = torch.from_numpy(join(_grid(pieces, idx, shape).cpu().numpy(),
+                                    _grid(multi[None], idx, shape)[0].cpu().numpy(),
+                                    image.cpu().numpy().astype(np.float32), joiner)).to(members.device)
+    joined = torch.stack([pieces[worm_of == k].any(0) for k in range(int(worm_of.max()) + 1)])
+    joined = _join_crossings(joined, idx, multi, shape)
     best = torch.where(joined, seeds[None], -1.0).argmax(1)
     return joined, best
 
@@ -211,8 +216,8 @@ def _merge_touching(members, seed_px, points, seeds, idx, shape, sig, threshold)
     """Merge instances that touch in the image and whose mean embeddings have K > threshold.
 
     Pieces of one worm whose embedding spread exceeds the kernel radius touch each other and have
-    close centres; two touching worms are held apart by the training margin. Union-find over the
-    (few) touching pairs; members (N, P) bool, seed_px (N,) -> merged versions.
+    close centres; two touching worms are held apart by the training margin. Connected components
+    of the (few) touching pairs that merge; members (N, P) bool, seed_px (N,) -> merged versions.
     """
     h, w = shape
     m = members.float()
@@ -229,18 +234,10 @@ def _merge_touching(members, seed_px, points, seeds, idx, shape, sig, threshold)
     inst_sig = _instance_sigma(members, sig)
     k = kernel(torch.linalg.norm(centres[pairs[:, 0]] - centres[pairs[:, 1]], dim=1),
                (inst_sig[pairs[:, 0]] + inst_sig[pairs[:, 1]]) / 2)
-    parent = list(range(len(members)))
-
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for (a, b), ok in zip(pairs.tolist(), (k > threshold).tolist()):  # loop over instance pairs
-        if ok:
-            parent[root(a)] = root(b)
-    roots = torch.tensor([root(i) for i in range(len(members))], device=points.device)
+    joined = pairs[k > threshold].cpu().numpy()
+    roots = torch.from_numpy(connected_components(
+        coo_matrix((np.ones(len(joined)), (joined[:, 0], joined[:, 1])), shape=(len(members),) * 2),
+        directed=False)[1]).to(points.device)
     groups = torch.unique(roots)
     merged = torch.stack([members[roots == g].any(0) for g in groups])
     best = torch.stack([seed_px[roots == g][seeds[seed_px[roots == g]].argmax()] for g in groups])

@@ -5,8 +5,8 @@ overlaps it takes part in. At each overlap *patch* (a connected region of pixels
 touches it has an *arm* there: its pixels within ``ARM_REACH`` px of the patch. A small CNN looks at a square
 crop around the patch (the image, the two pieces of a candidate pair of arms, the patch, all pieces) together
 with the pair's geometry (:data:`PAIR_FEATURES`) and gives the probability that the two arms belong to one worm.
-Pairs are joined greedily by probability, each arm at most once; each patch then goes to every worm that touches
-it (both worms of a crossing hold its pixels). With true pieces of 12 validation scenes this reaches avS 0.70
+Pairs are joined greedily by probability, each arm at most once; the decoder then gives each patch to every worm
+that touches it (both worms of a crossing hold its pixels). With true pieces of 12 validation scenes this reaches avS 0.70
 against 0.76 for the whole-worm flow target (docs/training/history.md, session 18).
 """
 
@@ -192,12 +192,12 @@ def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray):
 
 
 @torch.no_grad()
-def join(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joiner) -> tuple[np.ndarray, np.ndarray]:
+def join(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joiner) -> np.ndarray:
     """Join ``pieces (N, H, W) bool`` (none holds a pixel of ``multi``) across the patches of ``multi (H, W) bool``.
 
-    image : (H, W) float32, the normalized image. Returns ``(K, H, W) bool`` worms (each patch added to every worm
-    with a piece within 2 px of it) and ``(N,) int`` the worm of each piece."""
-    labels, patches, pairs = candidate_pairs(pieces, multi, image)
+    image : (H, W) float32, the normalized image. Returns ``(N,) int`` the worm (0..K-1) of each piece; the patches
+    themselves go to the worms that touch them afterwards (:func:`.decode._join_crossings`)."""
+    _, patches, pairs = candidate_pairs(pieces, multi, image)
     parent = np.arange(len(pieces))
 
     def root(i):
@@ -220,13 +220,4 @@ def join(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joine
                 continue
             used |= {(k, a), (k, b)}
             parent[root(pa)] = root(pb)
-    groups = np.array([root(i) for i in range(len(pieces))])
-    ids, worm_of = np.unique(groups, return_inverse=True)
-    worms = np.stack([pieces[worm_of == k].any(0) for k in range(len(ids))]) if len(ids) else pieces.copy()
-    near = ndi.grey_dilation(labels, size=5)  # a patch's label on its 2 px rim
-    touching = np.zeros((len(ids), len(patches) + 1), bool)
-    for i, piece in enumerate(pieces):  # loop over pieces: the patches each touches
-        touching[worm_of[i], np.unique(near[piece])] = True
-    touching[:, 0] = False
-    worms |= touching[:, labels]
-    return worms, worm_of
+    return np.unique([root(i) for i in range(len(pieces))], return_inverse=True)[1].reshape(-1)
