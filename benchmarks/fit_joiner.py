@@ -32,7 +32,7 @@ from napari_semiconv.threshold_search import forward_all
 
 JOIN_SEED0 = TRAIN_SEEDS - 2 * 10**6  # training seeds apart from the rescorer's (fit_rescorer.RESCORE_SEED0)
 STYLES = ("brightfield", "fluorescence")
-THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
+THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 MOSTLY = 0.8  # a piece belongs to the true worm holding more than this share of its pixels
 
 

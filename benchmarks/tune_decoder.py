@@ -4,7 +4,7 @@
 
 The network runs once per scene; each (kernel, merge, foreground) threshold triple then decodes
 all scenes, the instances scored under each minimum score are dropped, and each combination is
-scored by avS over both styles (instances scored by the model's rescorer where it has one). Validation seeds are VAL_SEED0 + 100 + i (the
+scored by avS over both styles (instances scored by the model's rescorer and a piece model's pieces joined by its joiner, where it has them). Validation seeds are VAL_SEED0 + 100 + i (the
 test scenes of benchmarks/accuracy.py use TEST_SEED0). Writes a section of docs/benchmarks.md.
 """
 
@@ -30,7 +30,7 @@ def main(argv=None):
     scenes = [s for i, style in enumerate(("brightfield", "fluorescence"))
               for s in validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 100 + 1000 * i)]
     outputs = forward_all(model, [s.image for s in scenes])
-    found = search_thresholds(outputs, [s.instances for s in scenes], rescorer=model_decode_config(model).rescorer)
+    found = search_thresholds(outputs, [s.instances for s in scenes], base=model_decode_config(model))
     rows = [(avs, s50, tuple(t.values())) for avs, s50, t in found]
     default = tuple(getattr(model_decode_config(model), k) for k in GRID)
     lines = ["| kernel threshold | merge threshold | foreground threshold | minimum score | avS | S@0.5 |",

@@ -1,5 +1,8 @@
 """Joining a piece model's pieces across the crossings that cut them."""
 
+from dataclasses import replace
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 
@@ -61,21 +64,28 @@ def test_a_joiner_round_trips_through_a_model_files_metadata():
     assert Joiner.from_metadata({"features": ["other"]}) is None
 
 
-def test_decoding_a_piece_flow_joins_the_pieces_into_the_two_crossing_worms():
-    from napari_semiconv.decode import DecodeConfig, decode
+def _piece_outputs():
+    """The network outputs (as :func:`~napari_semiconv.segment.predict_iter` gives them) of a perfect piece model on
+    the two crossing worms of test_anchors._crossing, and the worms (2, 60, 60) bool."""
     from napari_semiconv.flow import SINK_CLEARANCE, flow_target, flow_votes
 
     ins, anchors = _crossing()
     ins = ins.numpy()
-    both = torch.from_numpy(ins.all(0)).float()
     flow = torch.from_numpy(flow_target(ins, anchors.numpy(), sink_clearance=SINK_CLEARANCE, pieces=True))
     fg = torch.from_numpy(ins.any(0)).float()
-    psi, seed = flow_votes(flow, fg, both, 100, 16.0)
+    psi, seed = flow_votes(flow, fg, torch.from_numpy(ins.all(0)).float(), 100, 16.0)
+    return {"psi": psi, "fg": fg, "seed": seed, "sigma": 5.0 / 16.0, "count": torch.from_numpy(ins.sum(0)).float(),
+            "shift": None, "image": torch.zeros(60, 60)}, ins
+
+
+def test_decoding_a_piece_flow_joins_the_pieces_into_the_two_crossing_worms():
+    from napari_semiconv.decode import DecodeConfig
+    from napari_semiconv.segment import decode_outputs
+
+    out, ins = _piece_outputs()
     config = DecodeConfig(min_size=20, merge_threshold=0)
-    pieces = decode(psi, fg, seed, 5.0 / 16.0, config, torch.from_numpy(ins.sum(0)).float())
-    assert len(pieces.instances) == 4  # without a joiner: the four arms
-    worms = decode(psi, fg, seed, 5.0 / 16.0, DecodeConfig(min_size=20, merge_threshold=0, joiner=_straight_joiner()),
-                   torch.from_numpy(ins.sum(0)).float(), image=torch.zeros(60, 60))
+    assert len(decode_outputs(out, config).instances) == 4  # without a joiner: the four arms
+    worms = decode_outputs(out, replace(config, joiner=_straight_joiner()))
     assert len(worms.instances) == 2
     for true in ins:
         assert max((w & true).sum() / (w | true).sum() for w in worms.instances) > 0.95
@@ -106,3 +116,22 @@ def test_a_pair_crop_cut_from_its_window_samples_as_the_whole_image_does_at_the_
                           pieces.any(0)]).astype(np.float32)
         expected = F.grid_sample(torch.from_numpy(whole)[None], grid, align_corners=True)[0]
         assert torch.allclose(crop, expected, atol=1e-4)
+
+
+def test_a_piece_model_keeps_its_joiner_where_its_thresholds_are_chosen_and_when_fine_tuned():
+    from napari_semiconv.decode import DecodeConfig, model_decode_config
+    from napari_semiconv.finetune import _learned_parts
+    from napari_semiconv.threshold_search import search_thresholds
+
+    joiner = _straight_joiner()
+    model = SimpleNamespace(metadata={"joiner": joiner.to_metadata(), "decode": {"fg_threshold": 0.5}})
+    assert model_decode_config(model).joiner == model_decode_config(model).joiner == joiner  # equal by value
+    assert model_decode_config(model).joiner != Joiner(joiner.net, 0.9)
+    assert _learned_parts(model) == {"joiner": model.metadata["joiner"]}
+    # a piece model's outputs for two crossing worms (four arms and the crossing): scored with the joiner they are
+    # the two worms, without it four pieces
+    out, ins = _piece_outputs()
+    grid = {"kernel_threshold": (0.4,), "merge_threshold": (0.0,), "fg_threshold": (0.5,), "min_score": (0.0,)}
+    small = DecodeConfig(min_size=20)
+    assert search_thresholds([out], [ins], grid, base=replace(small, joiner=joiner))[0][0] > 0.95
+    assert search_thresholds([out], [ins], grid, base=small)[0][0] < 0.5

@@ -220,7 +220,7 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
         yield None
         return
     if not config.tune_thresholds:
-        model.metadata = {"decode": model_thresholds(base), **_rescorer_of(base)}
+        model.metadata = {"decode": model_thresholds(base), **_learned_parts(base)}
         yield model
         return
     yield keep_or_not(base, model, Annotations(imgs, stacks, valid, held))
@@ -291,11 +291,11 @@ def keep_or_not(base, trained, annotations: Annotations):
     return trained
 
 
-def _rescorer_of(base) -> dict:
-    """``base``'s instance rescorer as a metadata entry (empty when it has none): a fine-tuned model keeps it, as
-    its score cut was chosen with it."""
-    stored = getattr(base, "metadata", {}).get("rescorer")
-    return {"rescorer": stored} if stored else {}
+def _learned_parts(base) -> dict:
+    """``base``'s instance rescorer and a piece model's joiner as metadata entries (those it has): a fine-tuned
+    model keeps them, as its score cut was chosen with them and its network still finds pieces."""
+    stored = getattr(base, "metadata", {})
+    return {k: stored[k] for k in ("rescorer", "joiner") if stored.get(k)}
 
 
 def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | None = None) -> dict:
@@ -314,16 +314,16 @@ def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | N
     outputs = forward_all(model, images)
     if np.mean([float((o["fg"] > 0.5).float().mean()) for o in outputs]) > 0.5:
         # a model that sees worms nearly everywhere: no threshold helps, and decoding it is slow
-        return {"decode": base_thresholds, **_rescorer_of(base), "user_images": {"scored_on": "not scored: the model marks most pixels "
+        return {"decode": base_thresholds, **_learned_parts(base), "user_images": {"scored_on": "not scored: the model marks most pixels "
                                                                        "as worm"}}
     only_base = {k: (v,) for k, v in base_thresholds.items()}  # a grid of one point
     base_outputs = forward_all(base, images) if base_outputs is None else base_outputs
-    before = search_thresholds(base_outputs, stacks, only_base, valid, base_config.rescorer)[0][0]
-    at_base = search_thresholds(outputs, stacks, only_base, valid, base_config.rescorer)[0][0]
-    best_avs, _, best = search_thresholds(outputs, stacks, grid, valid, base_config.rescorer)[0]
+    before = search_thresholds(base_outputs, stacks, only_base, valid, base_config)[0][0]
+    at_base = search_thresholds(outputs, stacks, only_base, valid, base_config)[0][0]
+    best_avs, _, best = search_thresholds(outputs, stacks, grid, valid, base_config)[0]
     if best_avs < at_base + CLEAR_GAIN:
         best_avs, best = at_base, base_thresholds
-    return {"decode": best, **_rescorer_of(base), "user_images": {
+    return {"decode": best, **_learned_parts(base), "user_images": {
         "base_avS": round(before, 4), "finetuned_avS_base_thresholds": round(at_base, 4),
         "finetuned_avS": round(best_avs, 4)}}
 

@@ -154,9 +154,10 @@ class JoinerNet(nn.Module):
         return self.head(torch.cat([z, (features - self.mean) / self.scale], 1))[:, 0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Joiner:
-    """A trained :class:`JoinerNet` and the probability above which two arms are joined."""
+    """A trained :class:`JoinerNet` and the probability above which two arms are joined. Two joiners are equal when
+    their thresholds and weights are (a model file read twice gives equal joiners)."""
 
     net: JoinerNet
     threshold: float = 0.3
@@ -169,6 +170,16 @@ class Joiner:
         net = JoinerNet()
         net.load_state_dict(stored["state_dict"])
         return cls(net.eval(), float(stored["threshold"]))
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Joiner):
+            return NotImplemented
+        mine, theirs = self.net.state_dict(), other.net.state_dict()
+        return self.threshold == other.threshold and all(torch.equal(v, theirs[k].to(v.device))
+                                                         for k, v in mine.items())
+
+    def __hash__(self) -> int:
+        return hash(self.threshold)
 
     def to_metadata(self) -> dict:
         return {"features": list(PAIR_FEATURES), "threshold": self.threshold,

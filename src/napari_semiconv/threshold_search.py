@@ -3,6 +3,7 @@ combination then decodes all images and is scored by avS (validation scenes for 
 labels for a fine-tuned one)."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 
@@ -21,18 +22,19 @@ def forward_all(model, images) -> list[dict]:
 
 
 def search_thresholds(outputs: list[dict], truths: list[np.ndarray], grid: dict = GRID,
-                      valid: list | None = None, rescorer=None) -> list[tuple[float, float, dict]]:
+                      valid: list | None = None, base: DecodeConfig | None = None) -> list[tuple[float, float, dict]]:
     """Score every threshold combination of ``grid`` on the forwards ``outputs`` against ``truths`` ((N, H, W)
-    bool stacks); ``valid`` (H, W) bool masks limit the scoring to where the annotation is complete; ``rescorer``
-    (a :class:`~napari_semiconv.rescoring.Rescorer`, None = the decoder's own score) scores the instances.
-    Returns (avS, S@0.5, thresholds) tuples, best first."""
+    bool stacks); ``valid`` (H, W) bool masks limit the scoring to where the annotation is complete; ``base`` (the
+    model's :func:`~napari_semiconv.decode.model_decode_config`; None: the defaults) gives the rest: its rescorer scores the instances,
+    its joiner joins a piece model's pieces. Returns (avS, S@0.5, thresholds) tuples, best first."""
     valid = valid or [None] * len(truths)
+    base = base or DecodeConfig()
     truths = [t if v is None else t & v for t, v in zip(truths, valid)]
     decoding = {k: v for k, v in grid.items() if k != "min_score"}
     rows = []
     for values in itertools.product(*decoding.values()):
         thresholds = dict(zip(decoding, values))
-        decoded = [decode_outputs(o, DecodeConfig(**thresholds, rescorer=rescorer)) for o in outputs]
+        decoded = [decode_outputs(o, replace(base, min_score=0.0, **thresholds)) for o in outputs]
         for cut in grid.get("min_score", (None,)):  # dropping low scores needs no new decoding
             kept = [d.scores >= (cut or 0.0) for d in decoded]
             preds = [d.instances[k] if v is None else d.instances[k] & v for d, k, v in zip(decoded, kept, valid)]

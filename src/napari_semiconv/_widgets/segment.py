@@ -3,6 +3,7 @@
 Its model choice also takes a Mask R-CNN baseline file (worms and foreground; no displacement arrows).
 """
 
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -102,13 +103,12 @@ class SegmentWidget(RunControls, QWidget):
             getattr(self, key).value = value
 
     def config(self) -> SegmentConfig:
-        """The settings of the controls, with the chosen model's instance rescorer where it has one (its score cut
-        was chosen with it); raises SemiconvError when the chosen model file cannot be read."""
-        dec = DecodeConfig(name=self.decoder.value, fg_threshold=self.fg_threshold.value,
-                           kernel_threshold=self.kernel_threshold.value, min_size=self.min_size.value,
-                           merge_threshold=self.merge_threshold.value, min_score=self.min_score.value,
-                           overlap=self.overlap.value, k=self.k.value,
-                           rescorer=model_decode_config(self.model.load()).rescorer)
+        """The settings of the controls, with the chosen model's instance rescorer and joiner where it has them (its
+        score cut was chosen with them); raises SemiconvError when the chosen model file cannot be read."""
+        dec = replace(model_decode_config(self.model.load()), name=self.decoder.value,
+                      fg_threshold=self.fg_threshold.value, kernel_threshold=self.kernel_threshold.value,
+                      min_size=self.min_size.value, merge_threshold=self.merge_threshold.value,
+                      min_score=self.min_score.value, overlap=self.overlap.value, k=self.k.value)
         return SegmentConfig(decode=dec, binary=self.binary.value, worm_width=self.worm_width.value)
 
     def run(self, *_):
