@@ -13,8 +13,10 @@ stores the joiner in the model file (then refit its rescorer: benchmarks/fit_res
 docs/benchmarks.md.
 """
 
+import json
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from napari_semiconv.data.sources import TRAIN_SEEDS, VAL_SEED0, validation_scenes
 from napari_semiconv.decode import model_decode_config
 from napari_semiconv.errors import SemiconvError
-from napari_semiconv.joining import Joiner, JoinerNet, candidate_pairs
+from napari_semiconv.joining import PAIR_FEATURES, Joiner, JoinerNet, candidate_pairs
 from napari_semiconv.metrics import evaluate
 from napari_semiconv.model.io import read_model_file, save_model
 from napari_semiconv.registry import resolve_model
@@ -123,6 +125,11 @@ def main(argv=None):
     if args.write:
         payload = read_model_file(args.model)
         save_model(model, args.model, {**payload["metadata"], "joiner": Joiner(net.cpu(), THRESHOLDS[best]).to_metadata()})
+        card = Path(args.model).with_suffix(".json")
+        if card.exists():  # the card says what the file holds; the joiner's weights stay in the file
+            card.write_text(json.dumps({**json.loads(card.read_text()), "joiner": {
+                "features": list(PAIR_FEATURES), "threshold": THRESHOLDS[best], "trained_on": f"{len(labels)} arm "
+                f"pairs of {args.train} training scenes per style, {args.seconds:.0f} s"}}, indent=2))
     publish_model_section(
         args, "## Joining a piece model's pieces across crossings",
         f"Model `{model_name(model)}`; joiner trained {args.seconds:.0f} s on the {len(labels)} arm pairs of {args.train} "
