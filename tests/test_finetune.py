@@ -145,7 +145,7 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(s
     config = FinetuneConfig(steps=2, crop=96, batch=1)
     model, last = finetune(base, [img], [lab], config=config)
     chosen = model_thresholds(model)
-    own = {**{k: model_thresholds(base)[k] for k in THRESHOLD_GRID}, "min_score": model_decode_config(base).min_score}
+    own = {k: getattr(model_decode_config(base), k) for k in (*THRESHOLD_GRID, "min_score")}  # stored or default
     assert set(chosen) == set(own)
     assert chosen["min_score"] in (0.0, model_decode_config(base).min_score)  # the base model's score cut, or none
     gain = model.metadata["user_images"]
@@ -273,12 +273,11 @@ def test_a_worm_painted_in_two_pieces_under_a_crossing_gets_its_hidden_part_back
 
 def test_thresholds_change_only_for_a_clear_gain_on_the_labels(shipped, monkeypatch):
     from napari_semiconv import finetune as ft
-    from napari_semiconv.decode import model_decode_config, model_thresholds
+    from napari_semiconv.decode import model_decode_config
 
     img, lab = _pair()
     imgs, stacks, valid = check_annotations([img], [lab])
-    own = {**{k: model_thresholds(shipped)[k] for k in ft.THRESHOLD_GRID},
-           "min_score": model_decode_config(shipped).min_score}
+    own = {k: getattr(model_decode_config(shipped), k) for k in (*ft.THRESHOLD_GRID, "min_score")}  # stored or default
     monkeypatch.setattr(ft, "CLEAR_GAIN", 1.0)  # no gain is clear: the model keeps its own
     kept = ft.choose_thresholds(shipped, shipped, imgs, stacks, valid)
     assert kept["decode"] == own

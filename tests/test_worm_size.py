@@ -40,7 +40,7 @@ def test_worm_width_of_the_training_worms_changes_nothing(shipped):
 
 def test_worm_width_rescues_a_magnified_scene(shipped):
     """At 2x magnification the shipped model is lost; told the worms' width it sees them at its own scale."""
-    scenes = [make_scene(TEST_SEED0 + 920 + i, SceneConfig(style=style, worms=(6, 6), scale=(2.0, 2.0)))
+    scenes = [make_scene(TEST_SEED0 + 920 + i, SceneConfig(style=style, worms=(10, 10), scale=(2.0, 2.0)))
               for i, style in enumerate(("brightfield", "fluorescence"))]
     width = 2.0 * trained_worm_width(shipped)
 
