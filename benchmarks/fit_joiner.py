@@ -26,7 +26,6 @@ from napari_semiconv.data.sources import TRAIN_SEEDS, VAL_SEED0, validation_scen
 from napari_semiconv.decode import model_decode_config
 from napari_semiconv.errors import SemiconvError
 from napari_semiconv.joining import PAIR_FEATURES, Joiner, JoinerNet, candidate_pairs
-from napari_semiconv.metrics import evaluate
 from napari_semiconv.model.io import read_model_file, save_model
 from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import decode_outputs
@@ -82,6 +81,7 @@ def train_joiner(crops, feats, labels, seconds: float, seed: int = 0) -> JoinerN
 
 
 def main(argv=None):
+    from fit_rescorer import scored
     from report import model_name, model_parser, publish_model_section
 
     ap = model_parser(__doc__)
@@ -98,28 +98,23 @@ def main(argv=None):
     crops, feats, labels = labelled_pairs(model, plain, train)
     print(f"{len(labels)} pairs of arms ({labels.mean():.2f} of one worm)", flush=True)
     net = train_joiner(crops, feats, labels, args.seconds)
-    rows, reference = {}, {s: [] for s in STYLES}
+    rows, reference = {}, {}
     shipped = resolve_model(None, args.device)
     for i, style in enumerate(STYLES):
         scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
         outputs = forward_all(model, [s.image for s in scenes])
-        truths = [s.instances for s in scenes]
         configs = [plain] + [replace(plain, joiner=Joiner(net, t)) for t in THRESHOLDS]
-        rows[style] = []
-        for config in configs:
-            found = [decode_outputs(o, config) for o in outputs]
-            rows[style].append(evaluate([d.instances for d in found], [d.scores for d in found], truths))
+        rows[style] = [scored(outputs, scenes, config)[0] for config in configs]
         shipped_out = forward_all(shipped, [s.image for s in scenes])
-        for config in (model_decode_config(shipped), replace(model_decode_config(shipped), min_score=0.0)):
-            found = [decode_outputs(o, config) for o in shipped_out]
-            reference[style].append(evaluate([d.instances for d in found], [d.scores for d in found], truths))
+        reference[style] = [scored(shipped_out, scenes, config)[0] for config in
+                            (model_decode_config(shipped), replace(model_decode_config(shipped), min_score=0.0))]
         print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style] + reference[style]), flush=True)
     best = max(range(len(THRESHOLDS)), key=lambda j: sum(rows[s][j + 1]["avS"] for s in STYLES))
     lines = ["| joining | " + " | ".join(f"{s} avS | S@0.5" for s in STYLES) + " |", "|---|---|---|---|---|"]
     for j, t in enumerate((None, *THRESHOLDS)):
         name = "none (the pieces, each crossing given to every piece that touches it)" if t is None else f"probability >= {t}"
         lines.append(f"| {name} | " + " | ".join(f"{rows[s][j]['avS']:.3f} | {rows[s][j]['S@0.5']:.3f}" for s in STYLES) + " |")
-    for j, name in enumerate(("the shipped whole-worm model, its stored decoder", "the shipped model, no score cut")):
+    for j, name in enumerate(("the shipped model, its stored decoder", "the shipped model, no score cut")):
         lines.append(f"| {name} | " + " | ".join(f"{reference[s][j]['avS']:.3f} | {reference[s][j]['S@0.5']:.3f}"
                                                  for s in STYLES) + " |")
     if args.write:
