@@ -1,7 +1,7 @@
 """Equal-budget bake-off of training targets, each trained from scratch on the synthetic generator.
 
     python benchmarks/bakeoff.py train --target anchor --minutes 40 --threads 1 --out runs/anchor.pt [--resume]
-    python benchmarks/bakeoff.py score runs/eq5.pt runs/anchor.pt [--scenes 40]
+    python benchmarks/bakeoff.py score runs/eq5.pt runs/anchor.pt [--scenes 40] [--card]
 
 ``train`` trains one candidate (``eq5``: today's recipe, the paper's eq. 5 + kernel BCE + margin x3 +
 kernel x2 + centroid anchor; ``anchor``: fixed anchors on the worms, bounded offsets, a bandwidth
@@ -14,6 +14,8 @@ beside the model.
 VAL_SEED0 + 1000 + i: never training or test seeds) and decodes at three kernel thresholds (the other
 thresholds at their defaults) and with the model's own stored thresholds (``own``: those
 ``tune_decoder.py --write`` chose, a score cut among them); it writes the "Bake-off" section of docs/benchmarks.md with the learning curves.
+``--card`` also writes each model's scores with its own thresholds into the ``validation`` block of the card beside
+it (the shipped model's card quotes them, never typed in).
 """
 
 import argparse
@@ -89,6 +91,20 @@ def curve(path: Path) -> list:
     return [(float(r["seconds"]) / 60, float(r["val_avS"]), int(float(r["val_images"]))) for r in rows]
 
 
+def write_validation(path: Path, own: dict, args) -> None:
+    """Write ``own`` ({style: metrics with the model's stored thresholds}) as the ``validation`` block of the card
+    beside the model file at ``path`` (its other entries kept), with the scenes and the command that measured them."""
+    card = path.with_suffix(".json")
+    if not card.exists():
+        raise SystemExit(f"--card: there is no card beside {path} ({card.name}) to write the validation into")
+    data = json.loads(card.read_text())
+    data["validation"] = {**data.get("validation", {}), "scenes": (
+        f"{args.scenes} per style, seeds VAL_SEED0 + 1000 + i (python benchmarks/bakeoff.py score "
+        f"{' '.join(args.models)} --scenes {args.scenes} --card)"),
+        **{style: {k: round(float(m[k]), 3) for k in ("avS", "S@0.5", "AP")} for style, m in own.items()}}
+    card.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def score(args):
     torch.set_num_threads(args.threads)
     scenes = {style: validation_scenes(args.scenes, style, VAL_SEED0 + 1000) for style in STYLES}
@@ -114,6 +130,8 @@ def score(args):
                          + (" (last run)" if meta.get("init") else "") + f" | {t} | "
                          f"{b['avS']:.3f} | {b['S@0.5']:.3f} | {b['AP']:.3f} | {f['avS']:.3f} | {f['S@0.5']:.3f} | "
                          f"{f['AP']:.3f} | {secs:.2f} |")
+        if args.card:
+            write_validation(path, {style: res[style][0]["own"] for style in STYLES}, args)
         command = meta.get("command") or " ; then ".join(meta.get("recipe") or ["unknown"])
         points = curve(path)
         curves.append(f"- {path.stem}: `{portable(str(command))}` ({meta.get('machine')}); "
@@ -143,6 +161,8 @@ def main():
     s.add_argument("--scenes", type=int, default=40)
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--report", default=str(REPORT))
+    s.add_argument("--card", action="store_true",
+                   help="write each model's scores with its own thresholds into the card (.json) beside it")
     s.add_argument("--heading", default=HEADING,
                    help="the report section to (re)write")
     args = ap.parse_args()
