@@ -243,6 +243,7 @@ def test_a_paired_copy_of_a_flow_model_decodes_as_it_did():
     from napari_semiconv.model.widen import pair_flows
     from napari_semiconv.segment import segment
 
+    torch.manual_seed(0)
     model = build_model(ModelConfig.for_target("flow"))
     with torch.no_grad():
         for p in model.phi_head.parameters():
@@ -252,10 +253,10 @@ def test_a_paired_copy_of_a_flow_model_decodes_as_it_did():
     x = torch.randn(1, 1, 64, 80)
     out = paired(x).phi
     assert out.shape == (1, 4, 64, 80) and torch.allclose(out[:, :2], out[:, 2:])
-    assert torch.allclose(out[:, :2], model.eval()(x).phi)
+    assert torch.allclose(out[:, :2], model.eval()(x).phi, atol=1e-6)  # a wider convolution rounds differently
     image = np.random.default_rng(0).random((64, 80)).astype(np.float32)
     a, b = segment(model, image), segment(paired, image)
-    assert np.array_equal(a.labels, b.labels) and np.allclose(a.displacement, b.displacement)
+    assert np.array_equal(a.labels, b.labels) and np.allclose(a.displacement, b.displacement, atol=1e-2)  # px
     with pytest.raises(ValueError, match="flow"):
         pair_flows(paired)
     with pytest.raises(ValueError, match="flow models"):

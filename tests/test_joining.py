@@ -4,9 +4,10 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
-from napari_semiconv.joining import PAIR_FEATURES, Joiner, JoinerNet, candidate_pairs, join, patch_arms
+from napari_semiconv.joining import PAIR_FEATURES, SWAPPED, Joiner, JoinerNet, candidate_pairs, join, patch_arms
 
 from .test_anchors import _crossing
 
@@ -40,7 +41,7 @@ def _straight_joiner() -> Joiner:
 
 def test_each_arm_at_a_crossing_points_away_from_it():
     pieces, multi, _ = _pieces()
-    labels, patches = patch_arms(pieces, multi)
+    labels, patches = patch_arms(pieces, multi, np.zeros(multi.shape, np.float32))
     assert labels.max() == 1 and len(patches) == 1 and len(patches[0].arms) == 4
     for arm in patches[0].arms:
         outward = arm.contact - np.array([29.5, 29.5])
@@ -61,7 +62,9 @@ def test_a_joiner_round_trips_through_a_model_files_metadata():
     crops, feats = torch.rand(3, 5, 48, 48), torch.rand(3, len(PAIR_FEATURES))
     assert again.threshold == joiner.threshold
     assert torch.allclose(again.net(crops, feats), joiner.net(crops, feats))
-    assert Joiner.from_metadata({"features": ["other"]}) is None
+    with pytest.warns(UserWarning, match="older kind"):
+        assert Joiner.from_metadata({"features": ["other"]}) is None
+    assert Joiner.from_metadata(None) is None
 
 
 def _piece_outputs():
@@ -91,31 +94,54 @@ def test_decoding_a_piece_flow_joins_the_pieces_into_the_two_crossing_worms():
         assert max((w & true).sum() / (w | true).sum() for w in worms.instances) > 0.95
 
 
+def test_straight_through_pairs_lead_their_rivals_match_in_look_and_run_through_the_patch():
+    pieces, multi, _ = _pieces()
+    image = np.where(pieces[:2].any(0), 1.0, np.where(pieces[2:].any(0), 3.0, 0.0)).astype(np.float32)  # two looks
+    _, _, pairs = candidate_pairs(pieces, multi, image)
+    feats = {frozenset((p[1], p[2])): dict(zip(PAIR_FEATURES, p[3])) for p in pairs}
+    straight = [f for f in feats.values() if f["opposite"] > 0.9]
+    bent = [f for f in feats.values() if f["opposite"] <= 0.9]
+    assert len(straight) == 2 and len(bent) == 4
+    for f in straight:
+        assert f["lead_a"] > 0.5 and f["lead_b"] > 0.5 and f["intensity_gap"] < 1e-6
+        assert f["path_in_patch"] > 0.3 and f["path_on_worms"] == 1.0
+    for f in bent:
+        assert f["lead_a"] < 0 and f["lead_b"] < 0 and f["intensity_gap"] > 1.5
+    names = [PAIR_FEATURES[i] for i in SWAPPED]
+    assert sorted(names) == sorted(PAIR_FEATURES) and names[PAIR_FEATURES.index("lead_a")] == "lead_b"
+
+
 def test_a_pair_crop_cut_from_its_window_samples_as_the_whole_image_does_at_the_border():
     import torch.nn.functional as F
 
     from napari_semiconv.joining import CROP, CROP_MARGIN, pair_crops, pair_features
 
     pieces, multi, _ = _pieces()
-    pieces, multi = pieces[:, 15:, 18:], multi[15:, 18:]  # the crop around the crossing runs past the top-left edge
+    pieces, multi = pieces[:, 15:, 18:], multi[15:, 18:]  # the crops around the crossing run past the top-left edge
     image = np.random.default_rng(0).random(multi.shape).astype(np.float32)
-    labels, patches = patch_arms(pieces, multi)
+    labels, patches = patch_arms(pieces, multi, image)
     patch = patches[0]
     areas = pieces.reshape(len(pieces), -1).sum(1).astype(float)
-    rows = pair_features(patch, areas, float(np.median(areas)))
-    crops = pair_crops(image, pieces, pieces.any(0), labels, patch, rows)
-    (r, c), (h, w) = patch.box, multi.shape
-    side = max(r.stop - r.start, c.stop - c.start) + CROP_MARGIN
-    ys = torch.linspace((r.start + r.stop - side) / 2, (r.start + r.stop + side) / 2, CROP)
-    xs = torch.linspace((c.start + c.stop - side) / 2, (c.start + c.stop + side) / 2, CROP)
-    assert ys[0] < 0 and xs[0] < 0
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx / (w - 1) * 2 - 1, gy / (h - 1) * 2 - 1], -1)[None]
+    owner = np.where(pieces.any(0), pieces.argmax(0) + 1, 0).astype(np.int32)
+    rows = pair_features(patch, areas, float(np.median(areas)), labels, owner > 0)
+    crops = pair_crops(image, owner, labels, patch, rows)
+    h, w = multi.shape
+    below = 0
     for crop, (a, b, _) in zip(crops, rows):
+        x, y = patch.arms[a].contact, patch.arms[b].contact
+        (cr, cc), side = (x + y) / 2, np.linalg.norm(y - x) + CROP_MARGIN
+        ys = torch.linspace(cr - side / 2, cr + side / 2, CROP, dtype=torch.float64)
+        xs = torch.linspace(cc - side / 2, cc + side / 2, CROP, dtype=torch.float64)
+        below += int(ys[0] < 0 or xs[0] < 0)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack([gx / (w - 1) * 2 - 1, gy / (h - 1) * 2 - 1], -1)[None].float()
         whole = np.stack([image, pieces[patch.arms[a].piece], pieces[patch.arms[b].piece], labels == patch.label,
                           pieces.any(0)]).astype(np.float32)
-        expected = F.grid_sample(torch.from_numpy(whole)[None], grid, align_corners=True)[0]
-        assert torch.allclose(crop, expected, atol=1e-4)
+        pixels = F.grid_sample(torch.from_numpy(whole[:1])[None], grid, align_corners=True)[0]
+        masks = F.grid_sample(torch.from_numpy(whole[1:])[None], grid, mode="nearest", align_corners=True)[0]
+        assert torch.allclose(crop[:1], pixels, atol=1e-4)
+        assert (crop[1:] != masks).float().mean() < 0.01  # nearest sampling may round a border pixel either way
+    assert below > 0
 
 
 def test_a_piece_model_keeps_its_joiner_where_its_thresholds_are_chosen_and_when_fine_tuned():

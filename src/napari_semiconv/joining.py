@@ -3,13 +3,14 @@
 A piece model's votes never cross an overlap, so the decoder finds each worm as the pieces between the
 overlaps it takes part in. At each overlap *patch* (a connected region of pixels counted 2+), every piece that
 touches it has an *arm* there: its pixels within ``ARM_REACH`` px of the patch. A small CNN looks at a square
-crop around the patch (the image, the two pieces of a candidate pair of arms, the patch, all pieces) together
-with the pair's geometry (:data:`PAIR_FEATURES`) and gives the probability that the two arms belong to one worm.
+crop centred on a candidate pair's two contacts (the image, the two pieces, the patch, all pieces) together with
+the pair's geometry and looks (:data:`PAIR_FEATURES`) and gives the probability that the two arms belong to one worm.
 Pairs are joined greedily by probability, each arm at most once; the decoder then gives each patch to every worm
 that touches it (both worms of a crossing hold its pixels). With true pieces of 12 validation scenes this reaches avS 0.70
 against 0.76 for the whole-worm flow target (docs/training/history.md, session 18).
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +23,16 @@ ARM_REACH = 18  # px: a piece's pixels this close to a patch form its arm(s) the
 ARM_INNER = 6  # px: an arm's direction points from its contact to its pixels at least this far from the patch
 ARM_CONTACT = 2  # px: an arm's pixels this close to the patch are its contact
 MIN_ARM = 25  # px: smaller arms (slivers beside a patch) are not arms
+WIDTH_REACH = 32  # px: an arm's width is measured on its piece's pixels this far around the patch
 CROP = 48  # px: side of the joiner's input crop
-CROP_MARGIN = 36  # px: the crop is the patch's box widened by this
+CROP_MARGIN = 48  # px: a pair's crop is the gap between its contacts widened by this
+PATH_POINTS = 16  # points along a pair's path through the patch (path_on_worms, path_in_patch)
 PAIR_FEATURES = ("opposite", "toward_a", "toward_b", "gap", "log_arm_min", "log_arm_max", "arms", "log_patch_area",
-                 "log_area_min", "log_area_ratio")
+                 "log_area_min", "log_area_ratio", "intensity_gap", "log_width_ratio", "path_on_worms",
+                 "path_in_patch", "lead_a", "lead_b", "log_area_sum")
+# the features' order with the two arms swapped (a pair's features seen from arm b)
+SWAPPED = tuple(PAIR_FEATURES.index({"toward_a": "toward_b", "toward_b": "toward_a", "lead_a": "lead_b",
+                                     "lead_b": "lead_a"}.get(f, f)) for f in PAIR_FEATURES)
 CHANNELS = ("image", "piece_a", "piece_b", "patch", "pieces")
 
 
@@ -37,6 +44,8 @@ class Arm:
     contact: np.ndarray  # (2,) float row, col px: the mean of the arm's pixels within ARM_CONTACT px of the patch
     direction: np.ndarray  # (2,) float unit (row, col): from the contact out along the piece
     size: int  # px in the arm
+    intensity: float  # mean normalized image over the arm's pixels at least ARM_INNER px from the patch
+    width: float  # px: the 80th percentile of the piece's distance to its own edge over the arm (its half-width)
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,11 @@ class Patch:
     arms: tuple  # of Arm
 
 
-def patch_arms(pieces: np.ndarray, multi: np.ndarray) -> tuple[np.ndarray, list[Patch]]:
+def patch_arms(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, list[Patch]]:
     """The overlap patches of ``multi (H, W) bool`` (pixels counted 2+) and the arms of ``pieces (N, H, W) bool``
     (which hold no pixel of ``multi``) at each: ``(H, W) int32`` patch labels (0 = none) and one :class:`Patch`
-    per label. A piece may have two arms at one patch (it passes by it)."""
+    per label. image : (H, W) float32 normalized, for the arms' intensities. A piece may have two arms at one patch
+    (it passes by it)."""
     labels, _ = ndi.label(multi, np.ones((3, 3)))
     h, w = multi.shape
     out = []
@@ -67,30 +77,65 @@ def patch_arms(pieces: np.ndarray, multi: np.ndarray) -> tuple[np.ndarray, list[
         for i in np.nonzero((sub & (dist <= ARM_CONTACT)).any((1, 2)))[0]:  # loop over the pieces touching it
             parts, m = ndi.label(sub[i] & near, np.ones((3, 3)))
             sizes = np.bincount(parts.ravel(), minlength=m + 1)
+            inside = _inside(pieces[i], (r0, r1, c0, c1))
             for j in np.nonzero(sizes[1:] >= MIN_ARM)[0] + 1:
                 arm = parts == j
                 touch = np.argwhere(arm & (dist <= ARM_CONTACT))
                 if len(touch) < 2:
                     continue
-                outer = np.argwhere(arm & (dist >= ARM_INNER))
+                outer = arm & (dist >= ARM_INNER)
+                outer = outer if outer.any() else arm
                 contact = touch.mean(0)
-                d = (outer if len(outer) else np.argwhere(arm)).mean(0) - contact
-                arms.append(Arm(int(i), contact + (r0, c0), d / max(np.linalg.norm(d), 1e-6), int(sizes[j])))
+                d = np.argwhere(outer).mean(0) - contact
+                arms.append(Arm(int(i), contact + (r0, c0), d / max(np.linalg.norm(d), 1e-6), int(sizes[j]),
+                                float(image[r0:r1, c0:c1][outer].mean()), float(np.percentile(inside[arm], 80))))
         out.append(Patch(pid, box, int(patch.sum()), tuple(arms)))
     return labels.astype(np.int32), out
 
 
-def pair_features(patch: Patch, areas: np.ndarray, median_area: float) -> list[tuple[int, int, np.ndarray]]:
+def _inside(piece: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    """``(r1 - r0, c1 - c0)`` float px: each pixel's distance to the nearest pixel beyond ``piece (H, W) bool`` (the
+    image's edge counts as beyond it) over ``window`` (r0, r1, c0, c1), computed on the window widened by WIDTH_REACH
+    px: exact wherever that distance is at most WIDTH_REACH (far wider than any worm's half-width)."""
+    h, w = piece.shape
+    r0, r1, c0, c1 = window
+    R0, R1, C0, C1 = max(r0 - WIDTH_REACH, 0), min(r1 + WIDTH_REACH, h), max(c0 - WIDTH_REACH, 0), min(c1 + WIDTH_REACH, w)
+    pad = ((int(R0 == 0), int(R1 == h)), (int(C0 == 0), int(C1 == w)))  # the image's edge, as background
+    dist = ndi.distance_transform_edt(np.pad(piece[R0:R1, C0:C1], pad))
+    return dist[pad[0][0] + r0 - R0:pad[0][0] + r1 - R0, pad[1][0] + c0 - C0:pad[1][0] + c1 - C0]
+
+
+def _path(x: Arm, y: Arm, n: int = PATH_POINTS) -> np.ndarray:
+    """``(n, 2)`` float (row, col) px: a smooth (cubic Hermite) path that leaves arm x's contact into the patch and
+    reaches arm y's contact heading out along y, as one worm passing through would."""
+    t = np.linspace(0.1, 0.9, n)[:, None]
+    length = max(np.linalg.norm(y.contact - x.contact), 1.0)
+    return ((2 * t**3 - 3 * t**2 + 1) * x.contact + (t**3 - 2 * t**2 + t) * (-x.direction * length)
+            + (-2 * t**3 + 3 * t**2) * y.contact + (t**3 - t**2) * (y.direction * length))
+
+
+def pair_features(patch: Patch, areas: np.ndarray, median_area: float, labels: np.ndarray,
+                  on_worms: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
     """``(arm a, arm b, (F,) float32 features)`` for each pair of arms of different pieces at ``patch``.
 
-    areas : (N,) px of each piece; median_area : px. The features (:data:`PAIR_FEATURES`): how opposite the
-    arms point; how well each arm points across the patch at the other's contact; the gap between the contacts
-    over the patch's size; the arms' sizes; the number of arms there; the patch's area; the smaller piece's area
-    against the image's median and the two pieces' area ratio (logs)."""
-    rows = []
+    areas : (N,) px of each piece; median_area : px; labels : (H, W) int32 patch labels; on_worms : (H, W) bool
+    foreground. The features (:data:`PAIR_FEATURES`): how opposite the arms point; how well each arm points across
+    the patch at the other's contact; the gap between the contacts over the patch's size; the arms' sizes; the number
+    of arms there; the patch's area; the smaller piece's area against the image's median and the two pieces' area
+    ratio (logs); the gap between the arms' intensities and their widths' ratio (log); the share of a smooth path
+    from one arm into the other (:func:`_path`) that runs on worms and in the patch; how much more opposite each arm
+    is to the other than to its best rival there; the two pieces' summed area against the median (log)."""
     arms = patch.arms
-    for a in range(len(arms)):
-        for b in range(a + 1, len(arms)):
+    n = len(arms)
+    if n < 2:
+        return []
+    dirs = np.stack([arm.direction for arm in arms])
+    pieces = np.array([arm.piece for arm in arms])
+    opposite = np.where(pieces[:, None] != pieces[None], -dirs @ dirs.T, -np.inf)  # (n, n)
+    h, w = labels.shape
+    rows = []
+    for a in range(n):
+        for b in range(a + 1, n):
             x, y = arms[a], arms[b]
             if x.piece == y.piece:
                 continue
@@ -99,39 +144,49 @@ def pair_features(patch: Patch, areas: np.ndarray, median_area: float) -> list[t
             unit = gap / max(length, 1e-6)
             across = (-x.direction @ unit, y.direction @ unit) if length > 1 else (0.0, 0.0)
             ax, ay = areas[x.piece], areas[y.piece]
-            rows.append((a, b, np.array([-x.direction @ y.direction, *across, length / np.sqrt(patch.area),
-                                         np.log(min(x.size, y.size)), np.log(max(x.size, y.size)), len(arms),
-                                         np.log(patch.area), np.log(min(ax, ay) / median_area),
-                                         abs(np.log(ax / ay))], np.float32)))
+            r, c = np.round(_path(x, y)).astype(int).T
+            inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+            r, c = r.clip(0, h - 1), c.clip(0, w - 1)
+            lead = [opposite[a, b] - np.delete(opposite[i], [i, j]).max(initial=-1.0)
+                    for i, j in ((a, b), (b, a))]
+            rows.append((a, b, np.array([
+                opposite[a, b], *across, length / np.sqrt(patch.area), np.log(min(x.size, y.size)),
+                np.log(max(x.size, y.size)), n, np.log(patch.area), np.log(min(ax, ay) / median_area),
+                abs(np.log(ax / ay)), abs(x.intensity - y.intensity), abs(np.log(max(x.width, 0.5) / max(y.width, 0.5))),
+                (on_worms[r, c] & inside).mean(), ((labels[r, c] == patch.label) & inside).mean(), *lead,
+                np.log((ax + ay) / median_area)], np.float32)))
     return rows
 
 
-def pair_crops(image: np.ndarray, pieces: np.ndarray, everywhere: np.ndarray, labels: np.ndarray, patch: Patch,
+def pair_crops(image: np.ndarray, owner: np.ndarray, labels: np.ndarray, patch: Patch,
                pairs: list[tuple[int, int, np.ndarray]]) -> torch.Tensor:
-    """``(M, 5, CROP, CROP)`` float32: for each pair of arms at ``patch``, the square around the patch's box
-    (widened by CROP_MARGIN) resampled to CROP px: :data:`CHANNELS` (image (H, W) float32 normalized; pieces
-    (N, H, W) bool; everywhere (H, W) bool, any piece (computed once per image); labels (H, W) the patch labels)."""
-    rows, cols = patch.box
-    side = max(rows.stop - rows.start, cols.stop - cols.start) + CROP_MARGIN
-    centre = ((rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2)
+    """``(M, 5, CROP, CROP)`` float32: for each pair of arms at ``patch``, the square centred between its two
+    contacts, of side their gap + CROP_MARGIN px, resampled to CROP px: :data:`CHANNELS` (image (H, W) float32
+    normalized, bilinear; owner (H, W) int32, each pixel's piece + 1 (0 = none) and labels (H, W) int32, the patch
+    labels, nearest)."""
     h, w = image.shape
-    # the fields are cut to the crop's window (with a pixel to spare for bilinear sampling): the same samples as
-    # from the whole image, where a point beyond the window is beyond the image too
-    r0, c0 = (max(int(np.floor(c - side / 2)) - 1, 0) for c in centre)
-    r1, c1 = (min(int(np.ceil(c + side / 2)) + 2, n) for c, n in zip(centre, (h, w)))
-    ys = torch.linspace(centre[0] - side / 2, centre[0] + side / 2, CROP) - r0
-    xs = torch.linspace(centre[1] - side / 2, centre[1] + side / 2, CROP) - c0
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx / max(c1 - c0 - 1, 1) * 2 - 1, gy / max(r1 - r0 - 1, 1) * 2 - 1], -1)[None]
-    involved = sorted({patch.arms[i].piece for a, b, _ in pairs for i in (a, b)})
+    contacts = np.stack([np.stack([patch.arms[a].contact, patch.arms[b].contact]) for a, b, _ in pairs])  # (M, 2, 2)
+    centre = contacts.mean(1)  # (M, 2) row, col
+    side = np.linalg.norm(contacts[:, 1] - contacts[:, 0], axis=1) + CROP_MARGIN  # (M,)
+    # the fields are cut to the window holding every crop (with a pixel to spare for bilinear sampling): the same
+    # samples as from the whole image, where a point beyond the window is beyond the image too
+    lo, hi = (centre - side[:, None] / 2).min(0), (centre + side[:, None] / 2).max(0)
+    r0, c0 = (max(int(np.floor(v)) - 1, 0) for v in lo)
+    r1, c1 = (min(int(np.ceil(v)) + 2, n) for v, n in zip(hi, (h, w)))
+    steps = torch.linspace(-0.5, 0.5, CROP, dtype=torch.float64)
+    ys = torch.from_numpy(centre[:, :1]) + torch.from_numpy(side[:, None]) * steps - r0  # (M, CROP)
+    xs = torch.from_numpy(centre[:, 1:]) + torch.from_numpy(side[:, None]) * steps - c0
+    grid = torch.stack([(xs / max(c1 - c0 - 1, 1) * 2 - 1)[:, None, :].expand(-1, CROP, -1),
+                        (ys / max(r1 - r0 - 1, 1) * 2 - 1)[:, :, None].expand(-1, -1, CROP)], -1).float()
     window = np.s_[r0:r1, c0:c1]
-    fields = torch.from_numpy(np.concatenate([image[window][None], pieces[involved, r0:r1, c0:c1],
-                                              (labels[window] == patch.label)[None],
-                                              everywhere[window][None]]).astype(np.float32))
-    sampled = F.grid_sample(fields[None], grid, align_corners=True)[0]  # (2 + len(involved) + ..., CROP, CROP)
-    slot = {p: 1 + k for k, p in enumerate(involved)}
-    return torch.stack([sampled[[0, slot[patch.arms[a].piece], slot[patch.arms[b].piece], -2, -1]]
-                        for a, b, _ in pairs])
+    m = len(pairs)
+    pixels = F.grid_sample(torch.from_numpy(image[window].astype(np.float32))[None, None].expand(m, -1, -1, -1),
+                           grid, align_corners=True)[:, 0]
+    ids = torch.from_numpy(np.stack([owner[window], np.where(labels[window] == patch.label, 1, 0)]).astype(np.float32))
+    ids = F.grid_sample(ids[None].expand(m, -1, -1, -1), grid, mode="nearest", align_corners=True).round().long()
+    a = torch.tensor([patch.arms[a].piece + 1 for a, _, _ in pairs])[:, None, None]
+    b = torch.tensor([patch.arms[b].piece + 1 for _, b, _ in pairs])[:, None, None]
+    return torch.stack([pixels, ids[:, 0] == a, ids[:, 0] == b, ids[:, 1] == 1, ids[:, 0] > 0], 1).float()
 
 
 class JoinerNet(nn.Module):
@@ -145,7 +200,7 @@ class JoinerNet(nn.Module):
 
         n = len(PAIR_FEATURES)
         self.conv = nn.Sequential(block(len(CHANNELS), 16), block(16, 32), block(32, 64), block(64, 64))
-        self.head = nn.Sequential(nn.Linear(64 + n, 32), nn.ReLU(), nn.Linear(32, 1))
+        self.head = nn.Sequential(nn.Linear(64 + n, 64), nn.ReLU(), nn.Linear(64, 1))
         self.register_buffer("mean", torch.zeros(n) if mean is None else mean.float())
         self.register_buffer("scale", torch.ones(n) if scale is None else scale.float())
 
@@ -164,8 +219,13 @@ class Joiner:
 
     @classmethod
     def from_metadata(cls, stored: dict | None) -> "Joiner | None":
-        """The joiner stored in a model file's metadata (None when there is none or it is of another kind)."""
-        if not stored or tuple(stored.get("features", ())) != PAIR_FEATURES:
+        """The joiner stored in a model file's metadata (None, with a warning, when it is of an older kind; None when
+        there is none)."""
+        if not stored:
+            return None
+        if tuple(stored.get("features", ())) != PAIR_FEATURES:
+            warnings.warn("the model file's joiner is of an older kind (other pair features): its pieces are not "
+                          "joined across crossings; refit it with benchmarks/fit_joiner.py", stacklevel=2)
             return None
         net = JoinerNet()
         net.load_state_dict(stored["state_dict"])
@@ -189,15 +249,16 @@ class Joiner:
 def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray):
     """Every pair of arms of different pieces at each patch: ``(patch labels (H, W) int32, patches, pairs)``, where
     pairs is a list of ``(patch index, arm a, arm b, features (F,), crop (5, CROP, CROP))``; see :func:`join`."""
-    labels, patches = patch_arms(pieces, multi)
+    labels, patches = patch_arms(pieces, multi, image)
     areas = pieces.reshape(len(pieces), -1).sum(1).astype(float).clip(1)
     median = float(np.median(areas)) if len(areas) else 1.0
-    everywhere = pieces.any(0)
+    owner = np.where(pieces.any(0), pieces.argmax(0) + 1, 0).astype(np.int32)
+    on_worms = (owner > 0) | multi
     pairs = []
     for k, patch in enumerate(patches):
-        rows = pair_features(patch, areas, median)
+        rows = pair_features(patch, areas, median, labels, on_worms)
         if rows:
-            crops = pair_crops(image, pieces, everywhere, labels, patch, rows)
+            crops = pair_crops(image, owner, labels, patch, rows)
             pairs += [(k, a, b, x, c) for (a, b, x), c in zip(rows, crops)]
     return labels, patches, pairs
 
