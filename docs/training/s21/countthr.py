@@ -18,7 +18,7 @@ from napari_semiconv.normalize import normalize
 from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
 
 sys.path.insert(0, "benchmarks")
-from fit_joiner import owners  # noqa: E402
+from fit_joiner import owners
 
 torch.set_num_threads(2)
 model = load_model(DEFAULT_MODEL)
