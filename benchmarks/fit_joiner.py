@@ -65,7 +65,8 @@ def train_joiner(crops, feats, labels, seconds: float, seed: int = 0) -> JoinerN
     """A :class:`JoinerNet` trained on the labelled pairs for ``seconds``."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = JoinerNet(feats.mean(0), feats.std(0).clamp_min(1e-6))
+    both = torch.cat([feats, feats[:, list(SWAPPED)]])  # the pairs in both orders, as training sees them
+    net = JoinerNet(both.mean(0), both.std(0).clamp_min(1e-6))
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-3)
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:

@@ -107,8 +107,25 @@ def test_straight_through_pairs_lead_their_rivals_match_in_look_and_run_through_
         assert f["path_in_patch"] > 0.3 and f["path_on_worms"] == 1.0
     for f in bent:
         assert f["lead_a"] < 0 and f["lead_b"] < 0 and f["intensity_gap"] > 1.5
-    names = [PAIR_FEATURES[i] for i in SWAPPED]
-    assert sorted(names) == sorted(PAIR_FEATURES) and names[PAIR_FEATURES.index("lead_a")] == "lead_b"
+
+
+def test_swapped_features_are_the_pair_seen_from_its_other_arm():
+    from napari_semiconv.joining import Arm, Patch, pair_features
+
+    rng = np.random.default_rng(1)
+    pieces, multi, _ = _pieces()
+    labels, (patch,) = patch_arms(pieces, multi, np.zeros(multi.shape, np.float32))
+    angles = rng.uniform(0, 2 * np.pi, 5)  # five arms of four pieces in no symmetric layout
+    arms = [Arm(p, rng.uniform(22, 38, 2), np.array([np.cos(t), np.sin(t)]), int(rng.integers(25, 200)),
+                float(rng.random()), float(rng.uniform(2, 8))) for p, t in zip((0, 1, 2, 3, 3), angles)]
+    areas = rng.uniform(200, 900, 4)
+    args = (areas, float(np.median(areas)), labels, pieces.any(0) | multi)
+    seen = {(a, b): x for a, b, x in pair_features(Patch(patch.label, patch.box, patch.area, tuple(arms)), *args)}
+    n, ordered = len(arms), []
+    for a, b, x in pair_features(Patch(patch.label, patch.box, patch.area, tuple(arms[::-1])), *args):
+        assert np.allclose(x[list(SWAPPED)], seen[(n - 1 - b, n - 1 - a)], atol=1e-5)  # arm a is arm n - 1 - a
+        ordered.append(not np.allclose(x, seen[(n - 1 - b, n - 1 - a)]))
+    assert len(ordered) == 9 and all(ordered)  # each pair's features depend on which arm comes first
 
 
 def test_a_pair_crop_cut_from_its_window_samples_as_the_whole_image_does_at_the_border():
@@ -142,6 +159,12 @@ def test_a_pair_crop_cut_from_its_window_samples_as_the_whole_image_does_at_the_
         assert torch.allclose(crop[:1], pixels, atol=1e-4)
         assert (crop[1:] != masks).float().mean() < 0.01  # nearest sampling may round a border pixel either way
     assert below > 0
+    # an image whose value is its own (row, col): each crop's centre sample is the point between its contacts
+    where = (np.arange(h)[:, None] * 1000 + np.arange(w)[None]).astype(np.float32)
+    for crop, (a, b, _) in zip(pair_crops(where, owner, labels, patch, rows), rows):
+        centre = (patch.arms[a].contact + patch.arms[b].contact) / 2
+        middle = crop[0, CROP // 2 - 1:CROP // 2 + 1, CROP // 2 - 1:CROP // 2 + 1].mean()
+        assert abs(float(middle) - (centre[0] * 1000 + centre[1])) < 2
 
 
 def test_a_piece_model_keeps_its_joiner_where_its_thresholds_are_chosen_and_when_fine_tuned():

@@ -248,7 +248,8 @@ class Joiner:
 
 def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray):
     """Every pair of arms of different pieces at each patch: ``(patch labels (H, W) int32, patches, pairs)``, where
-    pairs is a list of ``(patch index, arm a, arm b, features (F,), crop (5, CROP, CROP))``; see :func:`join`."""
+    pairs is a list of ``(patch index, arm a, arm b, features (F,), crop (5, CROP, CROP))``; see :func:`join`.
+    The pieces share no pixel (the seeded decoder gives a second worm only pixels of ``multi``)."""
     labels, patches = patch_arms(pieces, multi, image)
     areas = pieces.reshape(len(pieces), -1).sum(1).astype(float).clip(1)
     median = float(np.median(areas)) if len(areas) else 1.0
