@@ -264,14 +264,11 @@ def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray):
     return labels, patches, pairs
 
 
-@torch.no_grad()
-def join(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joiner) -> np.ndarray:
-    """Join ``pieces (N, H, W) bool`` (none holds a pixel of ``multi``) across the patches of ``multi (H, W) bool``.
-
-    image : (H, W) float32, the normalized image. Returns ``(N,) int`` the worm (0..K-1) of each piece; the patches
-    themselves go to the worms that touch them afterwards (:func:`.decode._join_crossings`)."""
-    _, patches, pairs = candidate_pairs(pieces, multi, image)
-    parent = np.arange(len(pieces))
+def join_in_order(n: int, patches: list[Patch], pairs: list, order) -> np.ndarray:
+    """Join ``n`` pieces by the candidate ``pairs`` (as :func:`candidate_pairs` gives them) taken in ``order`` (indices
+    into pairs, first joined first), each arm at most once and never two pieces already in one worm. Returns ``(n,)
+    int`` the worm (0..K-1) of each piece."""
+    parent = np.arange(n)
 
     def root(i):
         while parent[i] != i:
@@ -279,18 +276,29 @@ def join(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joine
             i = parent[i]
         return i
 
+    used = set()
+    for m in order:  # loop over the chosen candidate pairs
+        k, a, b = pairs[m][:3]
+        pa, pb = patches[k].arms[a].piece, patches[k].arms[b].piece
+        if (k, a) in used or (k, b) in used or root(pa) == root(pb):
+            continue
+        used |= {(k, a), (k, b)}
+        parent[root(pa)] = root(pb)
+    return np.unique([root(i) for i in range(n)], return_inverse=True)[1].reshape(-1)
+
+
+@torch.no_grad()
+def join(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joiner) -> np.ndarray:
+    """Join ``pieces (N, H, W) bool`` (none holds a pixel of ``multi``) across the patches of ``multi (H, W) bool``.
+
+    image : (H, W) float32, the normalized image. Returns ``(N,) int`` the worm (0..K-1) of each piece; the patches
+    themselves go to the worms that touch them afterwards (:func:`.decode._join_crossings`)."""
+    _, patches, pairs = candidate_pairs(pieces, multi, image)
+    order = []
     if pairs:
         device = next(joiner.net.parameters()).device
         prob = torch.sigmoid(joiner.net(torch.stack([p[4] for p in pairs]).to(device),
                                         torch.from_numpy(np.stack([p[3] for p in pairs])).to(device))).cpu().numpy()
-        used = set()
-        for m in np.argsort(-prob):  # loop over candidate pairs, likeliest first
-            if prob[m] < joiner.threshold:
-                break
-            k, a, b = pairs[m][:3]
-            pa, pb = patches[k].arms[a].piece, patches[k].arms[b].piece
-            if (k, a) in used or (k, b) in used or root(pa) == root(pb):
-                continue
-            used |= {(k, a), (k, b)}
-            parent[root(pa)] = root(pb)
-    return np.unique([root(i) for i in range(len(pieces))], return_inverse=True)[1].reshape(-1)
+        order = np.argsort(-prob)  # likeliest first
+        order = order[prob[order] >= joiner.threshold]
+    return join_in_order(len(pieces), patches, pairs, order)

@@ -3,14 +3,13 @@ joiner), no score cut, on validation scenes (VAL_SEED0 + 700 + i). usage: countt
 import sys
 from dataclasses import replace
 
-import numpy as np
 import torch
 
 import napari_semiconv.decode as dec
 import napari_semiconv.segment as seg
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
 from napari_semiconv.decode import model_decode_config
-from napari_semiconv.joining import candidate_pairs
+from napari_semiconv.joining import candidate_pairs, join_in_order
 from napari_semiconv.metrics import evaluate
 from napari_semiconv.model import load_model
 from napari_semiconv.models import DEFAULT_MODEL
@@ -28,22 +27,12 @@ truth = {}
 
 
 def oracle(pieces, multi, image, joiner):
+    """The pieces joined at the arm pairs whose pieces the truth says are one worm, in the candidates' order."""
     _, patches, pairs = candidate_pairs(pieces, multi, image)
     own = owners(pieces, truth["ins"])
-    parent = np.arange(len(pieces))
-
-    def root(i):
-        while parent[i] != i:
-            i = parent[i]
-        return i
-    used = set()
-    for k, a, b, _, _ in pairs:
-        pa, pb = patches[k].arms[a].piece, patches[k].arms[b].piece
-        if own[pa] != own[pb] or (k, a) in used or (k, b) in used or root(pa) == root(pb):
-            continue
-        used |= {(k, a), (k, b)}
-        parent[root(pa)] = root(pb)
-    return np.unique([root(i) for i in range(len(pieces))], return_inverse=True)[1].reshape(-1)
+    same = [m for m, (k, a, b, _, _) in enumerate(pairs)
+            if own[patches[k].arms[a].piece] == own[patches[k].arms[b].piece]]
+    return join_in_order(len(pieces), patches, pairs, same)
 
 
 def thresholded(t):
