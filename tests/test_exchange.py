@@ -75,10 +75,11 @@ def same_model(a, b):
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-@pytest.mark.parametrize("target", ["eq5", "anchor", "flow", "paired flow"])
+@pytest.mark.parametrize("target", ["eq5", "anchor", "flow", "paired flow", "count-refined flow"])
 @pytest.mark.parametrize("scale", [1.0, 1.37])
 def test_torchscript_twin_is_the_network_at_any_size(target, scale):
-    model = tiny(target.split()[-1], input_scale=scale, **({"flow_pair": True} if "paired" in target else {}))
+    model = tiny(target.split()[-1], input_scale=scale, **({"flow_pair": True} if "paired" in target else {}),
+                 **({"count_refiner": True} if "refined" in target else {}))
     wrapper = BioimageioNet(**model.config.to_dict())
     wrapper.load_state_dict(model.state_dict())  # the same keys as SemiConvNet's
     scripted = torch.jit.script(wrapper.eval())

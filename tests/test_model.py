@@ -197,3 +197,52 @@ def test_widened_model_computes_what_the_narrow_one_did(target):
     assert list(channel_map(16, 32)[:8]) == [0, 1, 2, 3, 4, 5, 6, 7] and list(channel_map(32, 64)[:8]) == [0, 1, 2, 3] * 2
     with pytest.raises(ValueError, match="cannot widen"):
         channel_map(16, 24)
+
+
+def test_count_refiner_starts_as_its_donor_learns_and_round_trips(tmp_path):
+    """A flow model given a count refiner first computes its donor's count logits (the refiner's last layer is
+    zero); a step on a count loss changes them, the file round-trips, and non-flow models refuse a refiner."""
+    from napari_semiconv.model.widen import with_count_refiner
+
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig.for_target("flow", width=4, depth=2)).eval()
+    with torch.no_grad():  # the donor's flow head is no longer zero: the refiner reads the flow
+        plain.phi_head[-1].weight.normal_()
+    refined = with_count_refiner(plain)
+    x = torch.rand(2, 1, 40, 52)
+    before = plain(x)
+    assert torch.equal(refined.eval()(x).count_logit, before.count_logit)
+    opt = torch.optim.SGD(refined.count_refiner.parameters(), lr=0.1)
+    target = (x[:, 0] > 0.5).long() * 2  # anything the refiner can learn: counts 2 where the image is bright
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(refined.train()(x).count_logit, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = refined.eval()(x).count_logit
+    assert not torch.allclose(after, before.count_logit)
+    assert torch.equal(refined(x).phi, before.phi)  # only the count logits change
+    loaded = load_model(save_model(refined, tmp_path / "refined.pt"))
+    assert loaded.config.count_refiner and torch.equal(loaded(x).count_logit, after)
+    with pytest.raises(ValueError, match="flow models"):
+        ModelConfig.for_target("anchor", count_refiner=True)
+    with pytest.raises(ValueError, match="without one"):
+        with_count_refiner(refined)
+
+
+@pytest.mark.parametrize("k", range(4))
+@pytest.mark.parametrize("flip", [False, True])
+def test_vectors_turn_with_their_field(k, flip):
+    """A gradient field seen on a flipped / turned view of its scalar field is the gradient of that view
+    (dihedral_vectors), and the TTA's way back (_undo, _undo_vectors) returns the original vectors."""
+    from napari_semiconv.segment import _undo, _undo_vectors, dihedral, dihedral_vectors
+
+    y, x = torch.meshgrid(torch.arange(9.0), torch.arange(11.0), indexing="ij")
+    f = 0.3 * x**2 + 0.7 * y + 0.1 * x * y  # rows y, columns x
+    grad = torch.stack([0.6 * x + 0.1 * y, 0.7 + 0.1 * x])  # (dx, dy), exact for a quadratic
+    view = dihedral(f, k, flip)
+    turned = dihedral_vectors(dihedral(grad, k, flip), k, flip)
+    dx = (view[1:-1, 2:] - view[1:-1, :-2]) / 2
+    dy = (view[2:, 1:-1] - view[:-2, 1:-1]) / 2
+    torch.testing.assert_close(turned[:, 1:-1, 1:-1], torch.stack([dx, dy]))
+    torch.testing.assert_close(_undo_vectors(_undo(turned, k, flip), k, flip), grad)

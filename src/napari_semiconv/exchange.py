@@ -138,6 +138,8 @@ class BioimageioNet(nn.Module):
         self.sigma_head = getattr(net, "sigma_head", None) or identity()
         self.image_head = getattr(net, "image_head", None) or identity()
         self.count_head = getattr(net, "count_head", None) or identity()
+        self.count_refiner = getattr(net, "count_refiner", None) or identity()
+        self.refine_count = bool(cfg.count_refiner)
         self.kind = cfg.target
         self.dim = cfg.dim
         self.scale = float(cfg.input_scale)
@@ -168,7 +170,11 @@ class BioimageioNet(nn.Module):
             fg = heads[:, -1:]
         else:
             up = _resize(feats, full.shape[-2], full.shape[-1])
-            count = _resize(self.count_head(torch.cat([up, self.image_head(full)], 1)), h, w)
+            count = self.count_head(torch.cat([up, self.image_head(full)], 1))
+            if self.refine_count:
+                flow = _resize(phi[:, :2], full.shape[-2], full.shape[-1])
+                count = self.count_refiner(torch.cat([full, count, flow], 1))
+            count = _resize(count, h, w)
             fg = torch.logsumexp(count[:, 1:], 1, keepdim=True) - count[:, :1]
         sigma = heads
         if kind == "anchor":

@@ -129,7 +129,7 @@ def _forward(model: SemiConvNet, x: np.ndarray, rows: slice, cols: slice, tta: b
     views = [(k, flip) for flip in (False, True) for k in range(4)] if tta else [(0, False)]
     fields = []
     for k, flip in views:
-        out = model(_dihedral(patch, k, flip))
+        out = model(dihedral(patch, k, flip))
         sigma = out.sigma if out.sigma is not None else model.sigma.expand_as(out.fg_logit)
         seed = torch.sigmoid(out.seed_logit) if out.seed_logit is not None else torch.zeros_like(sigma)
         parts = [torch.sigmoid(out.fg_logit), seed, sigma]
@@ -162,19 +162,29 @@ def _count(logits: torch.Tensor) -> torch.Tensor:
     return torch.where((more > none) & (more > one), 2.0, torch.where(one > none, 1.0, 0.0))
 
 
-def _dihedral(t: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+def dihedral(t: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
     """``(..., H, W)``: flipped left-right (if ``flip``), then rotated ``k`` times by 90 degrees."""
     return torch.rot90(torch.flip(t, (-1,)) if flip else t, k, (-2, -1))
 
 
 def _undo(t: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
-    """The inverse of :func:`_dihedral` on a ``(C, H, W)`` field."""
+    """The inverse of :func:`dihedral` on a ``(C, H, W)`` field."""
     t = torch.rot90(t, -k, (-2, -1))
     return torch.flip(t, (-1,)) if flip else t
 
 
+def dihedral_vectors(v: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """``(2, H, W)`` (dx, dy) vectors of a field as they read on its :func:`dihedral` view (the field already moved
+    by :func:`dihedral`): the flip negates dx, each quarter turn maps (dx, dy) to (dy, -dx). The inverse of
+    :func:`_undo_vectors`."""
+    dx, dy = (-v[0] if flip else v[0]), v[1]
+    for _ in range(k):
+        dx, dy = dy, -dx
+    return torch.stack([dx, dy])
+
+
 def _undo_vectors(v: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
-    """``(2, H, W)`` (dx, dy) vectors predicted on a :func:`_dihedral` view, in the original frame (the
+    """``(2, H, W)`` (dx, dy) vectors predicted on a :func:`dihedral` view, in the original frame (the
     field already moved back by :func:`_undo`): each inverse quarter turn maps (dx, dy) to (-dy, dx), the
     flip negates dx."""
     dx, dy = v[0], v[1]

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Refine, UNet
+from .count_refiner import CountRefiner
 
 TARGETS = ("eq5", "anchor", "flow")
 FLOW_SIGMA_PX = 5.0  # flow models: the kernel bandwidth (px) round the end points where votes gather
@@ -51,6 +52,8 @@ class ModelConfig:
     # direction (a vote follows the one that continues its path; napari_semiconv.flow); False = one, older files
     flow_pieces: bool = False  # flow: each worm's overlaps cut it into pieces with a sink each (no vote crosses an
     # overlap) and the decoder joins the pieces across overlaps (napari_semiconv.joining); False = whole worms, older files
+    count_refiner: bool = False  # flow: a small full-resolution net corrects the count head's 0 / 1 / 2+ logits from
+    # the image, those logits and the flow (model.count_refiner); False = none, older files
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -59,6 +62,8 @@ class ModelConfig:
             raise ValueError(f"a flow model's embedding is its 2-D vote (dim 2), not dim {self.dim}")
         if (self.flow_pair or self.flow_pieces) and self.target != "flow":
             raise ValueError(f"paired flows and pieces are for flow models, not {self.target!r} ones")
+        if self.count_refiner and self.target != "flow":
+            raise ValueError(f"the count refiner reads a flow: it is for flow models, not {self.target!r} ones")
 
     @classmethod
     def for_target(cls, target: str, **kw) -> "ModelConfig":
@@ -128,6 +133,8 @@ class SemiConvNet(nn.Module):
         self.image_head = nn.Sequential(nn.Conv2d(config.in_channels, 8, 3, padding=1), nn.ReLU(inplace=True))
         self.count_head = nn.Sequential(nn.Conv2d(c + 8, 16, 3, padding=1), nn.ReLU(inplace=True),
                                         nn.Conv2d(16, 3, 1))
+        if config.count_refiner:
+            self.count_refiner = CountRefiner()
 
     def with_input_scale(self, scale: float) -> "SemiConvNet":
         """This model (the same parameters, not a copy of them) seeing images resized by ``1 / scale``."""
@@ -174,7 +181,10 @@ class SemiConvNet(nn.Module):
             fg_logit = heads[:, -1:]
         else:
             up = _resize(feats, full.shape[-2:])
-            count_logit = _resize(self.count_head(torch.cat([up, self.image_head(full)], 1)), (h, w))
+            count_logit = self.count_head(torch.cat([up, self.image_head(full)], 1))
+            if self.config.count_refiner:
+                count_logit = self.count_refiner(torch.cat([full, count_logit, _resize(phi[:, :2], full.shape[-2:])], 1))
+            count_logit = _resize(count_logit, (h, w))
             # P(at least one worm) as a logit: log(p1 + p2) - log(p0)
             fg_logit = torch.logsumexp(count_logit[:, 1:], 1, keepdim=True) - count_logit[:, :1]
         if kind == "anchor":

@@ -90,3 +90,16 @@ def pair_flows(model: SemiConvNet) -> SemiConvNet:
     paired.load_state_dict(state)
     paired.metadata = dict(getattr(model, "metadata", {}))
     return paired.train(model.training)
+
+
+def with_count_refiner(model: SemiConvNet) -> SemiConvNet:
+    """A copy of flow ``model`` with a count refiner (``ModelConfig.count_refiner``, :mod:`.count_refiner`), its
+    other weights copied and the refiner's last layer zero: the copy computes what ``model`` did until the refiner
+    is trained."""
+    if model.config.target != "flow" or model.config.count_refiner:
+        raise ValueError("a count refiner goes on a flow model without one")
+    refined = SemiConvNet(replace(model.config, count_refiner=True))
+    missing, unexpected = refined.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("count_refiner.") for k in missing)
+    refined.metadata = dict(getattr(model, "metadata", {}))
+    return refined.train(model.training)
