@@ -18,7 +18,7 @@ from napari_semiconv.segment import decode_outputs
 from napari_semiconv.threshold_search import forward_all
 
 sys.path.insert(0, "benchmarks")
-from fit_joiner import owners  # noqa: E402
+from fit_joiner import owners
 
 torch.set_num_threads(2)
 model = load_model(DEFAULT_MODEL)

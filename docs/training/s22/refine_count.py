@@ -7,7 +7,6 @@ usage: refine_count.py gen N OUT.pt            cache the model's outputs on N tr
 """
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
