@@ -138,11 +138,15 @@ def main(argv=None):
     ap.add_argument("--cosine", action="store_true", help="learning rate falling from 1e-3 to 0 (a continuation)")
     ap.add_argument("--scenes", type=int, default=10, help="validation scenes per style to report on")
     args = ap.parse_args(argv)
-    donor = resolve_model(args.model, "cpu")
+    donor = resolve_model(args.model, "cpu")  # the cache and the refiner's training stay on the CPU
+    name = model_name(donor)
     if donor.config.target != "flow":
-        raise SemiconvError(f"{model_name(donor)} is a {donor.config.target} model: a count refiner reads a flow")
+        raise SemiconvError(f"{name} is a {donor.config.target} model: a count refiner reads a flow")
+    if donor.config.input_scale != 1:
+        raise SemiconvError(f"{name} sees images resized by its input scale {donor.config.input_scale:g} (a fine-tuned "
+                            "model): train the refiner on the model it was fine-tuned from")
     model = donor if donor.config.count_refiner else with_count_refiner(donor)
-    model.metadata.pop("path", None)
+    model.metadata = {k: v for k, v in model.metadata.items() if k != "path"}
     x, y = cached(without_refiner(model), args.train)
     print(f"cached the outputs of {len(x)} training scenes", flush=True)
     scenes = {style: validation_scenes(args.scenes, style, VAL_SEED0 + 700 + 1000 * i) for i, style in enumerate(STYLES)}
@@ -158,7 +162,7 @@ def main(argv=None):
         lines += [f"| {name} | {style} | " + " | ".join(f"{rows[style][k]:.3f}" for k in keys) + " |" for style in STYLES]
     publish_model_section(
         args, "## A count refiner trained on the model's cached outputs",
-        f"Model `{model_name(donor)}`; refiner trained {args.seconds:.0f} s{' (cosine learning rate)' if args.cosine else ''} "
+        f"Model `{name}`; refiner trained {args.seconds:.0f} s{' (cosine learning rate)' if args.cosine else ''} "
         f"on the outputs of {args.train} training scenes ({steps} steps; loss per 500 steps "
         f"{', '.join(f'{v:.4f}' for v in curve)}), written to `{args.out}`; {args.scenes} validation scenes per style "
         "(seeds VAL_SEED0 + 700 + i), each model with its stored decoder (the donor's joiner and rescorer: refit them "
