@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from napari_semiconv.data.sources import TRAIN_SEEDS, VAL_SEED0, validation_scenes
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
+from napari_semiconv.decode import model_decode_config
 from napari_semiconv.errors import SemiconvError
 from napari_semiconv.metrics import evaluate
 from napari_semiconv.model.embedding import SemiConvNet
@@ -31,7 +32,8 @@ from napari_semiconv.model.io import save_model
 from napari_semiconv.model.widen import with_count_refiner
 from napari_semiconv.normalize import normalize
 from napari_semiconv.registry import resolve_model
-from napari_semiconv.segment import SegmentConfig, dihedral, dihedral_vectors, segment
+from napari_semiconv.segment import decode_outputs, dihedral, dihedral_vectors
+from napari_semiconv.threshold_search import forward_all
 
 REFINE_SEED0 = TRAIN_SEEDS - 3 * 10**6  # training seeds apart from the joiner's and the rescorer's
 CROP, BATCH, NEAR_CROSSING = 160, 8, 0.7
@@ -113,18 +115,17 @@ def train_refiner(refiner, x, y, seconds: float, cosine: bool, lr: float = 1e-3)
 
 
 def validation(model, scenes) -> dict:
-    """avS of ``model`` with its stored decoder on ``scenes``, and the IoU of its argmax count (2+, 1+) with the truth."""
-    results = [segment(model, s.image, SegmentConfig(keep_embedding=False)) for s in scenes]
+    """avS of ``model`` with its stored decoder on ``scenes``, and the IoU of its likeliest count (2+, 1+) with the
+    truth; one forward per scene serves both."""
+    outputs = forward_all(model, [s.image for s in scenes])
+    decoded = [decode_outputs(out, model_decode_config(model)) for out in outputs]
     inter, union = np.zeros(2), np.zeros(2)
-    for s in scenes:
-        with torch.no_grad():
-            x = torch.from_numpy(normalize(s.image))[None, None]
-            logits = model(x).count_logit[0]
-        count, truth = logits.argmax(0).numpy(), s.instances.sum(0)
+    for s, out in zip(scenes, outputs):
+        count, truth = out["count"].cpu().numpy(), s.instances.sum(0)
         for k, t in enumerate((2, 1)):
             inter[k] += ((count >= t) & (truth >= t)).sum()
             union[k] += ((count >= t) | (truth >= t)).sum()
-    e = evaluate([r.instances.to_stack() for r in results], [r.scores for r in results], [s.instances for s in scenes])
+    e = evaluate([d.instances for d in decoded], [d.scores for d in decoded], [s.instances for s in scenes])
     return {"avS": e["avS"], "S@0.5": e["S@0.5"], "crossing IoU": inter[0] / union[0], "foreground IoU": inter[1] / union[1]}
 
 
