@@ -1,4 +1,4 @@
-"""Instance rescoring: the features of decoded instances, the logistic model and its place in the decoder."""
+"""Instance rescoring: the features of decoded instances, the learned score and its place in the decoder."""
 
 from types import SimpleNamespace
 
@@ -37,16 +37,44 @@ def test_a_piece_cut_off_at_a_crossing_touches_the_other_worm_and_its_votes_meet
     assert torch.all(_features(stack, multi)["vote_inside"] == 0)  # no votes given: those features are 0
 
 
+def test_skeletons_tell_a_whole_worm_from_a_piece_ending_in_a_crossing_and_from_two_worms_merged():
+    ins, _ = _crossing()
+    ins = ins.numpy()
+    multi = ins.all(0)
+    piece = ins[0] & (np.arange(60) >= 26)[None]  # the horizontal worm's right part, holding the crossing
+    f = _features(np.stack([ins[1], piece, ins[0] | ins[1]]), multi)
+    assert f["skeleton_ends"][0] == 2 and f["skeleton_branches"][0] == 0 and f["ends_on_crossing"][0] == 0
+    assert f["skeleton_ends"][1] == 2 and f["ends_on_crossing"][1] == 1  # one end stops in the crossing
+    assert f["skeleton_ends"][2] == 4 and f["skeleton_branches"][2] >= 1  # a cross: four ends and a branch
+    assert f["log_relative_skeleton"][1] < 0 < f["log_relative_skeleton"][2]
+
+
 def test_a_fitted_rescorer_ranks_by_what_separates_and_travels_in_the_metadata(rng):
     x = rng.normal(size=(400, len(FEATURES)))
     y = (x[:, FEATURES.index("contact")] < 0).astype(float)  # only the contact tells
-    r = fit_rescorer(x, y)
-    p = r(torch.from_numpy(x)).numpy()
+    r = fit_rescorer(x, y, hidden=())  # the logistic model
+    p = r(torch.from_numpy(x).float()).numpy()
     assert ((p > 0.5) == (y > 0.5)).mean() > 0.95
-    assert np.argmax(np.abs(r.weights)) == FEATURES.index("contact") and r.weights[FEATURES.index("contact")] < 0
+    weights = np.array(r.layers[0][0][0])
+    assert np.argmax(np.abs(weights)) == FEATURES.index("contact") and weights[FEATURES.index("contact")] < 0
     assert Rescorer.from_metadata(r.to_metadata()) == r
     assert Rescorer.from_metadata({**r.to_metadata(), "features": ["area"]}) is None  # another kind: ignored
     assert Rescorer.from_metadata(None) is None
+
+
+def test_the_default_rescorer_learns_what_a_logistic_one_cannot_and_old_logistic_files_still_load(rng):
+    x = rng.normal(size=(1000, len(FEATURES)))
+    k = FEATURES.index("log_relative_area")
+    y = (np.abs(x[:, k]) < 0.7).astype(float)  # a whole worm is neither much smaller nor much larger than the rest
+    right = {h: ((fit_rescorer(x, y, hidden=h)(torch.from_numpy(x).float()).numpy() > 0.5) == (y > 0.5)).mean()
+             for h in ((), (16, 16))}
+    assert right[(16, 16)] > 0.9 and right[()] < 0.7
+    # a file written before the network: one logistic layer stored as weights and bias
+    w = rng.normal(size=len(FEATURES))
+    old = {"features": list(FEATURES), "mean": [0.5] * len(FEATURES), "scale": [2.0] * len(FEATURES),
+           "weights": w.tolist(), "bias": 0.3}
+    got = Rescorer.from_metadata(old)(torch.from_numpy(x[:5]).float()).numpy()
+    assert np.allclose(got, 1 / (1 + np.exp(-((x[:5] - 0.5) / 2.0 @ w + 0.3))), atol=1e-5)
 
 
 def test_the_decoder_scores_with_the_model_s_rescorer_and_cuts_on_it():
@@ -61,7 +89,7 @@ def test_the_decoder_scores_with_the_model_s_rescorer_and_cuts_on_it():
     w = tuple(-1.0 if i == k else 0.0 for i in range(len(FEATURES)))
     areas = plain.features[:, k]
     r = Rescorer(tuple(float(areas.mean()) if i == k else 0.0 for i in range(len(FEATURES))), (1.0,) * len(FEATURES),
-                 w, 0.0)
+                 (((w,), (0.0,)),))
 
     model = SimpleNamespace(metadata={"rescorer": r.to_metadata(), "decode": {"min_score": 0.5}})
     config = model_decode_config(model, min_size=20, merge_threshold=0)

@@ -4,7 +4,8 @@ The decoder's own score (seed x foreground x vote concentration) cannot see the 
 found: a piece of a worm cut off at a crossing gathers its votes as tightly as a whole worm. The
 features below describe each decoded instance (its votes, its size against the image's other instances,
 how much of it lies on crossings, how much of its rim touches other foreground, whether it touches the
-image's border, its width and length) and a logistic model fitted on decoded *training* scenes
+image's border, its width and length, its skeleton's ends, branches and ends on a crossing) and a small network (two hidden layers of 16; earlier files hold a
+logistic model) fitted on decoded *training* scenes
 (benchmarks/fit_rescorer.py) turns them into a score in [0, 1]: the expected fraction of the IoU thresholds
 0.5 ... 0.9 at which the instance matches a true worm (avS's thresholds; 0 for a fragment or a merger).
 The model's weights travel in the model file's metadata (``rescorer``), so a model without them decodes
@@ -12,42 +13,59 @@ as before.
 """
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage as ndi
+from skimage.morphology import skeletonize
 
 FEATURES = ("score", "seed", "foreground", "concentration", "log_area", "log_relative_area", "crossing",
-            "contact", "border", "width", "log_length", "vote_inside", "vote_on_foreground", "vote_clearance")
+            "contact", "border", "width", "log_length", "vote_inside", "vote_on_foreground", "vote_clearance",
+            "skeleton_ends", "skeleton_branches", "ends_on_crossing", "log_relative_skeleton")
+ON_CROSSING = 3  # px: a skeleton's end this close to the instance's own pixels counted 2+ ends on a crossing
 CLEARANCE_REACH = 24.0  # px: the vote's distance to the nearest crossing counts up to this (sinks lie 12 px clear)
 
 
 @dataclass(frozen=True)
 class Rescorer:
-    """A logistic model over :data:`FEATURES`: p = sigmoid(w . (x - mean) / scale + bias)."""
+    """A small network over :data:`FEATURES`: the features standardised, ``z = (x - mean) / scale``, then each
+    layer ``z = z @ weight.T + bias`` in turn with a ReLU between layers, and a sigmoid on the last one's single
+    output. A single layer is the logistic model that earlier model files store (as ``weights`` and ``bias``).
+
+    mean, scale : (F,) floats; layers : one ``(weight (out, in), bias (out,))`` pair of nested float tuples per layer;
+    features : the names of the F features it reads, in order (a subset of :data:`FEATURES`: a rescorer fitted
+    before a feature was added keeps reading its own).
+    """
 
     mean: tuple
     scale: tuple
-    weights: tuple
-    bias: float
+    layers: tuple
+    features: tuple = FEATURES
 
     @classmethod
     def from_metadata(cls, stored: dict | None) -> "Rescorer | None":
         """The rescorer stored in a model file's metadata (None when there is none or it is of another kind)."""
-        if not stored or tuple(stored.get("features", ())) != FEATURES:
+        names = tuple(stored.get("features", ())) if stored else ()
+        if not names or not set(names) <= set(FEATURES):
             return None
+        layers = stored["layers"] if "layers" in stored else [[[stored["weights"]], [stored["bias"]]]]
         return cls(tuple(map(float, stored["mean"])), tuple(map(float, stored["scale"])),
-                   tuple(map(float, stored["weights"])), float(stored["bias"]))
+                   tuple((tuple(tuple(map(float, row)) for row in w), tuple(map(float, b))) for w, b in layers), names)
 
     def to_metadata(self) -> dict:
-        return {"features": list(FEATURES), "mean": list(self.mean), "scale": list(self.scale),
-                "weights": list(self.weights), "bias": self.bias}
+        return {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
+                "layers": [[[list(row) for row in w], list(b)] for w, b in self.layers]}
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
-        """``(N, F)`` features -> ``(N,)`` probabilities in [0, 1]."""
-        mean, scale, w = (torch.tensor(v, dtype=features.dtype, device=features.device)
-                          for v in (self.mean, self.scale, self.weights))
-        return torch.sigmoid((features - mean) / scale @ w + self.bias)
+        """``(N, len(FEATURES))`` features (:func:`instance_features`) -> ``(N,)`` probabilities in [0, 1]."""
+        mean, scale = (torch.tensor(v, dtype=features.dtype, device=features.device) for v in (self.mean, self.scale))
+        z = (features[:, [FEATURES.index(f) for f in self.features]] - mean) / scale
+        for i, (w, b) in enumerate(self.layers):
+            z = z @ torch.tensor(w, dtype=z.dtype, device=z.device).T + torch.tensor(b, dtype=z.dtype, device=z.device)
+            z = z if i == len(self.layers) - 1 else z.clamp_min(0)
+        return torch.sigmoid(z[:, 0])
 
 
 def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torch.Tensor | None,
@@ -68,6 +86,7 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
     seed, fg, conc = parts
     multi = torch.zeros((h, w), dtype=torch.bool, device=stack.device) if multi is None else multi
     area, crossing, rim, contact, border = torch.zeros((5, n), device=stack.device)
+    skeleton = np.zeros((n, 4), np.float32)
     rows, cols = stack.any(2), stack.any(1)  # (N, H), (N, W) (a bool sum over the stack is ~4x slower)
     for i in range(n):  # loop over instances, each on its bounding box (1 px wider)
         r = torch.nonzero(rows[i])[:, 0]
@@ -79,6 +98,7 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
         area[i], crossing[i] = m.sum(), (m & multi[box]).sum()
         rim[i], contact[i] = ring.sum(), (ring & foreground[box]).sum()
         border[i] = float(r0 == 0 or c0 == 0 or r1 == h or c1 == w)
+        skeleton[i] = _skeleton(m.cpu().numpy(), (m & multi[box]).cpu().numpy())
     area, rim = area.clamp_min(1), rim.clamp_min(1)
     median = area.median() if n else torch.tensor(1.0)
     vote = torch.zeros((3, n), device=stack.device)
@@ -89,27 +109,47 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
         if multi.any():  # each vote's distance (px) to the nearest pixel counted 2+
             clearance = torch.cdist(votes.float(), torch.nonzero(multi).float()).amin(1).clamp_max(CLEARANCE_REACH)
         vote = torch.stack([stack[torch.arange(n), r, c].float(), foreground[r, c].float(), clearance / CLEARANCE_REACH])
-    return torch.stack([seed * fg * conc, seed, fg, conc, area.log(), (area / median).log(), crossing / area,
-                        contact / rim, border, 2 * area / rim, (rim / 2).log(), *vote], 1).float()
+    if n:  # the skeleton's length against the image's median
+        skeleton[:, 3] = np.log(skeleton[:, 3] / np.median(skeleton[:, 3]))
+    return torch.cat([torch.stack([seed * fg * conc, seed, fg, conc, area.log(), (area / median).log(), crossing / area,
+                                   contact / rim, border, 2 * area / rim, (rim / 2).log(), *vote], 1).float(),
+                      torch.from_numpy(skeleton).to(stack.device)], 1)
 
 
-def fit_rescorer(features: np.ndarray, target: np.ndarray, l2: float = 1e-3, steps: int = 500) -> Rescorer:
-    """Fit the logistic model on ``features (M, F)`` with ``target (M,)`` in [0, 1] (e.g. the fraction of IoU
-    thresholds at which the instance matches a true worm), by full-batch L-BFGS on the cross-entropy with a small
-    L2 penalty."""
-    x = torch.as_tensor(features, dtype=torch.float64)
-    y = torch.as_tensor(target, dtype=torch.float64)
+def _skeleton(mask: np.ndarray, crossing: np.ndarray) -> tuple[int, int, int, int]:
+    """Of ``mask (h, w) bool`` (one instance, its box 1 px wider) and ``crossing (h, w) bool`` (its pixels counted
+    2+): its skeleton's end points, branch points (8-connected groups), ends within ON_CROSSING px of the crossing
+    (a piece cut off at a crossing ends there) and length (px, at least 1). A whole worm has two ends, no branch."""
+    eight = np.ones((3, 3), np.uint8)
+    sk = skeletonize(mask)
+    neighbours = ndi.convolve(sk.astype(np.uint8), eight, mode="constant") - 1
+    ends, branches = sk & (neighbours == 1), sk & (neighbours >= 3)
+    near = ndi.binary_dilation(crossing, iterations=ON_CROSSING) if crossing.any() else crossing
+    return int(ends.sum()), ndi.label(branches, eight)[1], int((ends & near).sum()), max(int(sk.sum()), 1)
+
+
+def fit_rescorer(features: np.ndarray, target: np.ndarray, hidden: tuple = (16, 16), steps: int = 3000,
+                 weight_decay: float = 1e-3, seed: int = 0) -> Rescorer:
+    """Fit the rescorer on ``features (M, F)`` with ``target (M,)`` in [0, 1] (e.g. the fraction of IoU thresholds at
+    which the instance matches a true worm): ``hidden`` ReLU layers of these widths (``()``: the logistic model),
+    full-batch AdamW on the cross-entropy for ``steps`` steps, the learning rate falling from 3e-3 to 0 along a
+    cosine."""
+    torch.manual_seed(seed)
+    x = torch.as_tensor(features, dtype=torch.float32)
+    y = torch.as_tensor(target, dtype=torch.float32)
     mean, scale = x.mean(0), x.std(0).clamp_min(1e-6)
+    widths = (x.shape[1], *hidden, 1)
+    linears = [torch.nn.Linear(i, o) for i, o in pairwise(widths)]
+    net = torch.nn.Sequential(*[m for lin in linears for m in (lin, torch.nn.ReLU())][:-1])
+    opt = torch.optim.AdamW(net.parameters(), 3e-3, weight_decay=weight_decay)
     z = (x - mean) / scale
-    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = 1.5e-3 * (1 + np.cos(np.pi * step / steps))
+        loss = F.binary_cross_entropy_with_logits(net(z)[:, 0], y)
         opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(z @ w + b, y) + l2 * (w * w).sum()
         loss.backward()
-        return loss
-
-    opt.step(closure)
-    return Rescorer(tuple(mean.tolist()), tuple(scale.tolist()), tuple(w.detach().tolist()), float(b.detach()))
+        opt.step()
+    return Rescorer(tuple(mean.tolist()), tuple(scale.tolist()),
+                    tuple((tuple(map(tuple, lin.weight.detach().tolist())), tuple(lin.bias.detach().tolist()))
+                          for lin in linears))
