@@ -7,7 +7,7 @@ seeds (JOIN_SEED0 + i, never a validation or test scene) with its stored thresho
 its pieces are the instances without the pixels counted 2+. Each pair of arms at a crossing patch
 (:func:`napari_semiconv.joining.candidate_pairs`) is labelled 1 when both pieces lie mostly (> 80 % of their pixels)
 in the same true worm. The :class:`~napari_semiconv.joining.JoinerNet` trains on them for ``--seconds`` (AdamW,
-learning rate 2e-3 falling to 0 along a cosine over the time given (session 23; earlier joiners kept 2e-3), batches of 64, random flips and quarter turns, the two arms (their crops and features) swapped at random); its threshold is chosen on
+batches of 64, random flips and quarter turns, the two arms (their crops and features) swapped at random); its threshold is chosen on
 ``--scenes`` validation scenes per style (seeds VAL_SEED0 + 9000 + i) by the avS of the joined worms. ``--write``
 stores the joiner in the model file (then refit its rescorer: benchmarks/fit_rescorer.py). Writes a section of
 docs/benchmarks.md.
@@ -69,9 +69,7 @@ def train_joiner(crops, feats, labels, seconds: float, seed: int = 0) -> JoinerN
     net = JoinerNet(both.mean(0), both.std(0).clamp_min(1e-6))
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-3)
     start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for group in opt.param_groups:  # cosine: from 2e-3 to 0 over the time given
-            group["lr"] = 1e-3 * (1 + np.cos(np.pi * elapsed / seconds))
+    while time.perf_counter() - start < seconds:
         idx = torch.randint(len(labels), (64,), generator=gen)
         c = torch.rot90(crops[idx], int(torch.randint(4, (1,), generator=gen)), (2, 3))
         c = torch.flip(c, (3,)) if torch.rand(1, generator=gen) < 0.5 else c
