@@ -33,6 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 HEADING = "Accuracy and speed (held-out synthetic scenes, 696 x 520)"
 
 
+def _instances(path: Path, shape: tuple) -> np.ndarray:
+    """The ``(N, H, W)`` instance stack the CLI wrote, or ``(0, H, W)`` where it found no worm (and wrote none)."""
+    return as_stack(tifffile.imread(path)) if path.is_file() else np.zeros((0, *shape), np.uint8)
+
+
 def run_set(model, images, truths, config, device) -> dict:
     """Segment ``images`` through files (end to end) and score them; returns metrics + timing."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,7 +54,7 @@ def run_set(model, images, truths, config, device) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         secs = (time.perf_counter() - t0) / len(paths)
-        preds = [as_stack(tifffile.imread(tmp / "out" / f"{p.stem}_instances.tif")) for p in paths]
+        preds = [_instances(tmp / "out" / f"{p.stem}_instances.tif", im.shape) for p, im in zip(paths, images)]
         scores = [np.loadtxt(tmp / "out" / f"{p.stem}_instances.csv", delimiter=",", skiprows=1, usecols=1, ndmin=1)
                   for p in paths]
     m = evaluate(preds, scores, truths)
