@@ -184,3 +184,27 @@ def test_a_piece_model_keeps_its_joiner_where_its_thresholds_are_chosen_and_when
     small = DecodeConfig(min_size=20)
     assert search_thresholds([out], [ins], grid, base=replace(small, joiner=joiner))[0][0] > 0.95
     assert search_thresholds([out], [ins], grid, base=small)[0][0] < 0.5
+
+
+def test_a_pool_offers_both_joinings_and_the_rescorer_chooses_worms_that_share_no_piece():
+    from napari_semiconv.decode import DecodeConfig, model_decode_config
+    from napari_semiconv.rescoring import FEATURES, Rescorer
+    from napari_semiconv.segment import decode_outputs
+
+    out, ins = _piece_outputs()
+    config = DecodeConfig(min_size=20, merge_threshold=0, joiner=_straight_joiner(), features=True, pool=True)
+    pool = decode_outputs(out, config)  # without a rescorer nothing is chosen: every candidate
+    sizes = sorted(pool.instances.reshape(len(pool.instances), -1).sum(1))
+    assert len(pool.instances) == 6  # the four pieces alone and the two joined worms
+    assert sizes[-1] == sizes[-2] == ins[0].sum() == ins[1].sum()  # each joined worm holds the crossing
+    k = FEATURES.index("log_area")
+    mean = tuple(float(np.median(pool.features[:, k])) if i == k else 0.0 for i in range(len(FEATURES)))
+    for sign, count in ((1.0, 2), (-1.0, 4)):  # trusting large instances: the two worms; small ones: the pieces
+        w = tuple(10 * sign if i == k else 0.0 for i in range(len(FEATURES)))
+        model = SimpleNamespace(metadata={"rescorer": Rescorer(mean, (1.0,) * len(FEATURES), (((w,), (0.0,)),))
+                                          .to_metadata(), "joiner": config.joiner.to_metadata(),
+                                          "decode": {"pool": True}})
+        chosen = decode_outputs(out, model_decode_config(model, min_size=20, merge_threshold=0))
+        assert len(chosen.instances) == count
+        own = chosen.instances & ~ins.all(0)[None]  # outside the crossing no pixel is in two chosen instances
+        assert own.sum(0).max() == 1 and (own.any(0) == (ins.any(0) & ~ins.all(0))).all()

@@ -12,12 +12,12 @@ from .test_anchors import _crossing
 from .test_flow import crossing_votes
 
 
-def _features(stack, multi=None, votes=None):
+def _features(stack, multi=None, votes=None, pixel_scale=1.0):
     n = len(stack)
     ones = torch.ones(n)
     return dict(zip(FEATURES, instance_features(torch.from_numpy(stack), torch.from_numpy(stack.any(0)),
                                                 None if multi is None else torch.from_numpy(multi),
-                                                (ones, ones, ones), votes).T))
+                                                (ones, ones, ones), votes, pixel_scale).T))
 
 
 def test_a_piece_cut_off_at_a_crossing_touches_the_other_worm_and_its_votes_meet_at_the_crossing():
@@ -35,6 +35,19 @@ def test_a_piece_cut_off_at_a_crossing_touches_the_other_worm_and_its_votes_meet
     assert f["vote_clearance"][0] > 0.5 and f["vote_clearance"][1] <= 2 / CLEARANCE_REACH
     assert torch.all(f["vote_inside"] == 1) and torch.all(f["border"] == 0)
     assert torch.all(_features(stack, multi)["vote_inside"] == 0)  # no votes given: those features are 0
+
+
+def test_features_of_a_scene_seen_at_twice_the_magnification_read_the_same_sizes_with_pixel_scale_2():
+    ins, _ = _crossing()
+    ins = ins.numpy()
+    multi = ins.all(0)
+    votes = torch.tensor([[12.0, 30.0], [30.0, 12.0]])
+    big = ins.repeat(2, 1).repeat(2, 2)  # each pixel 2 x 2
+    small, large = _features(ins, multi, votes), _features(big, big.all(0), 2 * votes + 0.5, pixel_scale=2.0)
+    for name in ("log_area", "width", "log_length", "vote_clearance", "crossing", "log_relative_area"):
+        assert torch.allclose(small[name], large[name], rtol=0.05, atol=0.05), name
+    unscaled = _features(big, big.all(0), 2 * votes + 0.5)
+    assert torch.all(unscaled["log_area"] - small["log_area"] > 1.2)  # 4x the area without it
 
 
 def test_skeletons_tell_a_whole_worm_from_a_piece_ending_in_a_crossing_and_from_two_worms_merged():

@@ -14,12 +14,14 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .errors import SemiconvError
-from .joining import Joiner, join
+from .joining import Joiner, join_readings
 from .losses import kernel, pairwise_distance
 from .rescoring import FEATURES, Rescorer, instance_features
 
 DECODERS = ("seeded", "meanshift", "kmeans")
 CONCENTRATION_REACH = 0.6  # an instance's score counts its members within this many bandwidths of its median Psi
+POOL_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9, np.inf)  # joining probabilities whose joinings are candidates (pool);
+# inf: the pieces alone
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class DecodeConfig:
     rescorer: Rescorer | None = None  # a learned score from each instance's shape and votes (see rescoring)
     features: bool = False  # compute each instance's rescoring features (Decoded.features) even without a rescorer
     joiner: Joiner | None = None  # a piece model's: joins its pieces across the overlaps that cut them (see joining)
+    pool: bool = False  # with a joiner and a rescorer: the worms of several joinings are candidates and the
+    # rescorer chooses among them (best first, no piece in two worms)
+    pixel_scale: float = 1.0  # image px per px of the images the model was trained on (its input_scale): the
+    # rescorer reads sizes in the latter
 
     def __post_init__(self):
         if self.name not in DECODERS:
@@ -67,7 +73,8 @@ def model_decode_config(model, **given) -> DecodeConfig:
     rescorer, else the defaults."""
     meta = getattr(model, "metadata", {})
     stored = {**model_thresholds(model), "rescorer": Rescorer.from_metadata(meta.get("rescorer")),
-              "joiner": Joiner.from_metadata(meta.get("joiner"))}
+              "joiner": Joiner.from_metadata(meta.get("joiner")), "pool": bool(meta.get("decode", {}).get("pool", False)),
+              "pixel_scale": float(model.config.input_scale) if hasattr(model, "config") else 1.0}
     return DecodeConfig(**{**stored, **{k: v for k, v in given.items() if v is not None}})
 
 
@@ -115,7 +122,8 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
             members, seed_px = _merge_touching(members, seed_px, points, seeds, idx, (h, w), sig,
                                                config.merge_threshold)
         if config.joiner is not None and multi is not None and image is not None and len(members):
-            members, seed_px = _join_pieces(members, seeds, idx, multi, (h, w), image, config.joiner)
+            members, seed_px = _join_pieces(members, seeds, idx, multi, (h, w), image, config.joiner,
+                                            POOL_THRESHOLDS if config.pool else None)
         elif multi is not None and config.overlap and len(members):
             members = _join_crossings(members, idx, multi, (h, w))
     elif config.name == "meanshift":
@@ -180,30 +188,44 @@ def _join_crossings(members, idx, multi, shape):
     if n == 0:
         return members
     near = ndi.grey_dilation(patches, size=5).reshape(-1)  # a patch's id on its rim (2 px)
-    single = ~multi & members.any(0)
-    owner = members[:, single].float().argmax(0).cpu().numpy()  # (S,) the worm of each rim candidate
-    rim = near[idx[single].cpu().numpy()]
+    worm, pixel = torch.nonzero(members & ~multi[None]).T.cpu().numpy()  # each worm's pixels counted 1
+    rim = near[idx.cpu().numpy()[pixel]]
     table = np.zeros((n + 1, len(members)), bool)  # patch -> worms touching it
-    table[rim[rim > 0], owner[rim > 0]] = True
+    table[rim[rim > 0], worm[rim > 0]] = True
     table[0] = False
     patch_of = torch.from_numpy(patches.reshape(-1)[idx.cpu().numpy()]).to(members.device)  # (P,)
     joins = torch.from_numpy(table).to(members.device)[patch_of].T  # (N, P)
     return members | (joins & multi[None])
 
 
-def _join_pieces(members, seeds, idx, multi, shape, image, joiner):
-    """A piece model's pieces joined into worms across the crossings (:func:`.joining.join`), each crossing then given
-    to every worm that touches it (:func:`_join_crossings`). members : (N, P) bool over the foreground pixels
-    ``idx (P,)``; seeds, multi : (P,); image : (H, W). Returns (K, P) members and the (K,) best-seeded pixel of each
-    worm."""
+def _join_pieces(members, seeds, idx, multi, shape, image, joiner, pool=None):
+    """A piece model's pieces joined into worms across the crossings (:func:`.joining.join_readings`), each crossing
+    then given to every worm that touches it (:func:`_join_crossings`). members : (N, P) bool over the foreground
+    pixels ``idx (P,)``; seeds, multi : (P,); image : (H, W). ``pool`` (joining probabilities, None: the joiner's
+    own) makes every distinct worm of the joinings at those probabilities a candidate (see :func:`_choose`).
+    Returns (K, P) members and the (K,) best-seeded pixel of each worm."""
     pieces = members & ~multi[None]
-    worm_of = torch.from_numpy(join(_grid(pieces, idx, shape).cpu().numpy(),
-                                    _grid(multi[None], idx, shape)[0].cpu().numpy(),
-                                    image.cpu().numpy().astype(np.float32), joiner)).to(members.device)
-    joined = torch.stack([pieces[worm_of == k].any(0) for k in range(int(worm_of.max()) + 1)])
+    readings = join_readings(_grid(pieces, idx, shape).cpu().numpy(), _grid(multi[None], idx, shape)[0].cpu().numpy(),
+                             image.cpu().numpy().astype(np.float32), joiner, pool or (joiner.threshold,))
+    groups = np.concatenate([np.eye(r.max() + 1, dtype=bool)[r].T for r in readings])  # (K, N) pieces of each worm
+    groups = groups if pool is None else np.unique(groups, axis=0)  # a worm found at several probabilities once
+    joined = torch.from_numpy(groups).to(members.device).float() @ pieces.float() > 0
     joined = _join_crossings(joined, idx, multi, shape)
     best = torch.where(joined, seeds[None], -1.0).argmax(1)
     return joined, best
+
+
+def _choose(members, scores, multi) -> torch.Tensor:
+    """``(N,) bool`` the candidates kept from a pool (:func:`_join_pieces`): best ``scores`` first, each kept unless
+    it shares a pixel not in a crossing (``multi (P,) bool``) with one kept before. members : (N, P) bool."""
+    taken = torch.zeros(members.shape[1], dtype=torch.bool, device=members.device)
+    keep = torch.zeros(len(members), dtype=torch.bool, device=members.device)
+    own = members & ~multi[None]
+    for i in torch.argsort(-scores).tolist():  # loop over candidates, best first
+        if not (own[i] & taken).any():
+            keep[i] = True
+            taken |= own[i]
+    return keep
 
 
 def _instance_sigma(members, sig):
@@ -342,9 +364,12 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: Dec
             on = torch.ones((1, len(idx)), dtype=torch.bool, device=points.device)
             votes = None if ends is None else torch.stack([ends[m].median(0).values for m in members])  # (N, 2)
             features = instance_features(stack, _grid(on, idx, shape)[0],
-                                         None if multi is None else _grid(multi[None], idx, shape)[0], parts, votes)
+                                         None if multi is None else _grid(multi[None], idx, shape)[0], parts, votes,
+                                         config.pixel_scale)
             scores = scores if config.rescorer is None else config.rescorer(features)
         keep = scores >= config.min_score
+        if config.pool and config.rescorer is not None and multi is not None:
+            keep &= _choose(members, scores, multi)
         members, seed_px, scores, inst_sig = members[keep], seed_px[keep], scores[keep], inst_sig[keep]
         if stack is not None:
             features, stack = features[keep], stack[keep]

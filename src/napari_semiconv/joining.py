@@ -288,17 +288,22 @@ def join_in_order(n: int, patches: list[Patch], pairs: list, order) -> np.ndarra
 
 
 @torch.no_grad()
-def join(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joiner) -> np.ndarray:
-    """Join ``pieces (N, H, W) bool`` (none holds a pixel of ``multi``) across the patches of ``multi (H, W) bool``.
-
-    image : (H, W) float32, the normalized image. Returns ``(N,) int`` the worm (0..K-1) of each piece; the patches
+def join_readings(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joiner,
+                  thresholds: tuple) -> np.ndarray:
+    """Join ``pieces (N, H, W) bool`` (none holds a pixel of ``multi``) across the patches of ``multi (H, W) bool``
+    once per joining probability in ``thresholds`` (the joiner's network runs once). image : (H, W) float32, the
+    normalized image. Returns ``(T, N) int``: for each threshold, the worm (0..K-1) of each piece; the patches
     themselves go to the worms that touch them afterwards (:func:`.decode._join_crossings`)."""
     _, patches, pairs = candidate_pairs(pieces, multi, image)
-    order = []
+    prob = np.zeros(0)
     if pairs:
         device = next(joiner.net.parameters()).device
         prob = torch.sigmoid(joiner.net(torch.stack([p[4] for p in pairs]).to(device),
                                         torch.from_numpy(np.stack([p[3] for p in pairs])).to(device))).cpu().numpy()
-        order = np.argsort(-prob)  # likeliest first
-        order = order[prob[order] >= joiner.threshold]
-    return join_in_order(len(pieces), patches, pairs, order)
+    order = np.argsort(-prob)  # likeliest first
+    return np.stack([join_in_order(len(pieces), patches, pairs, order[prob[order] >= t]) for t in thresholds])
+
+
+def join(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joiner) -> np.ndarray:
+    """:func:`join_readings` at the joiner's own threshold: ``(N,) int`` the worm (0..K-1) of each piece."""
+    return join_readings(pieces, multi, image, joiner, (joiner.threshold,))[0]

@@ -69,15 +69,16 @@ class Rescorer:
 
 
 def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torch.Tensor | None,
-                      parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor], votes: torch.Tensor | None = None
-                      ) -> torch.Tensor:
+                      parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor], votes: torch.Tensor | None = None,
+                      pixel_scale: float = 1.0) -> torch.Tensor:
     """``(N, F)`` float32: the :data:`FEATURES` of each decoded instance.
 
     stack : (N, H, W) bool instances; foreground : (H, W) bool, the pixels the decoder clustered;
     multi : (H, W) bool, pixels counted 2+ (None: unknown, the crossing feature is 0);
     parts : the decoder's score components, each ``(N,)``: seed score, mean foreground probability,
     vote concentration; votes : (N, 2) float (row, col) px, where each instance's votes meet (their median;
-    None: unknown, the vote features are 0). Widths and lengths are in pixels, from the area and the outer rim
+    None: unknown, the vote features are 0). Widths and lengths are in pixels of the model's training images (image
+    px / ``pixel_scale``, the model's input scale), from the area and the outer rim
     (a ribbon of length L and width W has area L W and a rim of about 2 L). A whole worm's votes meet inside
     it, on the foreground and clear of crossings (where its training put them); a piece cut off at a
     crossing stops its votes at the crossing's edge.
@@ -98,7 +99,8 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
         area[i], crossing[i] = m.sum(), (m & multi[box]).sum()
         rim[i], contact[i] = ring.sum(), (ring & foreground[box]).sum()
         border[i] = float(r0 == 0 or c0 == 0 or r1 == h or c1 == w)
-        skeleton[i] = _skeleton(m.cpu().numpy(), (m & multi[box]).cpu().numpy())
+        skeleton[i] = _skeleton(m.cpu().numpy(), (m & multi[box]).cpu().numpy(), round(ON_CROSSING * pixel_scale))
+    area, rim, crossing, contact = area / pixel_scale**2, rim / pixel_scale, crossing / pixel_scale**2, contact / pixel_scale
     area, rim = area.clamp_min(1), rim.clamp_min(1)
     median = area.median() if n else torch.tensor(1.0)
     vote = torch.zeros((3, n), device=stack.device)
@@ -107,7 +109,8 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
         c = votes[:, 1].round().long().clamp(0, w - 1)
         clearance = torch.full((n,), CLEARANCE_REACH, device=stack.device)
         if multi.any():  # each vote's distance (px) to the nearest pixel counted 2+
-            clearance = torch.cdist(votes.float(), torch.nonzero(multi).float()).amin(1).clamp_max(CLEARANCE_REACH)
+            clearance = (torch.cdist(votes.float(), torch.nonzero(multi).float()).amin(1) / pixel_scale
+                         ).clamp_max(CLEARANCE_REACH)
         vote = torch.stack([stack[torch.arange(n), r, c].float(), foreground[r, c].float(), clearance / CLEARANCE_REACH])
     if n:  # the skeleton's length against the image's median
         skeleton[:, 3] = np.log(skeleton[:, 3] / np.median(skeleton[:, 3]))
@@ -116,15 +119,15 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
                       torch.from_numpy(skeleton).to(stack.device)], 1)
 
 
-def _skeleton(mask: np.ndarray, crossing: np.ndarray) -> tuple[int, int, int, int]:
+def _skeleton(mask: np.ndarray, crossing: np.ndarray, reach: int = ON_CROSSING) -> tuple[int, int, int, int]:
     """Of ``mask (h, w) bool`` (one instance, its box 1 px wider) and ``crossing (h, w) bool`` (its pixels counted
-    2+): its skeleton's end points, branch points (8-connected groups), ends within ON_CROSSING px of the crossing
+    2+): its skeleton's end points, branch points (8-connected groups), ends within ``reach`` px of the crossing
     (a piece cut off at a crossing ends there) and length (px, at least 1). A whole worm has two ends, no branch."""
     eight = np.ones((3, 3), np.uint8)
     sk = skeletonize(mask)
     neighbours = ndi.convolve(sk.astype(np.uint8), eight, mode="constant") - 1
     ends, branches = sk & (neighbours == 1), sk & (neighbours >= 3)
-    near = ndi.binary_dilation(crossing, iterations=ON_CROSSING) if crossing.any() else crossing
+    near = ndi.binary_dilation(crossing, iterations=reach) if crossing.any() else crossing
     return int(ends.sum()), ndi.label(branches, eight)[1], int((ends & near).sum()), max(int(sk.sum()), 1)
 
 

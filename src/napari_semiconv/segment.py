@@ -233,6 +233,7 @@ def _prepared(model, config: SegmentConfig):
         config = replace(config, decode=model_decode_config(model))
     if config.worm_width > 0:
         model = model.with_input_scale(scale_for_width(config.worm_width, trained_worm_width(model)))
+        config = replace(config, decode=replace(config.decode, pixel_scale=model.config.input_scale))
     return model, config
 
 
