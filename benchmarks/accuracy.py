@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 HEADING = "Accuracy and speed (held-out synthetic scenes, 696 x 520)"
+MAGNIFIED_WORMS = (3, 8)  # worms per 2x-magnified field: a quarter of the field, so of the (10, 30) worms, of a 1x one
 
 
 def _instances(path: Path, shape: tuple) -> np.ndarray:
@@ -90,7 +91,7 @@ def main(argv=None):
         rows[f"{style}, binary foreground input"] = run_set(
             model, [s.instances.any(0).astype(np.uint8) for s in scenes], [s.instances for s in scenes],
             SegmentConfig(decode=decoder, binary=True, keep_embedding=False), device)
-    magnified = [make_scene(TEST_SEED0 + 2000 + i, SceneConfig(style="brightfield", scale=(2.0, 2.0)))
+    magnified = [make_scene(TEST_SEED0 + 2000 + i, SceneConfig(style="brightfield", scale=(2.0, 2.0), worms=MAGNIFIED_WORMS))
                  for i in range(args.scenes)]
     width = 2.0 * trained_worm_width(model)
     for name, cfg in (("as is", SegmentConfig(decode=decoder, keep_embedding=False)),
@@ -133,8 +134,9 @@ def main(argv=None):
                "S(t) = TP/(TP+FP+FN) at IoU > t (one-to-one), avS = mean over t = 0.5..0.9; AP is COCO mask AP "
                "(0.50:0.95). Seconds per image are end to end (read TIFF, normalize, forward, decode, write 3 files). "
                "The 2x magnification rows are brightfield scenes whose worms are twice as wide and long as the "
-               "training worms, segmented as they are and with the worm width given (the image is resized for "
-               "the network). The TTA rows average the network over the 8 flips and quarter turns (`segment --tta`).\n\n"
+               "training worms, 3-8 per field (the quarter of a 1x field's 10-30 that a 2x field shows; before "
+               "session 25 they held 10-30, 4x as crowded), segmented as they are and with the worm width given (the "
+               "image is resized for the network). The TTA rows average the network over the 8 flips and quarter turns (`segment --tta`).\n\n"
                + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/accuracy.py --scenes {args.scenes} --device {args.device}"
                + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + (f" --model {args.model}" if args.model else "")
