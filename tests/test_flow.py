@@ -43,6 +43,16 @@ def test_following_the_target_flow_of_a_u_shaped_worm_reaches_its_anchor():
     assert (err < 3).float().mean() > 0.95  # the tips of both arms arrive too: the path stays on the body
 
 
+def test_points_that_settle_at_their_sink_stop_where_following_on_would_keep_them():
+    worm = _u_worm()
+    flow = torch.from_numpy(flow_target(worm[None], np.array([[49.0, 40.0]])))
+    start = _start(worm)
+    settled, full = integrate(flow, start, 200), integrate(flow, start, 200, settle=False)
+    gap = torch.linalg.norm(settled - full, dim=1)
+    assert gap.max() < 2 and (gap < 1).float().mean() > 0.95
+    assert torch.linalg.norm(settled - start, dim=1).max() > 20  # the points did travel before they settled
+
+
 def test_flow_target_skips_overlaps_and_leads_a_cut_worm_to_its_visible_middle():
     ins, anchors = _crossing()
     ins, anchors = ins.numpy(), anchors.numpy()

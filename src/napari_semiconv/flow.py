@@ -147,8 +147,12 @@ def model_flow_target(config, instances: np.ndarray, anchors: np.ndarray) -> np.
                        pieces=config.flow_pieces)
 
 
-def integrate(flow: torch.Tensor, start: torch.Tensor, steps: int, crossing: torch.Tensor | None = None
-              ) -> torch.Tensor:
+SETTLE_EVERY = 10  # steps between checks for points that have stopped (at their sink)
+SETTLE_PX = 1.5  # px: a point that moved less than this over the last SETTLE_EVERY steps stays where it is
+
+
+def integrate(flow: torch.Tensor, start: torch.Tensor, steps: int, crossing: torch.Tensor | None = None,
+              settle: bool = True) -> torch.Tensor:
     """Follow ``flow (2, H, W)`` (dx, dy px per step) from ``start (P, 2)`` (x, y) px for ``steps`` Euler steps.
 
     crossing : (H, W) float in [0, 1], the probability that two worms overlap at a pixel (None = 0):
@@ -156,10 +160,15 @@ def integrate(flow: torch.Tensor, start: torch.Tensor, steps: int, crossing: tor
     straight through a crossing instead of turning onto the other worm. A ``(4, H, W)`` flow holds two
     directions per pixel (paired flows: where two worms cross, one of each): a point takes the one closer to
     its previous step, the way its own worm goes on. Fields are sampled bilinearly; points stay inside the
-    image. Returns the ``(P, 2)`` end points (x, y) px.
+    image. ``settle``: every SETTLE_EVERY steps (from the second check on), points that moved less than SETTLE_PX
+    since the last check (they sway about their sink) stop there, and the rest go on without them. Returns the
+    ``(P, 2)`` end points (x, y) px.
     """
     h, w = flow.shape[-2:]
     p = start.clone()
+    ends = p.clone()
+    live = torch.arange(len(p), device=p.device)  # the points still moving, in p's order
+    then = p.clone()
     norm = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=flow.device)
     hi = torch.tensor([w - 1, h - 1], device=flow.device, dtype=p.dtype)
     field = flow[None] if crossing is None else torch.cat([flow, crossing[None]])[None]
@@ -169,7 +178,12 @@ def integrate(flow: torch.Tensor, start: torch.Tensor, steps: int, crossing: tor
         return F.grid_sample(field, (q * norm - 1)[None, None], align_corners=True)[0, :, 0].T  # (P, 2 to 5)
 
     step = sample(p)[:, :2]
-    for _ in range(steps):  # loop over steps; each is vectorised over the points
+    for i in range(steps):  # loop over steps; each is vectorised over the points
+        if settle and i % SETTLE_EVERY == 0 and i:
+            moving = torch.hypot(*(p - then).T) >= SETTLE_PX if i > SETTLE_EVERY else torch.ones_like(live, dtype=bool)
+            ends[live[~moving]] = p[~moving]
+            live, p, step = live[moving], p[moving], step[moving]
+            then = p.clone()
         p = torch.minimum((p + step).clamp_min(0), hi)
         f = sample(p)
         a = f[:, :2]
@@ -177,7 +191,8 @@ def integrate(flow: torch.Tensor, start: torch.Tensor, steps: int, crossing: tor
             b = f[:, 2:4]
             a = torch.where(((b - a) * step).sum(1, keepdim=True) > 0, b, a)
         step = a if crossing is None else (1 - f[:, -1:]) * a + f[:, -1:] * step
-    return p
+    ends[live] = p
+    return ends
 
 
 def vote_density(ends: torch.Tensor, shape: tuple[int, int], radius: int = 3) -> torch.Tensor:
