@@ -154,10 +154,12 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(s
         assert all(chosen[k] in THRESHOLD_GRID[k] for k in THRESHOLD_GRID)
         assert gain["finetuned_avS"] >= gain["finetuned_avS_base_thresholds"] + CLEAR_GAIN
     meta = finetune_metadata(base, model, config, last, ["a"])
-    assert meta["decode"] == chosen and "thresholds checked on your labels" in finetune_summary(meta)
+    assert meta["decode"] == {**chosen, "pool": model_decode_config(base).pool} and "thresholds checked on your labels" in finetune_summary(meta)
     # the base model's instance rescorer, with which its score cut was chosen, goes with the fine-tuned model
     assert model.metadata.get("rescorer") == base.metadata.get("rescorer")
     assert model_decode_config(model).rescorer == model_decode_config(base).rescorer
+    # and so does its way of decoding (the pool of joinings the rescorer was fitted to choose from)
+    assert model_decode_config(model).pool == model_decode_config(base).pool
     # a later segmentation without explicit thresholds decodes with the model's own
     def worms(stored):
         model.metadata = {"decode": stored}
@@ -166,6 +168,7 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(s
     assert worms({"fg_threshold": 1.0}) == 0 and worms({"fg_threshold": 0.001, "kernel_threshold": 0.5}) > 0
     untuned, _ = finetune(base, [img], [lab], config=replace(config, tune_thresholds=False))
     assert "user_images" not in untuned.metadata and untuned.metadata.get("rescorer") == base.metadata.get("rescorer")
+    assert model_decode_config(untuned).pool == model_decode_config(base).pool
     # a model that marks most pixels as worm is not tuned (nothing to gain, slow to decode): said so
     everywhere = build_model(ModelConfig(width=8, depth=3))
     torch.nn.init.constant_(everywhere.fg_head.bias, 20.0)  # foreground at every pixel, whatever it learns in 2 steps
@@ -280,8 +283,9 @@ def test_thresholds_change_only_for_a_clear_gain_on_the_labels(shipped, monkeypa
     own = {k: getattr(model_decode_config(shipped), k) for k in (*ft.THRESHOLD_GRID, "min_score")}  # stored or default
     monkeypatch.setattr(ft, "CLEAR_GAIN", 1.0)  # no gain is clear: the model keeps its own
     kept = ft.choose_thresholds(shipped, shipped, imgs, stacks, valid)
-    assert kept["decode"] == own
+    assert kept["decode"] == {**own, "pool": model_decode_config(shipped).pool}  # the shipped model decodes a pool
     assert kept["user_images"]["finetuned_avS"] == kept["user_images"]["finetuned_avS_base_thresholds"]
     monkeypatch.setattr(ft, "CLEAR_GAIN", -1.0)  # any point of the grid will do: its best is taken
     best = ft.choose_thresholds(shipped, shipped, imgs, stacks, valid)
     assert all(best["decode"][k] in ft.THRESHOLD_GRID[k] for k in ft.THRESHOLD_GRID)
+    assert best["decode"]["pool"] == model_decode_config(shipped).pool

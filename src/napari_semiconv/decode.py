@@ -68,6 +68,13 @@ def model_thresholds(model) -> dict:
     return {k: float(v) for k, v in stored.items() if k in THRESHOLDS}
 
 
+def model_decoding(model) -> dict:
+    """The decoding stored with ``model``, to carry into a model made from it: :func:`model_thresholds` and, where
+    set, ``pool`` (choose among the joinings' worms with the rescorer)."""
+    pool = getattr(model, "metadata", {}).get("decode", {}).get("pool")
+    return {**model_thresholds(model), **({"pool": bool(pool)} if pool is not None else {})}
+
+
 def model_decode_config(model, **given) -> DecodeConfig:
     """The decoder settings for ``model``: ``given`` ones (None = not given), else its stored thresholds and
     rescorer, else the defaults."""

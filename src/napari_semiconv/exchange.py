@@ -37,7 +37,7 @@ from torch import nn
 
 from . import __version__
 from .atomic import atomic_write, check_writable
-from .decode import model_thresholds
+from .decode import model_decoding
 from .errors import SemiconvError
 from .model.embedding import ModelConfig, SemiConvNet
 from .model.io import FORMAT, read_model_file, save_model
@@ -359,7 +359,7 @@ def export_bioimageio(model, path: str | os.PathLike, *, name: str | None = None
         raise SemiconvError("the TorchScript export does not reproduce the model's outputs "
                             f"(max difference {(got - expected).abs().max():.3g}): please report this")
     channels = output_channels(cfg)
-    decode = model_thresholds(net)
+    decode = model_decoding(net)
     with tempfile.TemporaryDirectory(prefix="semiconv-bioimageio-") as tmp:
         root = Path(tmp)
         torch.jit.save(scripted, str(root / TORCHSCRIPT_FILE))

@@ -19,7 +19,7 @@ from skimage.morphology import convex_hull_image
 from . import __version__
 from .data.sources import ListSource, MixedSource, SyntheticSource
 from .data.synthetic import SceneConfig
-from .decode import model_decode_config, model_thresholds
+from .decode import model_decode_config, model_decoding
 from .errors import SemiconvError
 from .heads import cache_features, head_losses
 from .metrics import as_stack
@@ -220,7 +220,7 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
         yield None
         return
     if not config.tune_thresholds:
-        model.metadata = {"decode": model_thresholds(base), **_learned_parts(base)}
+        model.metadata = {"decode": model_decoding(base), **_learned_parts(base)}
         yield model
         return
     yield keep_or_not(base, model, Annotations(imgs, stacks, valid, held))
@@ -311,10 +311,11 @@ def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | N
     base_config = model_decode_config(base)
     grid = {**THRESHOLD_GRID, "min_score": tuple(sorted({0.0, base_config.min_score}))}
     base_thresholds = {k: getattr(base_config, k) for k in grid}
+    kept = model_decoding(base)  # what the grid does not choose (the pool) stays as the base model has it
     outputs = forward_all(model, images)
     if np.mean([float((o["fg"] > 0.5).float().mean()) for o in outputs]) > 0.5:
         # a model that sees worms nearly everywhere: no threshold helps, and decoding it is slow
-        return {"decode": base_thresholds, **_learned_parts(base), "user_images": {"scored_on": "not scored: the model marks most pixels "
+        return {"decode": {**kept, **base_thresholds}, **_learned_parts(base), "user_images": {"scored_on": "not scored: the model marks most pixels "
                                                                        "as worm"}}
     only_base = {k: (v,) for k, v in base_thresholds.items()}  # a grid of one point
     base_outputs = forward_all(base, images) if base_outputs is None else base_outputs
@@ -323,7 +324,7 @@ def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | N
     best_avs, _, best = search_thresholds(outputs, stacks, grid, valid, base_config)[0]
     if best_avs < at_base + CLEAR_GAIN:
         best_avs, best = at_base, base_thresholds
-    return {"decode": best, **_learned_parts(base), "user_images": {
+    return {"decode": {**kept, **best}, **_learned_parts(base), "user_images": {
         "base_avS": round(before, 4), "finetuned_avS_base_thresholds": round(at_base, 4),
         "finetuned_avS": round(best_avs, 4)}}
 
