@@ -147,7 +147,7 @@ def test_finetune_chooses_thresholds_on_the_users_labels_and_segment_uses_them(s
     chosen = model_thresholds(model)
     own = {k: getattr(model_decode_config(base), k) for k in (*THRESHOLD_GRID, "min_score")}  # stored or default
     assert set(chosen) == set(own)
-    assert chosen["min_score"] in (0.0, model_decode_config(base).min_score)  # the base model's score cut, or none
+    assert chosen["min_score"] == model_decode_config(base).min_score  # the base model's score cut stays
     gain = model.metadata["user_images"]
     assert 0 <= gain["base_avS"] <= 1 and gain["finetuned_avS"] >= gain["finetuned_avS_base_thresholds"]
     if chosen != own:  # new thresholds only for a clear gain on the labels

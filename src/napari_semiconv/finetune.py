@@ -307,9 +307,10 @@ def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | N
     """
     from .threshold_search import forward_all, search_thresholds
 
-    # the base model's score cut, or none: worms of the user's images may score lower than the model's own
+    # the base model's score cut (a choice between it and none, made when the rescorer read a resized model's sizes
+    # in image pixels, raised AP and lowered avS on other images of a shifted domain: docs/training/history.md)
     base_config = model_decode_config(base)
-    grid = {**THRESHOLD_GRID, "min_score": tuple(sorted({0.0, base_config.min_score}))}
+    grid = {**THRESHOLD_GRID, "min_score": (base_config.min_score,)}
     base_thresholds = {k: getattr(base_config, k) for k in grid}
     kept = model_decoding(base)  # what the grid does not choose (the pool) stays as the base model has it
     outputs = forward_all(model, images)
