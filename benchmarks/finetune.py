@@ -140,8 +140,9 @@ def main(argv=None):
                f"{CLEAR_GAIN:g} avS better there than the model's own); the rows that train hold back "
                + ("the last image whole" if args.images >= HOLD_BACK_IMAGE else f"the last {FinetuneConfig.hold_back:.0%} "
                   "of each image (and do not train on the worms that reach into it)") + ", choose "
-               f"the thresholds there and keep the trained weights only if they score {WEIGHTS_GAIN:g} avS better there "
-               "than size matching alone; 'time' is the wall time of that part.\n\n"
+               "the thresholds there and keep the trained weights only if they score better there than size matching "
+               f"alone by the larger of {WEIGHTS_GAIN:g} avS and two held-back worms' worth (2 / n for the n annotated "
+               "worms that reach into the held-back part); 'time' is the wall time of that part.\n\n"
                "| domain | part | time | avS | S@0.5 | AP |\n|---|---|---|---|---|---|\n" + table +
                f"\n\nPeak resident memory {peak_mb:.0f} MB; {cpu_name()}, {torch.get_num_threads()} CPU threads, "
                f"torch {torch.__version__}.\nCommand: `python benchmarks/finetune.py --seconds {args.seconds:g} "

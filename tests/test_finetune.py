@@ -221,7 +221,7 @@ def test_from_three_images_on_the_last_is_held_back_whole_and_never_trained_on(s
 
 def test_trained_weights_that_do_worse_on_the_held_back_part_are_not_kept(shipped):
     from napari_semiconv.data.synthetic import SceneConfig, make_scene
-    from napari_semiconv.finetune import Annotations, finetune_summary, keep_or_not, split_held_back
+    from napari_semiconv.finetune import WEIGHTS_GAIN, Annotations, finetune_summary, keep_or_not, split_held_back
 
     scene = make_scene(12, SceneConfig(worms=(20, 20)), window=(60, 60, 256, 256))  # the base finds worms held back
     imgs, stacks, valid = check_annotations([scene.image], [scene.labels])
@@ -235,9 +235,23 @@ def test_trained_weights_that_do_worse_on_the_held_back_part_are_not_kept(shippe
     assert kept.count_head[-1].bias is shipped.count_head[-1].bias  # the base model's weights, not the trained ones
     gain = kept.metadata["user_images"]
     assert gain["trained_avS"] < gain["finetuned_avS"] and gain["scored_on"].startswith("the held-back part")
+    assert gain["held_worms"] > 0 and gain["needed_gain"] == round(max(WEIGHTS_GAIN, 2 / gain["held_worms"]), 3)
     assert "keeps the base model's weights" in finetune_summary({"steps": 3, "seconds": 1.0, **kept.metadata})
     same = keep_or_not(shipped, copy.deepcopy(shipped), Annotations(imgs, stacks, valid, held))
     assert same.metadata["training_kept"] is False  # a tie keeps the base model's known weights
+
+
+def test_trained_weights_need_two_held_back_worms_worth_of_gain():
+    from napari_semiconv.finetune import WEIGHTS_GAIN, weights_gain
+
+    stack = np.zeros((5, 40, 40), bool)
+    for k in range(5):  # five worms in rows 8k .. 8k+3; the region holds the first two
+        stack[k, 8 * k:8 * k + 4, 5:35] = True
+    region = np.zeros((40, 40), bool)
+    region[:14] = True
+    assert weights_gain([stack], [region]) == (1.0, 2)  # two worms: a gain of both
+    many = np.repeat(stack, 20, axis=0)  # 100 worms reach in: the floor holds
+    assert weights_gain([many, many], [np.ones((40, 40), bool)] * 2) == (WEIGHTS_GAIN, 200)
 
 
 def test_training_the_heads_on_cached_features_leaves_the_backbone_and_lowers_the_loss():

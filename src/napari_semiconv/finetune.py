@@ -36,7 +36,17 @@ CLEAR_GAIN = 0.02  # avS on the annotated part by which new thresholds must beat
 # on two images and weights passed by a smaller margin did worse on the domain's other images)
 WEIGHTS_GAIN = 0.05  # avS on the held-back part by which trained weights must beat size matching alone to be kept:
 # issue 15's gain for the training steps; at 0.02, weights that a held-back quarter of two 2x brightfield images let
-# through scored 0.165 against 0.360 on the domain's other images (docs/training/history.md, session 26)
+# through scored 0.165 against 0.360 on the domain's other images (docs/training/history.md, session 26); at 0.05
+# weights scoring 0.141 against 0.360 still got through (session 27): with n worms held back one worm is worth ~1/n
+# avS, so the gain must also exceed two worms' worth (:func:`weights_gain`)
+
+
+def weights_gain(stacks: list, regions: list) -> tuple[float, int]:
+    """The avS gain trained weights need on the held-back ``regions`` ((H, W) bool each) and the number of annotated
+    worms (``stacks``: (N, H, W) bool each) that reach into them: the larger of :data:`WEIGHTS_GAIN` and two worms'
+    worth, 2 / n (a part that holds few worms cannot tell better weights from luck)."""
+    n = sum(int((stack & region[None]).any((1, 2)).sum()) for stack, region in zip(stacks, regions))
+    return max(WEIGHTS_GAIN, 2 / max(n, 1)), n
 
 
 @dataclass(frozen=True)
@@ -191,7 +201,7 @@ def finetune_iter(base, images, labels, regions=None, config: FinetuneConfig = F
 
     Input is checked before any training starts. ``config.hold_back`` of each annotated region is kept
     from training: the decoder's thresholds are chosen there (kept as they were unless others score
-    :data:`CLEAR_GAIN` better), and unless the trained weights score :data:`WEIGHTS_GAIN` better there than
+    :data:`CLEAR_GAIN` better), and unless the trained weights score :func:`weights_gain` better there than
     ``base``'s (at the new input scale), the returned model keeps ``base``'s weights (its metadata says so).
     If ``should_stop`` turns true, the run stops and the last item is None: nothing is returned to save and
     ``base`` is untouched.
@@ -273,7 +283,7 @@ class Annotations:
 
 def keep_or_not(base, trained, annotations: Annotations):
     """``trained`` with the decoder thresholds chosen on the held-back annotations, or, where its weights do not
-    score :data:`WEIGHTS_GAIN` better there than ``base``'s seeing the images at the same size, ``base``'s weights
+    score :func:`weights_gain` better there than ``base``'s seeing the images at the same size, ``base``'s weights
     at that size with their own chosen thresholds. The returned model's metadata says which, and the avS of each."""
     from .threshold_search import forward_all
 
@@ -286,9 +296,11 @@ def keep_or_not(base, trained, annotations: Annotations):
         if any(h is not None for h in annotations.held):  # a verdict on the steps needs a part they did not see
             sized = base.with_input_scale(trained.config.input_scale)
             plain = choose_thresholds(base, sized, images, stacks, regions, base_outputs)
-            if plain["user_images"].get("finetuned_avS", -1.0) + WEIGHTS_GAIN > gain["finetuned_avS"]:
+            needed, held_worms = weights_gain(stacks, regions)
+            if plain["user_images"].get("finetuned_avS", -1.0) + needed > gain["finetuned_avS"]:
                 sized.metadata = {**plain, "training_kept": False, "user_images": {
-                    **plain["user_images"], "scored_on": scored_on, "trained_avS": gain["finetuned_avS"]}}
+                    **plain["user_images"], "scored_on": scored_on, "trained_avS": gain["finetuned_avS"],
+                    "needed_gain": round(needed, 3), "held_worms": held_worms}}
                 return sized
     trained.metadata = {**chosen, "training_kept": True}
     return trained
@@ -361,8 +373,11 @@ def finetune_summary(meta: dict) -> str:
                      f"{meta['decode']['merge_threshold']:g}); avS on {gain['scored_on']}: base model "
                      f"{gain['base_avS']:.2f} -> fine-tuned {gain['finetuned_avS']:.2f}")
     if meta.get("training_kept") is False:
-        parts.append(f"the trained weights scored {meta['user_images']['trained_avS']:.2f} there, not clearly better "
-                     f"(by {WEIGHTS_GAIN:g}), so the model keeps the base model's weights (with the resizing and thresholds)")
+        held = meta["user_images"]
+        parts.append(f"the trained weights scored {held['trained_avS']:.2f} there, not clearly better "
+                     f"(by {held.get('needed_gain', WEIGHTS_GAIN):g}"
+                     + (f", two worms' worth of the {held['held_worms']} held back" if "held_worms" in held else "")
+                     + "), so the model keeps the base model's weights (with the resizing and thresholds)")
     return "; ".join(parts)
 
 
