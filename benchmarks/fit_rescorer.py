@@ -51,6 +51,12 @@ def magnified_scenes(n: int, style: str, seed0: int) -> tuple[list, list[float]]
             for i, m in enumerate(mags)], mags
 
 
+def plain_scenes(n: int, style: str, seed0: int) -> tuple[list, list[float]]:
+    """``n`` full-field scenes of ``style`` (seeds ``seed0 + i``) at the model's own worm size, and their
+    magnifications (all 1), in the form of :func:`magnified_scenes`."""
+    return validation_scenes(n, style, seed0=seed0), [1.0] * n
+
+
 def forwards(model, scenes, mags) -> list[dict]:
     """The network's outputs for each scene, the model seeing a scene magnified by m at input scale m (as
     size matching sets it)."""
@@ -100,14 +106,14 @@ def main(argv=None):
     shipped = model_decode_config(model)
     stored = replace(shipped, rescorer=None, pool=False)
     plain = replace(stored, min_score=0.0, features=True, pool=args.pool)
-    parts = [(validation_scenes(args.train, style, seed0=RESCORE_SEED0 + 10**5 * i), [1.0] * args.train)
-             for i, style in enumerate(STYLES)]
-    parts += [magnified_scenes(args.magnified, style, RESCORE_SEED0 + 10**5 * (i + 2)) for i, style in enumerate(STYLES)]
+    parts = [plain_scenes(args.train, style, RESCORE_SEED0 + 10**5 * i) for i, style in enumerate(STYLES)]
+    if args.magnified:
+        parts += [magnified_scenes(args.magnified, style, RESCORE_SEED0 + 10**5 * (i + 2))
+                  for i, style in enumerate(STYLES)]
     x, y = map(np.concatenate, zip(*(labelled_features(model, plain, scenes, mags) for scenes, mags in parts)))
     rescorer = fit_rescorer(x, y)
     print(f"fitted on {len(y)} instances ({(y > 0).mean():.2f} match a worm)", flush=True)
-    sets = {style: (validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 8000 + 1000 * i), [1.0] * args.scenes)
-            for i, style in enumerate(STYLES)}
+    sets = {style: plain_scenes(args.scenes, style, VAL_SEED0 + 8000 + 1000 * i) for i, style in enumerate(STYLES)}
     if args.magnified:
         sets |= {f"{style} magnified": magnified_scenes(args.scenes, style, VAL_SEED0 + 20000 + 1000 * i)
                  for i, style in enumerate(STYLES)}

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[3] / "benchmarks"))
-from fit_rescorer import RESCORE_SEED0, STYLES, forwards, labelled_features, magnified_scenes
+from fit_rescorer import RESCORE_SEED0, STYLES, forwards, labelled_features, magnified_scenes, plain_scenes
 
-from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
+from napari_semiconv.data.sources import VAL_SEED0
 from napari_semiconv.decode import _choose, model_decode_config
 from napari_semiconv.metrics import evaluate
 from napari_semiconv.model import load_model
@@ -35,15 +35,14 @@ shipped = model_decode_config(model)
 plain = replace(shipped, rescorer=None, min_score=0.0, features=True, pool=True)
 data = {}
 for i, style in enumerate(STYLES):
-    ones = validation_scenes(n_train, style, seed0=RESCORE_SEED0 + 10**5 * i)
-    data[("1x", style)] = labelled_features(model, plain, ones, [1.0] * n_train)
+    data[("1x", style)] = labelled_features(model, plain, *plain_scenes(n_train, style, RESCORE_SEED0 + 10**5 * i))
     data[("mag", style)] = labelled_features(model, plain, *magnified_scenes(n_mag, style, RESCORE_SEED0 + 10**5 * (i + 2)))
     print(f"{time.time() - t0:.0f} s: training features of {style}: "
           + ", ".join(f"{k[0]} {len(v[1])}" for k, v in data.items() if k[1] == style), flush=True)
 
 val = {}
 for i, style in enumerate(STYLES):
-    for kind, (scenes, mags) in (("1x", (validation_scenes(n_val, style, seed0=VAL_SEED0 + 8000 + 1000 * i), [1.0] * n_val)),
+    for kind, (scenes, mags) in (("1x", plain_scenes(n_val, style, VAL_SEED0 + 8000 + 1000 * i)),
                                  ("mag", magnified_scenes(n_val, style, VAL_SEED0 + 20000 + 1000 * i))):
         cands = []
         for out, m, scene in zip(forwards(model, scenes, mags), mags, scenes):
