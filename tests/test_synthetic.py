@@ -40,3 +40,24 @@ def test_window_matches_field():
     assert crop.image.shape == (128, 160)
     fg_full = full.instances.any(0)[100:228, 200:360]
     assert np.array_equal(crop.instances.any(0), fg_full)
+
+
+@pytest.mark.parametrize("dead", [False, True])
+def test_magnified_worms_bend_as_often_per_body_length(dead):
+    """A worm magnified 2x is the same shape, twice as big: the heading turns as much along its whole body
+    (and its first half), not twice as much (a generator that kept the bends' wavelength in pixels drew 2x worms
+    coiled twice as tightly)."""
+    from napari_semiconv.data.synthetic import _centreline
+
+    def turning(scale):  # total |heading change| along the body, and along its first half, per worm
+        totals = []
+        for seed in range(300):
+            pts = _centreline(np.random.default_rng(seed), 200 * scale, dead, (0.0, 0.0), 0.0, scale)
+            step = np.diff(pts, axis=0)
+            heading = np.unwrap(np.arctan2(step[:, 0], step[:, 1]))
+            bends = np.abs(np.diff(heading))
+            totals.append((bends.sum(), bends[: len(bends) // 2].sum()))
+        return np.mean(totals, 0)
+
+    one, two = turning(1.0), turning(2.0)
+    assert np.allclose(two, one, rtol=0.15), (one, two)

@@ -50,17 +50,18 @@ class Scene:
     # body, possibly outside the window when the worm is cut by it)
 
 
-def _centreline(rng, length, dead, start, heading):
-    """(L, 2) float points (row, col) one pixel apart."""
+def _centreline(rng, length, dead, start, heading, scale=1.0):
+    """(L, 2) float points (row, col) one pixel apart, of a worm magnified ``scale`` times: its bends scale with
+    it (a worm twice as long at 2x bends as often along its body as at 1x, not twice as often)."""
     n = max(int(length), 8)
     s = np.arange(n)
-    if dead:
-        turn = rng.normal(0, 0.004, n).cumsum() * 0.5
+    if dead:  # turn per pixel: a random walk, its steps shrunk so that it reads the same per body length
+        turn = rng.normal(0, 0.004 / scale**1.5, n).cumsum() * 0.5
     else:
-        wavelength = rng.uniform(90, 260)
-        amp = rng.uniform(0.01, 0.045)
+        wavelength = rng.uniform(90, 260) * scale
+        amp = rng.uniform(0.01, 0.045) / scale
         turn = amp * np.sin(2 * np.pi * s / wavelength + rng.uniform(0, 2 * np.pi))
-        turn += ndi.gaussian_filter1d(rng.normal(0, 0.03, n), 12)
+        turn += ndi.gaussian_filter1d(rng.normal(0, 0.03 / scale**0.5, n), 12 * scale)
     theta = heading + np.cumsum(turn)
     pts = np.stack([np.sin(theta), np.cos(theta)], 1).cumsum(0)
     pts -= pts[n // 2]  # centre the worm on ``start``
@@ -139,12 +140,12 @@ def make_scene(seed: int, config: SceneConfig = SceneConfig(), window=None) -> S
             ang, rad = rng.uniform(0, 2 * np.pi), radius * np.sqrt(rng.uniform(0, 0.85))
             start = centre + rad * np.array([np.sin(ang), np.cos(ang)])
             heading = rng.uniform(0, 2 * np.pi)
-        pts = _centreline(rng, length, dead, start, heading)
+        pts = _centreline(rng, length, dead, start, heading, scale)
         placed.append(pts)
         worms.append((pts - window[:2], _width_profile(len(pts), half_width, rng), dead))
 
     style_rng = np.random.default_rng(rng.integers(2**32))
-    image, instances, dead, anchors = _render(worms, shape, well, style, style_rng, config)
+    image, instances, dead, anchors = _render(worms, shape, well, style, style_rng, config, scale)
     labels = np.zeros(shape, np.uint16)
     for i, m in enumerate(instances):
         labels[m] = i + 1
@@ -152,7 +153,9 @@ def make_scene(seed: int, config: SceneConfig = SceneConfig(), window=None) -> S
     return Scene(image, instances, labels, dead, str(style), anchors)
 
 
-def _render(worms, shape, well, style, rng, config):
+def _render(worms, shape, well, style, rng, config, scale=1.0):
+    """The scene's image and worms; what lies in the specimen plane (worm texture, halo, debris, the optics' blur)
+    is magnified ``scale`` times with the worms, the camera's noise is not."""
     h, w = shape
     absorb = np.zeros(shape)  # brightfield optical density
     emit = np.zeros(shape)  # fluorescence emission
@@ -177,18 +180,18 @@ def _render(worms, shape, well, style, rng, config):
         shade = np.sqrt(np.clip(1 - (dist / wid) ** 2, 0, 1))
         texture = 1.0
         if dead:  # granular, blotchy texture along the body
-            grain = ndi.gaussian_filter(rng.normal(0, 1, dist.shape), 1.5)
+            grain = ndi.gaussian_filter(rng.normal(0, 1, dist.shape), 1.5 * scale)
             texture = 1 + rng.uniform(0.3, 0.7) * grain / (grain.std() + 1e-9)
         strength = rng.uniform(0.5, 1.0) if style == "brightfield" else rng.choice(
             [rng.uniform(0.15, 0.4), rng.uniform(0.5, 1.0)], p=[0.25, 0.75])
         body = cover * (0.45 + 0.55 * shade) * texture * strength
         absorb[sl] += body
         emit[sl] += body
-        halo[sl] = np.maximum(halo[sl], np.exp(-np.clip(dist - wid, 0, None) / 2.0) * (dist > wid))
+        halo[sl] = np.maximum(halo[sl], np.exp(-np.clip(dist - wid, 0, None) / (2.0 * scale)) * (dist > wid))
     if style == "brightfield":
-        image = _brightfield(absorb, halo, well, rng, config)
+        image = _brightfield(absorb, halo, well, rng, config, scale)
     else:
-        image = _fluorescence(emit, well, rng, config)
+        image = _fluorescence(emit, well, rng, config, scale)
     stack = np.array(masks, bool).reshape(-1, h, w)
     return image, stack, np.array(dead_flags, bool), np.array(anchors, np.float32).reshape(-1, 2)
 
@@ -201,7 +204,7 @@ def _illumination(shape, rng):
     return 1 + a * rows + b * cols + c * (rows**2 + cols**2)
 
 
-def _brightfield(absorb, halo, well, rng, config):
+def _brightfield(absorb, halo, well, rng, config, scale):
     shape = absorb.shape
     bg = rng.uniform(0.5, 0.85) * _illumination(shape, rng)
     n_debris = rng.integers(*config.debris) if config.debris[1] > 0 else 0
@@ -210,17 +213,17 @@ def _brightfield(absorb, halo, well, rng, config):
         rr = rng.integers(0, shape[0], n_debris)
         cc = rng.integers(0, shape[1], n_debris)
         dots[rr, cc] = rng.uniform(2, 12, n_debris)
-        dots = ndi.gaussian_filter(dots, rng.uniform(1, 2.5))
+        dots = ndi.gaussian_filter(dots, rng.uniform(1, 2.5) * scale)
     transmission = np.exp(-rng.uniform(0.9, 1.8) * absorb - np.clip(dots, 0, 1.0))
     image = bg * transmission * (1 + rng.uniform(0.05, 0.25) * halo * (absorb < 0.05))
     rim = np.exp(-((well - 0.5) ** 2) / 0.05) * rng.uniform(0.0, 0.3)
     image = image * (well * (1 - rng.uniform(0.1, 0.5)) + rng.uniform(0.1, 0.5)) * (1 - rim)
-    image = ndi.gaussian_filter(image, rng.uniform(*config.blur))
+    image = ndi.gaussian_filter(image, rng.uniform(*config.blur) * scale)
     return image + rng.normal(0, rng.uniform(*config.noise), shape) * bg.mean()
 
 
-def _fluorescence(emit, well, rng, config):
-    image = ndi.gaussian_filter(emit, rng.uniform(*config.blur)) * (0.3 + 0.7 * well)
+def _fluorescence(emit, well, rng, config, scale):
+    image = ndi.gaussian_filter(emit, rng.uniform(*config.blur) * scale) * (0.3 + 0.7 * well)
     photons = rng.uniform(*config.photons)
     offset = rng.uniform(0, 0.05)
     return rng.poisson(np.clip(image + offset, 0, None) * photons) / photons
