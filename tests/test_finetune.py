@@ -93,13 +93,14 @@ def test_cli_finetune_at_any_magnification(tmp_path, capsys, scale):
 
     from napari_semiconv.cli import main
     from napari_semiconv.data.sources import TEST_SEED0
-    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+    from napari_semiconv.data.synthetic import FIELD, SceneConfig, make_scene
 
     args = []
+    worms = max(3, round(20 / scale**2))  # a field as crowded (in worm sizes) as a 1x one with 20 worms
     for i in range(2):
-        side = int(200 * scale)
-        s = make_scene(TEST_SEED0 + 5000 + i, SceneConfig(style="brightfield", worms=(25, 25), scale=(scale, scale)),
-                       window=(100, 150, side, side))
+        side = (min(FIELD[0], int(260 * scale)), min(FIELD[1], int(260 * scale)))
+        s = make_scene(TEST_SEED0 + 5000 + i, SceneConfig(style="brightfield", worms=(worms, worms),
+                                                          scale=(scale, scale)), window=(0, 0, *side))
         tifffile.imwrite(tmp_path / f"a{i}.tif", s.image)
         tifffile.imwrite(tmp_path / f"a{i}_labels.tif", s.labels)
         args.append(i)
