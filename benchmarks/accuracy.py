@@ -135,7 +135,8 @@ def main(argv=None):
                "(0.50:0.95). Seconds per image are end to end (read TIFF, normalize, forward, decode, write 3 files). "
                "The 2x magnification rows are brightfield scenes whose worms are twice as wide and long as the "
                "training worms, 3-8 per field (the quarter of a 1x field's 10-30 that a 2x field shows; before "
-               "session 25 they held 10-30, 4x as crowded), segmented as they are and with the worm width given (the "
+               "session 25 they held 10-30, 4x as crowded; before session 28 they bent twice as often along their bodies: a "
+               "magnification now scales the worms' shape, texture and halo and the optics' blur), segmented as they are and with the worm width given (the "
                "image is resized for the network). The TTA rows average the network over the 8 flips and quarter turns (`segment --tta`).\n\n"
                + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/accuracy.py --scenes {args.scenes} --device {args.device}"
