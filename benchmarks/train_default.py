@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from napari_semiconv import __version__
 from napari_semiconv.data.sources import SyntheticSource, validation_scenes
+from napari_semiconv.data.synthetic import SceneConfig
 from napari_semiconv.model import build_model, load_model
 from napari_semiconv.model.embedding import TARGETS, ModelConfig
 from napari_semiconv.model.widen import pair_flows, widen
@@ -61,6 +62,9 @@ def main(argv=None):
                          "the --init model's, else 0)")
     ap.add_argument("--crossing-class", type=float, default=TrainConfig().flow_weights.crossing_class,
                     help="flow models: weight of the 2+ worms class in the count loss")
+    ap.add_argument("--bends", type=float, nargs=2, default=SceneConfig().bends, metavar=("LOW", "HIGH"),
+                    help="how often the synthetic worms bend along their bodies, drawn per scene from this range "
+                         "(SceneConfig.bends; 1 1: as the generator's defaults)")
     args = ap.parse_args(argv)
     if (args.widen or args.pair or args.pieces) and not args.init:
         ap.error("--widen, --pair and --pieces change a trained model: give it with --init")
@@ -108,7 +112,7 @@ def main(argv=None):
         if p.val:
             tqdm.write(f"step {p.step}: " + ", ".join(f"{k}={v:.3f}" for k, v in p.val.items()))
 
-    meta = train_to_file(model, SyntheticSource(args.crop), config, out, val_scenes=validation_scenes(4),
+    meta = train_to_file(model, SyntheticSource(args.crop, SceneConfig(bends=tuple(args.bends))), config, out, val_scenes=validation_scenes(4),
                          checkpoint_every=250, resume=args.resume, progress=show,
                          metadata={"data": "synthetic BBBC010-like scenes (napari_semiconv.data.synthetic), "
                                            "both styles, 10% binary-foreground inputs",

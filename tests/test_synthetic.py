@@ -61,3 +61,12 @@ def test_magnified_worms_bend_as_often_per_body_length(dead):
 
     one, two = turning(1.0), turning(2.0)
     assert np.allclose(two, one, rtol=0.15), (one, two)
+
+
+def test_bends_change_only_the_worms_shapes():
+    """``SceneConfig.bends`` is drawn from a stream of its own: at (1, 1) a scene is the same bytes as by default
+    (training and test scenes stay as they were); at 2 the worms take other shapes."""
+    plain, same = make_scene(31), make_scene(31, SceneConfig(bends=(1.0, 1.0)))
+    curly = make_scene(31, SceneConfig(bends=(2.0, 2.0)))
+    assert np.array_equal(plain.image, same.image) and np.array_equal(plain.instances, same.instances)
+    assert not np.array_equal(curly.instances.any(0), plain.instances.any(0))

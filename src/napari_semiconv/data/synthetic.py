@@ -34,6 +34,8 @@ class SceneConfig:
     photons: tuple = (30.0, 400.0)  # fluorescence photons at full brightness
     debris: tuple = (0, 25)
     scale: tuple = (1.0, 1.0)  # magnification factor applied to widths and lengths
+    bends: tuple = (1.0, 1.0)  # how often a worm bends along its body, relative to the defaults (drawn per scene
+    # from a stream of its own, so that scenes drawn with (1, 1) are the same at any setting of the rest)
     dtypes: tuple = ("uint16", "uint8", "float32")
 
 
@@ -52,7 +54,8 @@ class Scene:
 
 def _centreline(rng, length, dead, start, heading, scale=1.0):
     """(L, 2) float points (row, col) one pixel apart, of a worm magnified ``scale`` times: its bends scale with
-    it (a worm twice as long at 2x bends as often along its body as at 1x, not twice as often)."""
+    it (a worm twice as long at 2x bends as often along its body as at 1x, not twice as often). A worm that bends
+    b times as often is drawn at ``scale / b``."""
     n = max(int(length), 8)
     s = np.arange(n)
     if dead:  # turn per pixel: a random walk, its steps shrunk so that it reads the same per body length
@@ -123,6 +126,7 @@ def make_scene(seed: int, config: SceneConfig = SceneConfig(), window=None) -> S
     style = rng.choice(STYLES) if config.style == "random" else config.style
     well, centre, radius = _well(shape, window, rng)
     scale = rng.uniform(*config.scale)
+    bends = np.random.default_rng([seed, 1]).uniform(*config.bends)
     dead_p = rng.uniform(*config.dead_fraction)
     # every worm of the field is laid out (cheap); only those touching the window are rendered
     n = rng.integers(config.worms[0], config.worms[1] + 1)
@@ -140,7 +144,7 @@ def make_scene(seed: int, config: SceneConfig = SceneConfig(), window=None) -> S
             ang, rad = rng.uniform(0, 2 * np.pi), radius * np.sqrt(rng.uniform(0, 0.85))
             start = centre + rad * np.array([np.sin(ang), np.cos(ang)])
             heading = rng.uniform(0, 2 * np.pi)
-        pts = _centreline(rng, length, dead, start, heading, scale)
+        pts = _centreline(rng, length, dead, start, heading, scale / bends)
         placed.append(pts)
         worms.append((pts - window[:2], _width_profile(len(pts), half_width, rng), dead))
 
