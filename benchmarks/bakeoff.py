@@ -98,7 +98,7 @@ def write_validation(path: Path, own: dict, args) -> None:
     if not card.exists():
         raise SystemExit(f"--card: there is no card beside {path} ({card.name}) to write the validation into")
     data = json.loads(card.read_text())
-    data["validation"] = {**data.get("validation", {}), "scenes": (
+    data["validation"] = {**(data.get("validation") or {}), "scenes": (
         f"{args.scenes} per style, seeds VAL_SEED0 + 1000 + i (python benchmarks/bakeoff.py score "
         f"{' '.join(args.models)} --scenes {args.scenes} --card)"),
         **{style: {k: round(float(m[k]), 3) for k in ("avS", "S@0.5", "AP")} for style, m in own.items()}}
