@@ -112,7 +112,8 @@ def main(argv=None):
         if p.val:
             tqdm.write(f"step {p.step}: " + ", ".join(f"{k}={v:.3f}" for k, v in p.val.items()))
 
-    meta = train_to_file(model, SyntheticSource(args.crop, SceneConfig(bends=tuple(args.bends))), config, out, val_scenes=validation_scenes(4),
+    source = SyntheticSource(args.crop, SceneConfig(bends=tuple(args.bends)))
+    meta = train_to_file(model, source, config, out, val_scenes=validation_scenes(4),
                          checkpoint_every=250, resume=args.resume, progress=show,
                          metadata={"data": "synthetic BBBC010-like scenes (napari_semiconv.data.synthetic), "
                                            "both styles, 10% binary-foreground inputs",

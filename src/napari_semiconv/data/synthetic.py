@@ -35,7 +35,7 @@ class SceneConfig:
     debris: tuple = (0, 25)
     scale: tuple = (1.0, 1.0)  # magnification factor applied to widths and lengths
     bends: tuple = (1.0, 1.0)  # how often a worm bends along its body, relative to the defaults (drawn per scene
-    # from a stream of its own, so that scenes drawn with (1, 1) are the same at any setting of the rest)
+    # from a random stream of its own: scenes drawn with (1, 1) are the same bytes as before this setting existed)
     dtypes: tuple = ("uint16", "uint8", "float32")
 
 
