@@ -9,7 +9,9 @@ On validation seeds (VAL_SEED0 + 9000 + i, never a benchmark's), the shipped mod
 For each: S at each IoU threshold, avS, the median IoU of the matched worms (those touching the border / not),
 and where the matched worms' IoU is lost (mean fraction of their union): predicted on background, truth that no
 instance covers, pixels given to or taken from other worms.
-Usage: python docs/training/s28/magnified_shape.py SCENES WAYS (e.g. 20 2x,shrunk,window,1x)."""
+Usage: python docs/training/s28/magnified_shape.py SCENES WAYS [STYLE MAG WORMS_LOW WORMS_HIGH] (e.g. 20
+2x,shrunk,window,1x; session 29: 20 2x,shrunk,window fluorescence 1.7 6 12, finetune.py's other domain, the
+window and the 1x fields then hold MAG^2 as many worms)."""
 import sys
 
 import numpy as np
@@ -28,9 +30,11 @@ torch.set_num_threads(2)
 n = int(sys.argv[1])
 ways = sys.argv[2].split(",")
 model = load_model(DEFAULT_MODEL)
-MAG = 2.0
-magnified = SceneConfig(style="brightfield", scale=(MAG, MAG), worms=(5, 10))
-plain = SceneConfig(style="brightfield", worms=(20, 40))
+STYLE, MAG, LOW, HIGH = (sys.argv[3], float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])) if len(sys.argv) > 3 \
+    else ("brightfield", 2.0, 5, 10)
+magnified = SceneConfig(style=STYLE, scale=(MAG, MAG), worms=(LOW, HIGH))
+plain = SceneConfig(style=STYLE, worms=(round(LOW * MAG**2), round(HIGH * MAG**2)))
+WINDOW = (0, 0, round(520 / MAG), round(696 / MAG))
 settings = {"2x": (magnified, model.with_input_scale(MAG)), "shrunk": (magnified, model),
             "window": (plain, model), "1x": (plain, model)}
 
@@ -46,7 +50,7 @@ for way in ways:
     S = {t: [] for t in S_THRESHOLDS}
     border, inner, spill, uncovered, swapped = [], [], [], [], []
     for i in range(n):
-        sc = make_scene(VAL_SEED0 + 9000 + i, cfg, (0, 0, 260, 348) if way == "window" else None)
+        sc = make_scene(VAL_SEED0 + 9000 + i, cfg, WINDOW if way == "window" else None)
         img, g = shrunk(sc.image, sc.instances) if way == "shrunk" else (sc.image, sc.instances)
         g = g[g.any((1, 2))]
         p = segment(m, img, SegmentConfig(keep_embedding=False)).instances.to_stack()
