@@ -106,7 +106,7 @@ def main(argv=None):
         scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
         outputs = forward_all(model, [s.image for s in scenes])
         configs = [plain] + [replace(plain, joiner=Joiner(net, t)) for t in THRESHOLDS]
-        rows[style] = [scored(outputs, scenes, config)[0] for config in configs]
+        rows[style] = [scored(outputs, scenes, [1.0] * len(scenes), config)[0] for config in configs]
         print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
     best = max(range(len(THRESHOLDS)), key=lambda j: sum(rows[s][j + 1]["avS"] for s in STYLES))
     lines = ["| joining | " + " | ".join(f"{s} avS | S@0.5" for s in STYLES) + " |", "|---|---|---|---|---|"]
