@@ -8,7 +8,8 @@ its pieces are the instances without the pixels counted 2+. Each pair of arms at
 (:func:`napari_semiconv.joining.candidate_pairs`) is labelled 1 when both pieces lie mostly (> 80 % of their pixels)
 in the same true worm. The :class:`~napari_semiconv.joining.JoinerNet` trains on them for ``--seconds`` (AdamW,
 batches of 64, random flips and quarter turns, the two arms (their crops and features) swapped at random); its threshold is chosen on
-``--scenes`` validation scenes per style (seeds VAL_SEED0 + 9000 + i) by the avS of the joined worms. ``--write``
+``--scenes`` validation scenes per style (seeds VAL_SEED0 + 9000 + i) by the avS of the joined worms (one joining
+at that threshold: no pool of joinings, which needs a rescorer to choose among them). ``--write``
 stores the joiner in the model file (then refit its rescorer: benchmarks/fit_rescorer.py). Writes a section of
 docs/benchmarks.md.
 """
@@ -96,7 +97,7 @@ def main(argv=None):
     model = resolve_model(args.model, args.device)
     if not model.config.flow_pieces:
         raise SemiconvError(f"{model_name(model)} is not a piece model (ModelConfig.flow_pieces): it has nothing to join")
-    plain = replace(model_decode_config(model), min_score=0.0, joiner=None, rescorer=None)
+    plain = replace(model_decode_config(model), min_score=0.0, joiner=None, rescorer=None, pool=False)
     train = [s for i, style in enumerate(STYLES) for s in validation_scenes(args.train, style, seed0=JOIN_SEED0 + 10**5 * i)]
     crops, feats, labels = labelled_pairs(model, plain, train)
     print(f"{len(labels)} pairs of arms ({labels.mean():.2f} of one worm)", flush=True)
