@@ -128,7 +128,8 @@ def test_a_plane_of_3x3_tiles_streamed_to_tiled_tiffs_matches_the_in_memory_path
     crossing = [m for m in stack if sum(m[t.dst].any() for t in tiles) > 1]
     assert len(crossing) >= 3  # worms across tile borders ...
     # ... each one instance, kept by one tile (the tile whose core holds its centroid): no two worms kept by
-    # different tiles are one worm twice (two worms of one tile may share a crossing's pixels)
+    # different tiles are one worm twice (two worms of one tile may share pixels: a crossing, or, in this scene,
+    # two false worms on the dark well rim in its corner)
     centres = np.array([np.argwhere(m).mean(0) for m in stack])
     tile = np.array([next(k for k, t in enumerate(tiles) if t.dst[0].start <= r < t.dst[0].stop
                           and t.dst[1].start <= c < t.dst[1].stop) for r, c in centres])

@@ -3,7 +3,7 @@
 # As run in session 29: fit_joiner first ran with --seconds 300 and stopped with a TypeError (fixed); from it on the
 # steps were rerun as below (runs/s29/post2.log)
 set -e
-cd /work/main
+cd "$(dirname "$0")/../../.."
 P=.venv/bin/python
 date
 $P docs/training/s28/attach.py checkpoints/bends2.pt checkpoints/bends2_full.pt
