@@ -65,6 +65,13 @@ def main(argv=None):
     ap.add_argument("--bends", type=float, nargs=2, default=SceneConfig().bends, metavar=("LOW", "HIGH"),
                     help="how often the synthetic worms bend along their bodies, drawn per scene from this range "
                          "(SceneConfig.bends; 1 1: as the generator's defaults)")
+    ap.add_argument("--length", type=float, nargs=2, default=SceneConfig().length, metavar=("LOW", "HIGH"),
+                    help="synthetic worm lengths (px), drawn per worm from this range (SceneConfig.length)")
+    ap.add_argument("--worms", type=int, nargs=2, default=SceneConfig().worms, metavar=("LOW", "HIGH"),
+                    help="synthetic worms per whole field, drawn per scene from this range (SceneConfig.worms)")
+    ap.add_argument("--touching", type=float, default=SceneConfig().touching,
+                    help="probability that a synthetic worm is laid beside or across an earlier one: higher makes "
+                         "more clumps (SceneConfig.touching)")
     args = ap.parse_args(argv)
     if (args.widen or args.pair or args.pieces) and not args.init:
         ap.error("--widen, --pair and --pieces change a trained model: give it with --init")
@@ -112,7 +119,8 @@ def main(argv=None):
         if p.val:
             tqdm.write(f"step {p.step}: " + ", ".join(f"{k}={v:.3f}" for k, v in p.val.items()))
 
-    source = SyntheticSource(args.crop, SceneConfig(bends=tuple(args.bends)))
+    source = SyntheticSource(args.crop, SceneConfig(bends=tuple(args.bends), length=tuple(args.length),
+                                                    worms=tuple(args.worms), touching=args.touching))
     meta = train_to_file(model, source, config, out, val_scenes=validation_scenes(4),
                          checkpoint_every=250, resume=args.resume, progress=show,
                          metadata={"data": "synthetic BBBC010-like scenes (napari_semiconv.data.synthetic), "
