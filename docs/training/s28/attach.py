@@ -12,7 +12,11 @@ model = with_count_refiner(load_model(sys.argv[1]))
 model.count_refiner.load_state_dict(shipped.count_refiner.state_dict())
 kept = {k: shipped.metadata[k] for k in ("joiner", "rescorer", "decode", "count_refiner") if k in shipped.metadata}
 meta = {k: v for k, v in model.metadata.items() if k != "path"}
-# TRAINED.pt was trained from norefiner.py's model: its recipe is the shipped one's, then these three steps
-meta["recipe"] = [*shipped.metadata["recipe"], "python docs/training/s28/norefiner.py checkpoints/norefiner.pt",
-                  meta["command"], "python docs/training/s28/attach.py " + " ".join(sys.argv[1:])]
+# TRAINED.pt was trained (through one or more train_default.py runs, each in its recipe) from norefiner.py's model,
+# a step its recipe lacks: put it before the run that started from it, and this attaching after the last
+NOREFINER = "checkpoints/norefiner.pt"
+recipe = meta["recipe"]
+first = next(i for i, step in enumerate(recipe) if f"--init {NOREFINER}" in step)
+meta["recipe"] = [*recipe[:first], f"python docs/training/s28/norefiner.py {NOREFINER}", *recipe[first:],
+                  "python docs/training/s28/attach.py " + " ".join(sys.argv[1:])]
 save_model(model.eval(), sys.argv[2], {**meta, **kept})
