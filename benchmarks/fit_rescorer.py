@@ -10,7 +10,7 @@ of :mod:`napari_semiconv.rescoring` (two hidden layers of 16; a logistic model b
 their features. On ``--scenes`` validation scenes per style
 (seeds VAL_SEED0 + 8000 + i) the decoder with the rescorer is scored at each score cut against the decoder
 as stored (its own score and cut, and with its stored rescorer). With ``--pool`` (a piece model's) the candidates are
-the worms of several joinings (``DecodeConfig.pool``) and the rescorer chooses among them. With ``--magnified K``,
+the worms of several joinings (``DecodeConfig.candidates``) and the rescorer chooses among them (``DecodeConfig.pool``). With ``--magnified K``,
 K more training scenes per style show worms magnified 1.4x ... 3x (drawn log-uniformly; the same field, so 1/m^2 as
 many worms, more of them cut by the border), segmented as a user's size-matched model does (the image resized by
 1/m inside the model, sizes read in training pixels); the cut is then chosen on as many validation scenes per style
@@ -105,7 +105,7 @@ def main(argv=None):
     model = resolve_model(args.model, args.device)
     shipped = model_decode_config(model)
     stored = replace(shipped, rescorer=None, pool=False)
-    plain = replace(stored, min_score=0.0, features=True, pool=args.pool)
+    plain = replace(stored, min_score=0.0, features=True, candidates=args.pool)
     parts = [plain_scenes(args.train, style, RESCORE_SEED0 + 10**5 * i) for i, style in enumerate(STYLES)]
     if args.magnified:
         parts += [magnified_scenes(args.magnified, style, RESCORE_SEED0 + 10**5 * (i + 2))
@@ -121,7 +121,8 @@ def main(argv=None):
     for name, (scenes, mags) in sets.items():
         outputs = forwards(model, scenes, mags)
         rows[name] = ([scored(outputs, scenes, mags, c)[0] for c in (stored, shipped)],
-                      scored(outputs, scenes, mags, replace(plain, rescorer=rescorer), CUTS))
+                      scored(outputs, scenes, mags, replace(plain, rescorer=rescorer, pool=args.pool,
+                                                                      candidates=False), CUTS))
     mean = [np.mean([rows[s][1][j]["avS"] for s in sets]) for j in range(len(CUTS))]
     best = int(np.argmax(mean))
     before = max(np.mean([rows[s][0][k]["avS"] for s in sets]) for k in range(2))

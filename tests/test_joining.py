@@ -193,7 +193,11 @@ def test_a_pool_offers_both_joinings_and_the_rescorer_chooses_worms_that_share_n
 
     out, ins = _piece_outputs()
     config = DecodeConfig(min_size=20, merge_threshold=0, joiner=_straight_joiner(), features=True, pool=True)
-    pool = decode_outputs(out, config)  # without a rescorer nothing is chosen: every candidate
+    # a pool without a rescorer to choose from it decodes as one joining, the joiner's
+    alone = decode_outputs(out, config)
+    assert (alone.instances == decode_outputs(out, replace(config, pool=False)).instances).all()
+    assert len(alone.instances) == 2
+    pool = decode_outputs(out, replace(config, candidates=True))  # asked for: every candidate, none chosen
     sizes = sorted(pool.instances.reshape(len(pool.instances), -1).sum(1))
     assert len(pool.instances) == 6  # the four pieces alone and the two joined worms
     assert sizes[-1] == sizes[-2] == ins[0].sum() == ins[1].sum()  # each joined worm holds the crossing

@@ -45,7 +45,9 @@ class DecodeConfig:
     features: bool = False  # compute each instance's rescoring features (Decoded.features) even without a rescorer
     joiner: Joiner | None = None  # a piece model's: joins its pieces across the overlaps that cut them (see joining)
     pool: bool = False  # with a joiner and a rescorer: the worms of several joinings are candidates and the
-    # rescorer chooses among them (best first, no piece in two worms)
+    # rescorer chooses among them (best first, no piece in two worms); without a rescorer: one joining, the joiner's
+    candidates: bool = False  # with a joiner: every distinct worm of the pool's joinings is returned, none chosen
+    # (what a rescorer is fitted on: benchmarks/fit_rescorer.py --pool)
     pixel_scale: float = 1.0  # image px per px of the images the model was trained on (its input_scale): the
     # rescorer reads sizes in the latter
 
@@ -56,6 +58,12 @@ class DecodeConfig:
             raise SemiconvError(f"minimum worm size {self.min_size} px: give at least 1 (an instance needs a pixel)")
         if self.name == "kmeans" and self.k < 1:
             raise SemiconvError("the kmeans decoder needs the number of instances: set k >= 1")
+
+    @property
+    def chooses(self) -> bool:
+        """Whether the rescorer chooses the worms from a pool of joinings (``pool`` with a rescorer, candidates not
+        asked for)."""
+        return self.pool and self.rescorer is not None and not self.candidates
 
 
 THRESHOLDS = ("fg_threshold", "kernel_threshold", "merge_threshold", "min_score")  # chosen per model on validation images
@@ -130,7 +138,7 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
                                                config.merge_threshold)
         if config.joiner is not None and multi is not None and image is not None and len(members):
             members, seed_px = _join_pieces(members, seeds, idx, multi, (h, w), image, config.joiner,
-                                            POOL_THRESHOLDS if config.pool else None)
+                                            POOL_THRESHOLDS if config.candidates or config.chooses else None)
         elif multi is not None and config.overlap and len(members):
             members = _join_crossings(members, idx, multi, (h, w))
     elif config.name == "meanshift":
@@ -375,7 +383,7 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: Dec
                                          config.pixel_scale)
             scores = scores if config.rescorer is None else config.rescorer(features)
         keep = scores >= config.min_score
-        if config.pool and config.rescorer is not None and multi is not None:
+        if config.chooses and multi is not None:
             keep &= _choose(members, scores, multi)
         members, seed_px, scores, inst_sig = members[keep], seed_px[keep], scores[keep], inst_sig[keep]
         if stack is not None:
