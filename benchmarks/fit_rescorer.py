@@ -140,7 +140,7 @@ def main(argv=None):
         f"Model `{model_name(model)}`. The rescorer (`napari_semiconv/rescoring.py`: {len(FEATURES)} features, two "
         f"hidden layers of 16) fitted on the {len(y)} "
         + ("candidate worms (the worms of joinings at probabilities 0.1 ... 0.9 and the pieces alone; "
-           "`DecodeConfig.pool`) " if args.pool else "instances ")
+           "`DecodeConfig.candidates`) " if args.pool else "instances ")
         + f"the model decodes in {args.train} training scenes per style (seeds RESCORE_SEED0 + i"
         + (f", and {args.magnified} per style with worms magnified {MAGNIFICATION[0]:g}x ... {MAGNIFICATION[1]:g}x, "
            "segmented size-matched" if args.magnified else "")
