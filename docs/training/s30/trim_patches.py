@@ -1,8 +1,9 @@
 """Does giving each worm only the part of a crossing patch near its own pixels help clumped scenes? An experiment on
 the decoder (the shipped network's outputs unchanged): decode._join_crossings, which gives a whole 2+ patch to every
 worm touching it, is replaced by one that gives a worm the patch pixels within REACH px of its own (1-counted)
-pixels. Scored on the axes probe's scenes (VAL_SEED0 + 9600 + i) at the defaults and at touching 0.8.
-usage: python docs/training/s30/trim_patches.py SCENES REACH [REACH ...]"""
+pixels. Scored on the axes probe's scenes (``axes``: VAL_SEED0 + 9600 + i, at the defaults and at touching 0.8) or on
+the model-choice scenes (``choice``: VAL_SEED0 + 1000 + i, as bakeoff.py score draws them).
+usage: python docs/training/s30/trim_patches.py axes|choice SCENES REACH [REACH ...]"""
 import sys
 from dataclasses import replace
 
@@ -11,7 +12,7 @@ import torch
 from scipy import ndimage as ndi
 
 from napari_semiconv import decode
-from napari_semiconv.data.sources import VAL_SEED0
+from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.decode import model_decode_config
 from napari_semiconv.metrics import evaluate
@@ -45,12 +46,13 @@ def trimmed(reach):
 
 
 torch.set_num_threads(2)
-n, reaches = int(sys.argv[1]), [float(r) for r in sys.argv[2:]]
+which, n, reaches = sys.argv[1], int(sys.argv[2]), [float(r) for r in sys.argv[3:]]
 model = load_model(DEFAULT_MODEL)
 config = model_decode_config(model)
-for name, change in {"defaults": {}, "touching 0.8": {"touching": 0.8}}.items():
+for name, change in ({"defaults": {}, "touching 0.8": {"touching": 0.8}} if which == "axes" else {"choice": None}).items():
     for style in ("brightfield", "fluorescence"):
-        scenes = [make_scene(VAL_SEED0 + 9600 + i, SceneConfig(style=style, **change)) for i in range(n)]
+        scenes = (validation_scenes(n, style, VAL_SEED0 + 1000) if change is None else
+                  [make_scene(VAL_SEED0 + 9600 + i, SceneConfig(style=style, **change)) for i in range(n)])
         outs = [next(o for o in predict_iter(model, normalize(s.image), SegmentConfig()) if isinstance(o, dict))
                 for s in scenes]
         for reach in [None, *reaches]:
