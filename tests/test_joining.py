@@ -212,3 +212,29 @@ def test_a_pool_offers_both_joinings_and_the_rescorer_chooses_worms_that_share_n
         assert len(chosen.instances) == count
         own = chosen.instances & ~ins.all(0)[None]  # outside the crossing no pixel is in two chosen instances
         assert own.sum(0).max() == 1 and (own.any(0) == (ins.any(0) & ~ins.all(0))).all()
+
+
+def test_a_worm_is_given_only_the_part_of_a_long_crossing_patch_near_its_own_pixels():
+    from napari_semiconv.decode import _join_crossings
+
+    # a 2+ patch 10 px high and 180 px long (worms lying across each other along a clump) and two worms that touch it,
+    # one at each end, with a short patch where a third worm crosses the first
+    h, w = 60, 200
+    multi = np.zeros((h, w), bool)
+    multi[25:35, 10:190] = True
+    multi[4:12, 20:28] = True
+    own = np.zeros((2, h, w), bool)
+    own[0, 0:25, 20:28] = own[0, 35:60, 20:28] = True
+    own[1, 0:25, 172:180] = own[1, 35:60, 172:180] = True
+    own &= ~multi[None]
+    fg = own.any(0) | multi
+    idx = torch.from_numpy(np.flatnonzero(fg))
+    members = torch.from_numpy(own.reshape(2, -1)[:, idx.numpy()])
+    multi_p = torch.from_numpy(multi.reshape(-1)[idx.numpy()])
+    grid = np.zeros((2, h * w), bool)
+    for reach, far in ((0.0, True), (12.0, False)):
+        grid[:, idx.numpy()] = _join_crossings(members, idx, multi_p, (h, w), reach).numpy()
+        worms = grid.reshape(2, h, w)
+        assert worms[0, 4:12, 20:28].all()  # the short crossing is the first worm's, whole, either way
+        assert worms[0, 25:35, 20:28].all() and worms[1, 25:35, 172:180].all()  # where each runs through the patch
+        assert worms[0, 25:35, 150:190].any() == far and worms[1, 25:35, 10:50].any() == far  # the far end: only whole

@@ -50,6 +50,8 @@ class DecodeConfig:
     # (what a rescorer is fitted on: benchmarks/fit_rescorer.py --pool)
     pixel_scale: float = 1.0  # image px per px of the images the model was trained on (its input_scale): the
     # rescorer reads sizes in the latter
+    patch_reach: float = 12.0  # px at the model's input scale: a worm is given the pixels of a crossing patch (2+)
+    # within this distance of its own, not the whole patch (a clump's patch spans many worms); 0 = whole patches
 
     def __post_init__(self):
         if self.name not in DECODERS:
@@ -138,9 +140,10 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
                                                config.merge_threshold)
         if config.joiner is not None and multi is not None and image is not None and len(members):
             members, seed_px = _join_pieces(members, seeds, idx, multi, (h, w), image, config.joiner,
-                                            POOL_THRESHOLDS if config.candidates or config.chooses else None)
+                                            POOL_THRESHOLDS if config.candidates or config.chooses else None,
+                                            config.patch_reach * config.pixel_scale)
         elif multi is not None and config.overlap and len(members):
-            members = _join_crossings(members, idx, multi, (h, w))
+            members = _join_crossings(members, idx, multi, (h, w), config.patch_reach * config.pixel_scale)
     elif config.name == "meanshift":
         members, seed_px = _meanshift(points, seeds, float(sig.median()), config)
     else:
@@ -189,12 +192,15 @@ def _seeded(points, seeds, sig, config, multi=None):
     return _stack(members, len(points), points.device), torch.tensor(seed_px, device=points.device)
 
 
-def _join_crossings(members, idx, multi, shape):
+def _join_crossings(members, idx, multi, shape, reach: float = 0.0):
     """Give each crossing (a connected patch of pixels counted 2+) to every worm that touches it.
 
     A vote is one point, so a crossing pixel's vote lands on one of its worms only; but each worm that
     crosses there has members (pixels counted 1) on the patch's rim. members : (N, P) bool over the
-    foreground pixels ``idx (P,)`` of an ``(H, W)`` image; multi : (P,) bool. Returns the new members.
+    foreground pixels ``idx (P,)`` of an ``(H, W)`` image; multi : (P,) bool. With ``reach`` (px, > 0) a worm is given
+    only the patch pixels within that distance of its own: where many worms lie across each other the 2+ pixels form
+    one patch spanning the clump, which whole would make every worm there the size of the clump. Returns the new
+    members.
     """
     h, w = shape
     grid = np.zeros(h * w, bool)
@@ -209,15 +215,35 @@ def _join_crossings(members, idx, multi, shape):
     table[rim[rim > 0], worm[rim > 0]] = True
     table[0] = False
     patch_of = torch.from_numpy(patches.reshape(-1)[idx.cpu().numpy()]).to(members.device)  # (P,)
-    joins = torch.from_numpy(table).to(members.device)[patch_of].T  # (N, P)
-    return members | (joins & multi[None])
+    joins = torch.from_numpy(table).to(members.device)[patch_of].T & multi[None]  # (N, P)
+    if reach > 0:
+        joins &= _near(members & ~multi[None], joins, idx, shape, reach)
+    return members | joins
 
 
-def _join_pieces(members, seeds, idx, multi, shape, image, joiner, pool=None):
+def _near(own, given, idx, shape, reach: float) -> torch.Tensor:
+    """``(N, P) bool``: the ``given`` pixels of each worm within ``reach`` px of its ``own`` ones (both (N, P) bool over
+    the foreground pixels ``idx (P,)`` of an ``(H, W)`` image), one distance transform per worm over its box."""
+    flat = idx.cpu().numpy()
+    own_np, given_np = own.cpu().numpy(), given.cpu().numpy()
+    keep = np.zeros_like(given_np)
+    for k in np.nonzero(given_np.any(1) & own_np.any(1))[0]:  # a loop over worms, not pixels
+        rows, cols = np.divmod(flat[own_np[k] | given_np[k]], shape[1])
+        r0, c0 = rows.min(), cols.min()
+        outside = np.ones((rows.max() - r0 + 1, cols.max() - c0 + 1), bool)
+        orow, ocol = np.divmod(flat[own_np[k]], shape[1])
+        outside[orow - r0, ocol - c0] = False
+        grow, gcol = np.divmod(flat[given_np[k]], shape[1])
+        keep[k, given_np[k]] = ndi.distance_transform_edt(outside)[grow - r0, gcol - c0] <= reach
+    return torch.from_numpy(keep).to(own.device)
+
+
+def _join_pieces(members, seeds, idx, multi, shape, image, joiner, pool=None, reach: float = 0.0):
     """A piece model's pieces joined into worms across the crossings (:func:`.joining.join_readings`), each crossing
     then given to every worm that touches it (:func:`_join_crossings`). members : (N, P) bool over the foreground
     pixels ``idx (P,)``; seeds, multi : (P,); image : (H, W). ``pool`` (joining probabilities, None: the joiner's
-    own) makes every distinct worm of the joinings at those probabilities a candidate (see :func:`_choose`).
+    own) makes every distinct worm of the joinings at those probabilities a candidate (see :func:`_choose`); ``reach``
+    as in :func:`_join_crossings`.
     Returns (K, P) members and the (K,) best-seeded pixel of each worm."""
     pieces = members & ~multi[None]
     readings = join_readings(_grid(pieces, idx, shape).cpu().numpy(), _grid(multi[None], idx, shape)[0].cpu().numpy(),
@@ -225,7 +251,7 @@ def _join_pieces(members, seeds, idx, multi, shape, image, joiner, pool=None):
     groups = np.concatenate([np.eye(r.max() + 1, dtype=bool)[r].T for r in readings])  # (K, N) pieces of each worm
     groups = groups if pool is None else np.unique(groups, axis=0)  # a worm found at several probabilities once
     joined = torch.from_numpy(groups).to(members.device).float() @ pieces.float() > 0
-    joined = _join_crossings(joined, idx, multi, shape)
+    joined = _join_crossings(joined, idx, multi, shape, reach)
     best = torch.where(joined, seeds[None], -1.0).argmax(1)
     return joined, best
 
