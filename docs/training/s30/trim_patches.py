@@ -1,17 +1,15 @@
 """Does giving each worm only the part of a crossing patch near its own pixels help clumped scenes? An experiment on
-the decoder (the shipped network's outputs unchanged): decode._join_crossings, which gives a whole 2+ patch to every
-worm touching it, is replaced by one that gives a worm the patch pixels within REACH px of its own (1-counted)
-pixels. Scored on the axes probe's scenes (``axes``: VAL_SEED0 + 9600 + i, at the defaults and at touching 0.8) or on
+the decoder (the shipped network's outputs unchanged): decode._join_crossings gave a whole 2+ patch to every worm touching it;
+here a worm is given the patch pixels within REACH px of its own (1-counted) pixels. As run in session 30 the trimming
+was a replacement of _join_crossings inside this script; it is now the decoder's DecodeConfig.patch_reach (the same
+results), which this script sets. Scored on the axes probe's scenes (``axes``: VAL_SEED0 + 9600 + i, at the defaults and at touching 0.8) or on
 the model-choice scenes (``choice``: VAL_SEED0 + 1000 + i, as bakeoff.py score draws them).
 usage: python docs/training/s30/trim_patches.py axes|choice SCENES REACH [REACH ...]"""
 import sys
 from dataclasses import replace
 
-import numpy as np
 import torch
-from scipy import ndimage as ndi
 
-from napari_semiconv import decode
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.decode import model_decode_config
@@ -20,30 +18,6 @@ from napari_semiconv.model import load_model
 from napari_semiconv.models import DEFAULT_MODEL
 from napari_semiconv.normalize import normalize
 from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
-
-WHOLE = decode._join_crossings
-
-
-def trimmed(reach):
-    """A _join_crossings that keeps, of each patch a worm touches, the pixels within ``reach`` px of the worm's own."""
-    def join(members, idx, multi, shape):
-        whole = WHOLE(members, idx, multi, shape)
-        added = (whole & ~members).cpu().numpy()  # (N, P) patch pixels each worm was given
-        own = (members & ~multi[None]).cpu().numpy()
-        flat = idx.cpu().numpy()
-        keep = np.zeros_like(added)
-        for k in np.nonzero(added.any(1))[0]:  # a loop over worms, each in its bounding box
-            rows, cols = np.divmod(flat[own[k] | added[k]], shape[1])
-            r0, c0 = rows.min(), cols.min()
-            box = np.ones((rows.max() - r0 + 1, cols.max() - c0 + 1), bool)
-            orow, ocol = np.divmod(flat[own[k]], shape[1])
-            box[orow - r0, ocol - c0] = False
-            dist = ndi.distance_transform_edt(box)
-            arow, acol = np.divmod(flat[added[k]], shape[1])
-            keep[k, np.nonzero(added[k])[0]] = dist[arow - r0, acol - c0] <= reach
-        return members | torch.from_numpy(keep).to(members.device)
-    return join
-
 
 torch.set_num_threads(2)
 which, n, reaches = sys.argv[1], int(sys.argv[2]), [float(r) for r in sys.argv[3:]]
@@ -56,8 +30,7 @@ for name, change in ({"defaults": {}, "touching 0.8": {"touching": 0.8}} if whic
         outs = [next(o for o in predict_iter(model, normalize(s.image), SegmentConfig()) if isinstance(o, dict))
                 for s in scenes]
         for reach in [None, *reaches]:
-            decode._join_crossings = WHOLE if reach is None else trimmed(reach)
-            found = [decode_outputs(o, replace(config, pixel_scale=1.0)) for o in outs]
+            found = [decode_outputs(o, replace(config, pixel_scale=1.0, patch_reach=reach or 0.0)) for o in outs]
             e = evaluate([f.instances for f in found], [f.scores for f in found], [s.instances for s in scenes])
             print(f"{name} {style} reach {reach or 'whole patch'}: avS {e['avS']:.3f} S@0.5 {e['S@0.5']:.3f} "
                   f"AP {e['AP']:.3f}", flush=True)
