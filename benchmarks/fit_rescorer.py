@@ -10,8 +10,9 @@ of :mod:`napari_semiconv.rescoring` (two hidden layers of 16; a logistic model b
 their features. On ``--scenes`` validation scenes per style
 (seeds VAL_SEED0 + 8000 + i) the decoder with the rescorer is scored at each score cut against the decoder
 as stored (its own score and cut, and with its stored rescorer). With ``--pool`` (a piece model's) the candidates are
-the worms of several joinings (``DecodeConfig.candidates``) and the rescorer chooses among them (``DecodeConfig.pool``). With ``--magnified K``,
-K more training scenes per style show worms magnified 1.4x ... 3x (drawn log-uniformly; the same field, so 1/m^2 as
+the worms of several joinings (``DecodeConfig.candidates``) and the rescorer chooses among them
+(``DecodeConfig.pool``). With ``--magnified K``, K more
+training scenes per style show worms magnified 1.4x ... 3x (drawn log-uniformly; the same field, so 1/m^2 as
 many worms, more of them cut by the border), segmented as a user's size-matched model does (the image resized by
 1/m inside the model, sizes read in training pixels); the cut is then chosen on as many validation scenes per style
 of that kind too (seeds VAL_SEED0 + 20000 + i). ``--write`` stores the rescorer and the best cut in the model file when

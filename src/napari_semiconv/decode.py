@@ -138,12 +138,12 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
         if config.merge_threshold > 0 and len(members) > 1:
             members, seed_px = _merge_touching(members, seed_px, points, seeds, idx, (h, w), sig,
                                                config.merge_threshold)
+        reach = config.patch_reach * config.pixel_scale  # px in this image
         if config.joiner is not None and multi is not None and image is not None and len(members):
             members, seed_px = _join_pieces(members, seeds, idx, multi, (h, w), image, config.joiner,
-                                            POOL_THRESHOLDS if config.candidates or config.chooses else None,
-                                            config.patch_reach * config.pixel_scale)
+                                            POOL_THRESHOLDS if config.candidates or config.chooses else None, reach)
         elif multi is not None and config.overlap and len(members):
-            members = _join_crossings(members, idx, multi, (h, w), config.patch_reach * config.pixel_scale)
+            members = _join_crossings(members, idx, multi, (h, w), reach)
     elif config.name == "meanshift":
         members, seed_px = _meanshift(points, seeds, float(sig.median()), config)
     else:

@@ -27,9 +27,11 @@ count = out["count"].numpy()[r0:r1, c0:c1]
 fg = out["fg"].numpy()[r0:r1, c0:c1] > 0.5
 votes = out["psi"].numpy()[:, r0:r1, c0:c1][:, fg] * model.config.coord_scale  # (2, n) x, y px
 print(f"true 2+ px {(true >= 2).sum()}, of them 3+ {(true >= 3).sum()}; counted 2+ on the true 2+ px "
-      f"{(count[true >= 2] >= 2).mean():.2f}; distinct vote landings (1 px bins) {len(np.unique(votes.round(), axis=1).T)}")
+      f"{(count[true >= 2] >= 2).mean():.2f}; distinct vote landings (1 px bins) "
+      f"{len(np.unique(votes.round(), axis=1).T)}")
 fig, ax = plt.subplots(1, 4, figsize=(28, 7))
-for a, img, title in ((ax[0], scene.image[r0:r1, c0:c1], "image"), (ax[1], np.minimum(true, 3), "true worms per px (3+)"),
+for a, img, title in ((ax[0], scene.image[r0:r1, c0:c1], "image"),
+                      (ax[1], np.minimum(true, 3), "true worms per px (3+)"),
                       (ax[2], count, "counted (0 / 1 / 2+)"), (ax[3], scene.image[r0:r1, c0:c1], "vote landings")):
     a.imshow(img, cmap="gray" if title in ("image", "vote landings") else None)
     a.set_title(title)
