@@ -55,3 +55,19 @@ def test_time_budget_drives_the_cosine_schedule():
     assert len(progress) == 5  # two readings per step, the budget checked before each
     assert progress[0].lr > 0.95e-3 and progress[-1].lr < 0.5e-3  # (by steps alone it would stay ~1e-3)
     assert all(a.lr >= b.lr for a, b in itertools.pairwise(progress))
+
+
+def test_segmenting_lays_weights_channels_last_and_training_lays_them_back():
+    from napari_semiconv.segment import SegmentConfig, segment
+
+    model = build_model(TINY)
+    sample = SyntheticSource(64)(np.random.default_rng(5))
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    before = [p.detach().clone() for p in convs]
+    segment(model, sample[0], SegmentConfig(keep_embedding=False))  # the CPU layout for a fast forward
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous() for p in convs)
+    assert all(torch.equal(p, b) for p, b in zip(convs, before))  # the same weights, laid out otherwise
+    config = TrainConfig(steps=1, batch=1, crop=64, augment=False)
+    list(train_iter(model, lambda rng: sample, config))
+    assert all(p.is_contiguous() for p in convs)

@@ -113,6 +113,8 @@ def validate(model, scenes, config: SegmentConfig | None = None) -> dict:
     model.eval()
     results = [segment(model, s.image, config) for s in scenes]
     model.train(was_training)
+    if was_training:
+        model.to(memory_format=torch.contiguous_format)  # as training lays them out (segment: channels-last)
     return evaluate([r.instances.to_stack() for r in results], [r.scores for r in results],
                     [s.instances for s in scenes])
 
@@ -149,6 +151,7 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
         def step_losses(rng):
             x, inss, vals, ancs = batch_from(source, rng, config)
             return batch_losses(model, x.to(device), inss, vals, ancs, config)
+    model.to(memory_format=torch.contiguous_format)  # faster to train than the channels-last layout segmenting uses
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     if optimizer_state:
         opt.load_state_dict(optimizer_state)
