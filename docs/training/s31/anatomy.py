@@ -4,7 +4,9 @@ avS's first threshold) and sorted: found (its IoU binned), split (no match; two 
 20 % of it), merged (no match; one instance covers >= 50 % of it and >= 30 % of another true worm), missed (the rest).
 For found worms the pixels lost from IoU are sorted: missing (true, not decoded) and extra (decoded, not true), each at
 the worm's outline (within 1.5 px of its edge), in another worm (extra only), in a crossing (pixels of the worm also in
-another true worm; missing only), or elsewhere. Unmatched decoded instances are counted.
+another true worm; missing only), or elsewhere. Unmatched decoded instances are counted. The true worms are also
+grouped by the share of their pixels that lie in another true worm too (overlapped) and by whether they touch the
+field's border: the share found and the mean best IoU of any decoded instance in each group.
 usage: python docs/training/s31/anatomy.py SCENES"""
 import sys
 
@@ -32,6 +34,7 @@ for style in ("brightfield", "fluorescence"):
     px = {k: 0 for k in ("missing outline", "missing crossing", "missing other", "extra outline", "extra in another worm",
                          "extra other", "true")}
     preds, scores, truths = [], [], []
+    groups = []  # per true worm: (overlapped share, touches the border, found, best IoU)
     for i in range(n):
         s = make_scene(VAL_SEED0 + 24000 + i, SceneConfig(style=style))
         out = next(o for o in predict_iter(model, normalize(s.image), SegmentConfig()) if isinstance(o, dict))
@@ -46,6 +49,9 @@ for style in ("brightfield", "fluorescence"):
         cover = (pred.reshape(len(pred), -1).astype(np.float32) @ gt.reshape(len(gt), -1).T.astype(np.float32)
                  / np.maximum(gt.reshape(len(gt), -1).sum(1), 1)) if len(pred) else np.zeros((0, len(gt)))  # (P, G)
         others = gt.sum(0)
+        border = gt[:, 0].any(1) | gt[:, -1].any(1) | gt[:, :, 0].any(1) | gt[:, :, -1].any(1)  # (G,)
+        groups += [((others[gt[g]] > 1).mean(), border[g], g in found, iou[:, g].max() if len(pred) else 0.0)
+                   for g in range(len(gt))]
         for g in range(len(gt)):
             if g in found:
                 kinds["found"] += 1
@@ -73,4 +79,10 @@ for style in ("brightfield", "fluorescence"):
     print("  found worms' IoU: " + ", ".join(f"{a:.1f}-{b:.1f}: {c}" for a, b, c in zip(BINS, BINS[1:], hist))
           + f"; mean {np.mean(ious):.3f}")
     print("  found worms' pixels (per 100 true): " + ", ".join(f"{k} {100 * v / px['true']:.1f}" for k, v in px.items()
-                                                               if k != "true"), flush=True)
+                                                               if k != "true"))
+    share, edge, hit, best = np.array(groups, float).T
+    for name, sel in (("overlapped < 5 %", share < 0.05), ("overlapped 5-20 %", (share >= 0.05) & (share < 0.2)),
+                      ("overlapped >= 20 %", share >= 0.2), ("touching the border", edge == 1),
+                      ("inside the field", edge == 0)):
+        print(f"  {name}: {int(sel.sum())} worms, found {hit[sel].mean():.2f}, mean best IoU {best[sel].mean():.2f}",
+              flush=True)
