@@ -201,6 +201,14 @@ def test_a_pool_offers_both_joinings_and_the_rescorer_chooses_worms_that_share_n
     sizes = sorted(pool.instances.reshape(len(pool.instances), -1).sum(1))
     assert len(pool.instances) == 6  # the four pieces alone and the two joined worms
     assert sizes[-1] == sizes[-2] == ins[0].sum() == ins[1].sum()  # each joined worm holds the crossing
+    # each of the pool's joinings holds either a joined worm or its two pieces: their shares of the joinings add to 1
+    held = pool.features[:, FEATURES.index("agreement")]
+    flat = pool.instances.reshape(len(pool.instances), -1)
+    whole = flat.sum(1) == ins[0].sum()
+    for piece in np.flatnonzero(~whole):
+        worm = np.flatnonzero(whole & (flat >= flat[piece]).all(1))
+        assert len(worm) == 1 and 0 < held[piece] < 1 and held[piece] + held[worm[0]] == pytest.approx(1)
+    assert (alone.features[:, FEATURES.index("agreement")] == 1).all()  # one joining holds all its worms
     k = FEATURES.index("log_area")
     mean = tuple(float(np.median(pool.features[:, k])) if i == k else 0.0 for i in range(len(FEATURES)))
     for sign, count in ((1.0, 2), (-1.0, 4)):  # trusting large instances: the two worms; small ones: the pieces

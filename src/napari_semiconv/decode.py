@@ -130,6 +130,7 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
     sig = (sigma.reshape(-1)[idx] if torch.is_tensor(sigma) and sigma.dim() == 2
            else torch.full((len(idx),), float(sigma), device=psi.device))  # (P,) bandwidths
     multi = None if count is None else count.reshape(-1)[idx] >= 2
+    agreement = None  # (N,) the share of the pool's joinings that hold each worm (None: one joining or none)
     if len(idx) == 0:
         members = torch.zeros((0, 0), dtype=torch.bool, device=psi.device)
         seed_px = torch.zeros(0, dtype=torch.long, device=psi.device)
@@ -140,8 +141,9 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
                                                config.merge_threshold)
         reach = config.patch_reach * config.pixel_scale  # px in this image
         if config.joiner is not None and multi is not None and image is not None and len(members):
-            members, seed_px = _join_pieces(members, seeds, idx, multi, (h, w), image, config.joiner,
-                                            POOL_THRESHOLDS if config.candidates or config.chooses else None, reach)
+            members, seed_px, agreement = _join_pieces(members, seeds, idx, multi, (h, w), image, config.joiner,
+                                                       POOL_THRESHOLDS if config.candidates or config.chooses else None,
+                                                       reach)
         elif multi is not None and config.overlap and len(members):
             members = _join_crossings(members, idx, multi, (h, w), reach)
     elif config.name == "meanshift":
@@ -151,7 +153,7 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
     ends = None if shift is None else (torch.stack([idx // w, idx % w], 1).float()
                                        + shift.reshape(2, -1)[:, idx].T)  # (P, 2) row, col px
     return _to_images(members, seed_px, points, seeds, fg_prob.reshape(-1)[idx], idx, sig, (h, w), config,
-                      multi if config.name == "seeded" else None, ends)
+                      multi if config.name == "seeded" else None, ends, agreement)
 
 
 def _seeded(points, seeds, sig, config, multi=None):
@@ -244,16 +246,18 @@ def _join_pieces(members, seeds, idx, multi, shape, image, joiner, pool=None, re
     pixels ``idx (P,)``; seeds, multi : (P,); image : (H, W). ``pool`` (joining probabilities, None: the joiner's
     own) makes every distinct worm of the joinings at those probabilities a candidate (see :func:`_choose`); ``reach``
     as in :func:`_join_crossings`.
-    Returns (K, P) members and the (K,) best-seeded pixel of each worm."""
+    Returns (K, P) members, the (K,) best-seeded pixel of each worm and (K,) float, the share of the joinings that
+    hold it (1 with one joining: a worm that only weak joins make is held by few)."""
     pieces = members & ~multi[None]
     readings = join_readings(_grid(pieces, idx, shape).cpu().numpy(), _grid(multi[None], idx, shape)[0].cpu().numpy(),
                              image.cpu().numpy().astype(np.float32), joiner, pool or (joiner.threshold,))
     groups = np.concatenate([np.eye(r.max() + 1, dtype=bool)[r].T for r in readings])  # (K, N) pieces of each worm
-    groups = groups if pool is None else np.unique(groups, axis=0)  # a worm found at several probabilities once
+    groups, held = (groups, np.ones(len(groups))) if pool is None else np.unique(groups, axis=0, return_counts=True)
+    # (a worm found at several probabilities once)
     joined = torch.from_numpy(groups).to(members.device).float() @ pieces.float() > 0
     joined = _join_crossings(joined, idx, multi, shape, reach)
     best = torch.where(joined, seeds[None], -1.0).argmax(1)
-    return joined, best
+    return joined, best, torch.from_numpy(held / len(readings)).float().to(members.device)
 
 
 def _choose(members, scores, multi) -> torch.Tensor:
@@ -385,15 +389,17 @@ def _grid(values, idx, shape):
 
 
 def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: DecodeConfig, multi=None,
-               ends=None) -> Decoded:
+               ends=None, agreement=None) -> Decoded:
     """(N, P) memberships over foreground pixels -> labels, stack and scores on the full grid; instances under
     ``config.min_size`` px or scored under ``config.min_score`` are dropped. The score is the product of
     :func:`_score_parts`, or the ``config.rescorer``'s probability from the instances' features (multi : (P,)
-    bool, pixels counted 2+; ends : (P, 2) row, col px where each pixel's vote lands, or None)."""
+    bool, pixels counted 2+; ends : (P, 2) row, col px where each pixel's vote lands, or None; agreement : (N,) the
+    share of the pool's joinings that hold each instance, or None)."""
     h, w = shape
     sizes = members.sum(1) if len(members) else torch.zeros(0, device=points.device)
     keep = sizes >= config.min_size
     members, seed_px = members[keep], seed_px[keep]
+    agreement = None if agreement is None else agreement[keep]
     features = torch.zeros((0, len(FEATURES)), device=points.device)
     stack = None  # (N, H, W) bool, made before the cut only where the features need it
     if len(members):
@@ -406,7 +412,7 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: Dec
             votes = None if ends is None else torch.stack([ends[m].median(0).values for m in members])  # (N, 2)
             features = instance_features(stack, _grid(on, idx, shape)[0],
                                          None if multi is None else _grid(multi[None], idx, shape)[0], parts, votes,
-                                         config.pixel_scale)
+                                         config.pixel_scale, agreement)
             scores = scores if config.rescorer is None else config.rescorer(features)
         keep = scores >= config.min_score
         if config.chooses and multi is not None:

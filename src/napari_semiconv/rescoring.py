@@ -23,7 +23,7 @@ from skimage.morphology import skeletonize
 
 FEATURES = ("score", "seed", "foreground", "concentration", "log_area", "log_relative_area", "crossing",
             "contact", "border", "width", "log_length", "vote_inside", "vote_on_foreground", "vote_clearance",
-            "skeleton_ends", "skeleton_branches", "ends_on_crossing", "log_relative_skeleton")
+            "skeleton_ends", "skeleton_branches", "ends_on_crossing", "log_relative_skeleton", "agreement")
 ON_CROSSING = 3  # px: a skeleton's end this close to the instance's own pixels counted 2+ ends on a crossing
 CLEARANCE_REACH = 24.0  # px: the vote's distance to the nearest crossing counts up to this (sinks lie 12 px clear)
 
@@ -70,7 +70,7 @@ class Rescorer:
 
 def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torch.Tensor | None,
                       parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor], votes: torch.Tensor | None = None,
-                      pixel_scale: float = 1.0) -> torch.Tensor:
+                      pixel_scale: float = 1.0, agreement: torch.Tensor | None = None) -> torch.Tensor:
     """``(N, F)`` float32: the :data:`FEATURES` of each decoded instance.
 
     stack : (N, H, W) bool instances; foreground : (H, W) bool, the pixels the decoder clustered;
@@ -81,7 +81,8 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
     px / ``pixel_scale``, the model's input scale), from the area and the outer rim
     (a ribbon of length L and width W has area L W and a rim of about 2 L). A whole worm's votes meet inside
     it, on the foreground and clear of crossings (where its training put them); a piece cut off at a
-    crossing stops its votes at the crossing's edge.
+    crossing stops its votes at the crossing's edge. agreement : (N,) the share of a pool's joinings that hold each
+    instance (None: one joining, 1 for every instance): a worm only weak joins make is held by few.
     """
     n, h, w = stack.shape
     seed, fg, conc = parts
@@ -116,7 +117,9 @@ def instance_features(stack: torch.Tensor, foreground: torch.Tensor, multi: torc
         skeleton[:, 3] = np.log(skeleton[:, 3] / np.median(skeleton[:, 3]))
     return torch.cat([torch.stack([seed * fg * conc, seed, fg, conc, area.log(), (area / median).log(), crossing / area,
                                    contact / rim, border, 2 * area / rim, (rim / 2).log(), *vote], 1).float(),
-                      torch.from_numpy(skeleton).to(stack.device)], 1)
+                      torch.from_numpy(skeleton).to(stack.device),
+                      (torch.ones(n, device=stack.device) if agreement is None else agreement.to(stack.device))[:, None]],
+                     1)
 
 
 def _skeleton(mask: np.ndarray, crossing: np.ndarray, reach: int = ON_CROSSING) -> tuple[int, int, int, int]:
