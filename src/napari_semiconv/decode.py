@@ -252,8 +252,8 @@ def _join_pieces(members, seeds, idx, multi, shape, image, joiner, pool=None, re
     readings = join_readings(_grid(pieces, idx, shape).cpu().numpy(), _grid(multi[None], idx, shape)[0].cpu().numpy(),
                              image.cpu().numpy().astype(np.float32), joiner, pool or (joiner.threshold,))
     groups = np.concatenate([np.eye(r.max() + 1, dtype=bool)[r].T for r in readings])  # (K, N) pieces of each worm
+    # a worm found at several probabilities is one candidate, held by that many joinings
     groups, held = (groups, np.ones(len(groups))) if pool is None else np.unique(groups, axis=0, return_counts=True)
-    # (a worm found at several probabilities once)
     joined = torch.from_numpy(groups).to(members.device).float() @ pieces.float() > 0
     joined = _join_crossings(joined, idx, multi, shape, reach)
     best = torch.where(joined, seeds[None], -1.0).argmax(1)
