@@ -222,9 +222,9 @@ def predict_iter(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> It
 def _tile_outputs(model: SemiConvNet, x: np.ndarray, config: SegmentConfig, stage: str) -> Iterator:
     """The one loop over a plane's tiles: (tile, its network outputs, Progress) per tile.
 
-    On a CPU the model's convolution weights are first laid out channels-last, in place: the forward of a 696 x 520
-    image takes about 0.27 s instead of 0.35 s on 2 cores (training, where that layout is slower, lays them out back:
-    :func:`.train.train_iter`)."""
+    On a CPU the model's convolution weights are first laid out channels-last, in place: the network on a 696 x 520
+    image takes 0.30 s instead of 0.48 s on 2 cores (docs/training/s31/stages.log; training, where that layout is
+    slower, lays them out back: :func:`.train.train_iter`)."""
     if next(model.parameters()).device.type == "cpu":
         model.to(memory_format=torch.channels_last)
     tiles = _tiles(*x.shape, config)
