@@ -1,11 +1,13 @@
 import itertools
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from napari_semiconv.data.sources import SyntheticSource
 from napari_semiconv.model import ModelConfig, build_model, load_model
-from napari_semiconv.train import TrainConfig, train_iter, train_to_file
+from napari_semiconv.train import TrainConfig, batch_from, batch_losses, train_iter, train_to_file
 
 TINY = ModelConfig(width=8, depth=3)
 
@@ -71,3 +73,15 @@ def test_segmenting_lays_weights_channels_last_and_training_lays_them_back():
     config = TrainConfig(steps=1, batch=1, crop=64, augment=False)
     list(train_iter(model, lambda rng: sample, config))
     assert all(p.is_contiguous() for p in convs)
+    # validating between steps segments (channels-last); every step still trains on the contiguous layout
+    layouts = []
+
+    def step_losses(rng):
+        layouts.append(all(p.is_contiguous() for p in convs))
+        x, inss, vals, ancs = batch_from(lambda rng: sample, rng, config)
+        return batch_losses(model, x, inss, vals, ancs, config)
+
+    scene = SimpleNamespace(image=sample[0], instances=sample[1])
+    progress = list(train_iter(model, None, replace(config, steps=3, val_every=1), [scene], step_losses=step_losses))
+    assert all(p.val is not None for p in progress)
+    assert layouts == [True, True, True]

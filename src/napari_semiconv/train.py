@@ -113,8 +113,6 @@ def validate(model, scenes, config: SegmentConfig | None = None) -> dict:
     model.eval()
     results = [segment(model, s.image, config) for s in scenes]
     model.train(was_training)
-    if was_training:
-        model.to(memory_format=torch.contiguous_format)  # as training lays them out (segment: channels-last)
     return evaluate([r.instances.to_stack() for r in results], [r.scores for r in results],
                     [s.instances for s in scenes])
 
@@ -151,7 +149,6 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
         def step_losses(rng):
             x, inss, vals, ancs = batch_from(source, rng, config)
             return batch_losses(model, x.to(device), inss, vals, ancs, config)
-    model.to(memory_format=torch.contiguous_format)  # faster to train than the channels-last layout segmenting uses
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     if optimizer_state:
         opt.load_state_dict(optimizer_state)
@@ -171,6 +168,9 @@ def train_iter(model, source: Callable, config: TrainConfig, val_scenes=None,
         lr = lr_at(step, elapsed)
         for group in opt.param_groups:
             group["lr"] = lr
+        # segmenting (validation, or a caller between steps) lays the weights channels-last; training is faster
+        # contiguous (a no-op when they are)
+        model.to(memory_format=torch.contiguous_format)
         terms = step_losses(rng)
         loss = sum(t["total"] for t in terms) / len(terms)
         opt.zero_grad(set_to_none=True)
