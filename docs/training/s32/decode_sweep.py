@@ -1,10 +1,10 @@
-"""Crossing pixels along a joined worm's path (DecodeConfig.patch_band) against those within patch_reach of it.
-The shipped model's outputs, decoded as shipped with patch_band None (patch_reach only) and with each margin, on
+"""One DecodeConfig field swept: the shipped model's outputs, decoded as shipped with FIELD at its stored value and at
+each of VALUES (None: None), on
 validation fields (fit_rescorer.py's, VAL_SEED0 + 8000 + 1000 k + i; k = 0 brightfield, 1 fluorescence), and the
 mean IoU of the found worms (IoU > 0.5) that share >= 2 % of their pixels with another true worm and of the others.
-Needs docs/training/s32/patch_band.diff applied to src/ (session 32 measured it and did not keep it): `git apply
-docs/training/s32/patch_band.diff`.
-usage: python docs/training/s32/patch_band.py SCENES [MODEL] [MARGIN ...]"""
+Session 32 swept patch_band (crossing pixels along a joined worm's path; it needs docs/training/s32/patch_band.diff
+applied to src/, `git apply docs/training/s32/patch_band.diff`, measured and not kept) and patch_reach.
+usage: python docs/training/s32/decode_sweep.py FIELD SCENES MODEL|- VALUE ..."""
 import sys
 import time
 from dataclasses import replace
@@ -21,17 +21,17 @@ from napari_semiconv.segment import decode_outputs
 from napari_semiconv.threshold_search import forward_all
 
 torch.set_num_threads(2)
-n = int(sys.argv[1])
-model = load_model(sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] != "-" else DEFAULT_MODEL)
-margins = [None, *map(float, sys.argv[3:])] if len(sys.argv) > 3 else [None, 0.0, 1.0, 2.0, 3.0]
+field, n = sys.argv[1], int(sys.argv[2])
+model = load_model(DEFAULT_MODEL if sys.argv[3] == "-" else sys.argv[3])
 config = model_decode_config(model)
-print(f"model {model.metadata.get('path')}, stored patch_band {config.patch_band}")
+values = [getattr(config, field), *(None if v == "None" else float(v) for v in sys.argv[4:])]
+print(f"model {model.metadata.get('path')}, stored {field} {values[0]}")
 for k, style in enumerate(("brightfield", "fluorescence")):
     scenes = validation_scenes(n, style, VAL_SEED0 + 8000 + 1000 * k)
     outputs = forward_all(model, [s.image for s in scenes])
-    for margin in margins:
+    for value in values:
         start = time.perf_counter()
-        found = [decode_outputs(o, replace(config, patch_band=margin)) for o in outputs]
+        found = [decode_outputs(o, replace(config, **{field: value})) for o in outputs]
         seconds = (time.perf_counter() - start) / n
         e = evaluate([f.instances for f in found], [f.scores for f in found], [s.instances for s in scenes])
         crossed, alone = [], []
@@ -41,6 +41,6 @@ for k, style in enumerate(("brightfield", "fluorescence")):
             best = iou.max(0) if len(iou) else np.zeros(len(s.instances))
             crossed += list(best[shared & (best > 0.5)])
             alone += list(best[~shared & (best > 0.5)])
-        print(f"{style:12s} patch_band {margin!s:5s} avS {e['avS']:.3f} S@0.5 {e['S@0.5']:.3f} S@0.9 {e['S@0.9']:.3f}"
+        print(f"{style:12s} {field} {value!s:5s} avS {e['avS']:.3f} S@0.5 {e['S@0.5']:.3f} S@0.9 {e['S@0.9']:.3f}"
               f" AP {e['AP']:.3f} | found IoU crossed {np.mean(crossed):.3f} ({len(crossed)}), alone {np.mean(alone):.3f}"
               f" ({len(alone)}) | decode {seconds:.2f} s", flush=True)
