@@ -166,6 +166,7 @@ def _seeded(points, seeds, sig, config, multi=None):
     free = torch.ones(len(points), dtype=torch.bool, device=points.device)
     members, seed_px = [], []
     score = seeds.clone()
+    sq = (points * points).sum(1)  # (P,) squared norms, for every growth's distances
     if multi is not None:  # a crossing pixel never seeds a worm (its vote may stop in the crossing)
         score[multi] = -1
     while len(members) < config.max_instances:
@@ -175,12 +176,12 @@ def _seeded(points, seeds, sig, config, multi=None):
             break
         centre, radius = points[best : best + 1], sig[best] * log_t
         for _ in range(2):  # refine the centre and bandwidth as the means of its members
-            inside = pairwise_distance(centre, points)[0] < radius
+            inside = pairwise_distance(centre, points, sq)[0] < radius
             if not (inside & free).any():
                 break
             centre = points[inside & free].mean(0, keepdim=True)
             radius = sig[inside & free].mean() * log_t
-        inside = pairwise_distance(centre, points)[0] < radius
+        inside = pairwise_distance(centre, points, sq)[0] < radius
         inside[best] = True
         new = inside & free
         free &= ~inside

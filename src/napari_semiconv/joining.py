@@ -253,7 +253,7 @@ def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray):
     labels, patches = patch_arms(pieces, multi, image)
     areas = pieces.reshape(len(pieces), -1).sum(1).astype(float).clip(1)
     median = float(np.median(areas)) if len(areas) else 1.0
-    owner = np.where(pieces.any(0), pieces.argmax(0) + 1, 0).astype(np.int32)
+    owner = np.einsum("nhw,n->hw", pieces, np.arange(1, len(pieces) + 1, dtype=np.int32))  # pieces share no pixel
     on_worms = (owner > 0) | multi
     pairs = []
     for k, patch in enumerate(patches):

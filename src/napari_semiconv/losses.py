@@ -27,12 +27,13 @@ class LossWeights:
     # the embedding cannot shrink as a whole with sigma: eq. 5 alone has no repulsion)
 
 
-def pairwise_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Unsquared L2 distances ``(N, P)`` between rows of ``a (N, d)`` and ``b (P, d)``.
+def pairwise_distance(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """Unsquared L2 distances ``(N, P)`` between rows of ``a (N, d)`` and ``b (P, d)``; ``b_sq (P,)``: the squared
+    norms of b's rows where a caller measuring many ``a`` against one ``b`` has them (the same numbers).
 
     Smooth at 0 (eps inside the root) so gradients stay finite.
     """
-    sq = (a * a).sum(1, keepdim=True) - 2 * a @ b.T + (b * b).sum(1)[None]
+    sq = (a * a).sum(1, keepdim=True) - 2 * a @ b.T + ((b * b).sum(1) if b_sq is None else b_sq)[None]
     return (sq.clamp_min(0) + _EPS).sqrt()
 
 
