@@ -28,6 +28,9 @@ def test_overlap_pixel_counts_in_both_instances():
 def test_pairwise_distance_matches_cdist():
     a, b = torch.randn(5, 3), torch.randn(7, 3)
     assert torch.allclose(pairwise_distance(a, b), torch.cdist(a, b), atol=1e-3)
+    # the decoder's many growths against one set of points pass its squared norms once: the same distances
+    assert torch.equal(pairwise_distance(a, b, (b * b).sum(1)), pairwise_distance(a, b))
+    assert not torch.equal(pairwise_distance(a, b, (b * b).sum(1) + 1), pairwise_distance(a, b))
 
 
 def _image_with_two_instances():
