@@ -2,8 +2,10 @@
 (fit_rescorer.py's, VAL_SEED0 + 8000 + 1000 k + i); each true worm sharing >= 2 % of its pixels with another and found
 (one-to-one at IoU > 0.5): its missed and extra pixels, by whether they are truly shared (2+) or single, or another
 worm's or background, and whether the model counted them 2+ (the decoder's patches), as shares of the true worms' area.
-Then an oracle for the patches: each found worm's patch pixels replaced by the patch pixels of its true worm (nothing
-else changed): what giving the crossing pixels right would be worth.
+Then two oracles: each found worm's patch pixels replaced by the patch pixels of its true worm (nothing else changed),
+what giving the crossing pixels right would be worth; and the model's count map (0, 1, 2+ worms per pixel) replaced by
+the true one (worms per pixel, capped at 2) where the model sees foreground, the pieces, patches, joins and patch pixels
+then following the true crossings (the embedding, seeds and foreground unchanged): what a perfect count head is worth.
 usage: python docs/training/s32/crossing_pixels.py SCENES"""
 import sys
 
@@ -24,7 +26,7 @@ model = load_model(DEFAULT_MODEL)
 config = model_decode_config(model)
 for k, style in enumerate(("brightfield", "fluorescence")):
     scenes = validation_scenes(n, style, VAL_SEED0 + 8000 + 1000 * k)
-    share, found, oracle, scores = {}, [], [], []
+    share, found, oracle, scores, true_count = {}, [], [], [], []
     for s, o in zip(scenes, forward_all(model, [s.image for s in scenes])):
         d = decode_outputs(o, config)
         p, g = d.instances, s.instances
@@ -51,8 +53,10 @@ for k, style in enumerate(("brightfield", "fluorescence")):
         found.append(p)
         oracle.append(fixed)
         scores.append(d.scores)
+        true_count.append(decode_outputs({**o, "count": torch.from_numpy(g.sum(0).clip(0, 2)).to(o["count"])}, config))
     print(f"{style}: pixels of found crossing worms, as shares of their area: "
           + ", ".join(f"{key} {v / share['area']:.3f}" for key, v in share.items() if key != "area"))
-    for name, stacks in (("as shipped", found), ("oracle patch pixels", oracle)):
-        e = evaluate(stacks, scores, [s.instances for s in scenes])
+    for name, stacks, ranks in (("as shipped", found, scores), ("oracle patch pixels", oracle, scores),
+                                ("true count", [d.instances for d in true_count], [d.scores for d in true_count])):
+        e = evaluate(stacks, ranks, [s.instances for s in scenes])
         print(f"  {name:20s} avS {e['avS']:.3f} S@0.5 {e['S@0.5']:.3f} S@0.9 {e['S@0.9']:.3f}", flush=True)
