@@ -73,7 +73,11 @@ def matched_tp(iou: np.ndarray, threshold: float) -> int:
 
 def s_score(pred, gt, threshold: float) -> float:
     """S(t) = TP / (TP + FP + FN) for one image; 1.0 when both are empty."""
-    iou = iou_matrix(pred, gt)
+    return s_of_iou(iou_matrix(pred, gt), threshold)
+
+
+def s_of_iou(iou: np.ndarray, threshold: float) -> float:
+    """:func:`s_score` from the image's ``(Np, Ng)`` IoU matrix (as :func:`iou_matrix` gives it)."""
     tp = matched_tp(iou, threshold)
     denom = iou.shape[0] + iou.shape[1] - tp
     return 1.0 if denom == 0 else tp / denom

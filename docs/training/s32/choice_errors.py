@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rescorer_lab import apply, choose, load, quality
 
-from napari_semiconv.metrics import S_THRESHOLDS, matched_tp
+from napari_semiconv.metrics import S_THRESHOLDS, s_of_iou
 from napari_semiconv.rescoring import FEATURES, fit_rescorer
 
 torch.set_num_threads(1)
@@ -43,7 +43,7 @@ for s in val:
         else:
             count["missed: blocked"] += 1
     kept = iou[keep]
-    per.append([matched_tp(kept, t) / max(kept.shape[0] + kept.shape[1] - matched_tp(kept, t), 1) for t in S_THRESHOLDS])
+    per.append([s_of_iou(kept, t) for t in S_THRESHOLDS])
     matched_iou += list(kept.max(1)[kept.max(1) > 0.5]) if kept.size else []
 print(f"{len(val)} validation scenes, cut {CUT}: " + ", ".join(f"{k} {v}" for k, v in count.items()))
 print("best IoU of the kept false candidates, 0-0.1-...-0.5:", np.histogram(false_iou, np.linspace(0, 0.5, 6))[0])

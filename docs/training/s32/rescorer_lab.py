@@ -2,7 +2,7 @@
 
 The decoder's choice is replayed from the cache: candidates best score first, each kept when its score passes the cut
 and it shares no pixel outside the crossings with one kept before (decode._choose); avS and S@0.5 per image from the
-kept candidates' IoU with the true worms (metrics.matched_tp), averaged over the scenes of each style. Variants:
+kept candidates' IoU with the true worms (metrics.s_of_iou), averaged over the scenes of each style. Variants:
 - base: the shipped recipe (rescoring.fit_rescorer on the 19 features, target the fraction of IoU thresholds passed);
 - seeds: the mean score of 5 fits with different seeds;
 - context: a second rescorer on the features plus each candidate's place among its rivals, read from the first
@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-from napari_semiconv.metrics import S_THRESHOLDS, matched_tp
+from napari_semiconv.metrics import S_THRESHOLDS, s_of_iou
 from napari_semiconv.rescoring import fit_rescorer
 
 torch.set_num_threads(1)  # tiny fits: a second thread only waits
@@ -77,12 +77,7 @@ def scored(scenes, scores, cut):
             if scene["style"] != k:
                 continue
             iou = scene["iou"][choose(scene, sc, cut)]
-            per = []
-            for t in S_THRESHOLDS:
-                tp = matched_tp(iou, t)
-                denom = iou.shape[0] + iou.shape[1] - tp
-                per.append(1.0 if denom == 0 else tp / denom)
-            s.append(per)
+            s.append([s_of_iou(iou, t) for t in S_THRESHOLDS])
         s = np.array(s)
         out[k] = (s.mean(), s[:, 0].mean())
     return out
