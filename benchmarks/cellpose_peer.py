@@ -53,7 +53,7 @@ from report import cpu_name, peer_parser
 
 from napari_semiconv.data.sources import TEST_SEED0, TRAIN_SEEDS, VAL_SEED0
 from napari_semiconv.data.synthetic import SceneConfig, make_scene
-from napari_semiconv.metrics import S_THRESHOLDS, evaluate, iou_matrix, matched_tp
+from napari_semiconv.metrics import S_THRESHOLDS, evaluate, iou_matrix, s_of_iou
 
 STYLES = ("brightfield", "fluorescence")
 CHANNELS = [0, 0]  # grayscale
@@ -184,8 +184,7 @@ def train_cellpose(images, labels, minutes: float, workdir: Path, lr: float, nim
 
 def avs(pred, gt) -> float:
     iou = iou_matrix(pred, gt)
-    s = [matched_tp(iou, t) / max(1, iou.shape[0] + iou.shape[1] - matched_tp(iou, t)) for t in S_THRESHOLDS]
-    return float(np.mean(s))
+    return float(np.mean([s_of_iou(iou, t) for t in S_THRESHOLDS]))
 
 
 def tune_masks(model, scenes, diameter: float) -> dict:  # called once per style

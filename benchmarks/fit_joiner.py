@@ -14,10 +14,8 @@ stores the joiner in the model file (then refit its rescorer: benchmarks/fit_res
 docs/benchmarks.md.
 """
 
-import json
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +25,6 @@ from napari_semiconv.data.sources import TRAIN_SEEDS, VAL_SEED0, validation_scen
 from napari_semiconv.decode import model_decode_config
 from napari_semiconv.errors import SemiconvError
 from napari_semiconv.joining import PAIR_FEATURES, SWAPPED, Joiner, JoinerNet, candidate_pairs
-from napari_semiconv.model.io import read_model_file, save_model
 from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import decode_outputs
 from napari_semiconv.threshold_search import forward_all
@@ -86,7 +83,7 @@ def train_joiner(crops, feats, labels, seconds: float, seed: int = 0) -> JoinerN
 
 def main(argv=None):
     from fit_rescorer import scored
-    from report import model_name, model_parser, publish_model_section
+    from report import model_name, model_parser, publish_model_section, store_part
 
     ap = model_parser(__doc__)
     ap.add_argument("--train", type=int, default=40, help="training scenes per style")
@@ -115,13 +112,9 @@ def main(argv=None):
         name = "none (the pieces, each crossing given to every piece that touches it)" if t is None else f"probability >= {t}"
         lines.append(f"| {name} | " + " | ".join(f"{rows[s][j]['avS']:.3f} | {rows[s][j]['S@0.5']:.3f}" for s in STYLES) + " |")
     if args.write:
-        payload = read_model_file(args.model)
-        save_model(model, args.model, {**payload["metadata"], "joiner": Joiner(net.cpu(), THRESHOLDS[best]).to_metadata()})
-        card = Path(args.model).with_suffix(".json")
-        if card.exists():  # the card says what the file holds; the joiner's weights stay in the file
-            card.write_text(json.dumps({**json.loads(card.read_text()), "joiner": {
-                "features": list(PAIR_FEATURES), "threshold": THRESHOLDS[best], "trained_on": f"{len(labels)} arm "
-                f"pairs of {args.train} training scenes per style, {args.seconds:.0f} s"}}, indent=2))
+        store_part(args.model, model, "joiner", Joiner(net.cpu(), THRESHOLDS[best]).to_metadata(), {
+            "features": list(PAIR_FEATURES), "threshold": THRESHOLDS[best], "trained_on": f"{len(labels)} arm "
+            f"pairs of {args.train} training scenes per style, {args.seconds:.0f} s"})
     publish_model_section(
         args, "## Joining a piece model's pieces across crossings",
         f"Model `{model_name(model)}`; joiner trained {args.seconds:.0f} s on the {len(labels)} arm pairs of {args.train} "

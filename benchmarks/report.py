@@ -47,6 +47,19 @@ def publish_model_section(args, heading: str, body: str, script: str, options: s
     replace_section(Path(args.report), heading, section)
 
 
+def store_part(path: str, model, key: str, stored: dict, card: dict) -> None:
+    """Store a learned decoder part (``stored``, its metadata entry) under ``key`` in the model file at ``path`` and
+    say what it is (``card``) in the model's card beside it where there is one (the weights stay in the file)."""
+    import json
+
+    from napari_semiconv.model.io import read_model_file, save_model
+
+    save_model(model, path, {**read_model_file(path)["metadata"], key: stored})
+    file = Path(path).with_suffix(".json")
+    if file.exists():
+        file.write_text(json.dumps({**json.loads(file.read_text()), key: card}, indent=2))
+
+
 def model_name(model) -> str:
     """Where ``model`` came from, as a path relative to the repository (never a machine's absolute path)."""
     path = Path(getattr(model, "metadata", {}).get("path", "the shipped default model"))

@@ -16,6 +16,7 @@ from scipy.sparse.csgraph import connected_components
 from .errors import SemiconvError
 from .joining import Joiner, join_readings
 from .losses import kernel, pairwise_distance
+from .painting import Painter, paint
 from .rescoring import FEATURES, Rescorer, instance_features
 
 DECODERS = ("seeded", "meanshift", "kmeans")
@@ -50,6 +51,7 @@ class DecodeConfig:
     # (what a rescorer is fitted on: benchmarks/fit_rescorer.py --pool)
     pixel_scale: float = 1.0  # image px per px of the images the model was trained on (its input_scale): the
     # rescorer reads sizes in the latter
+    painter: Painter | None = None  # with count: which pixels of each crossing patch are each kept worm's (see painting)
     patch_reach: float = 12.0  # px at the model's input scale: a worm is given the pixels of a crossing patch (2+)
     # within this distance of its own, not the whole patch (a clump's patch spans many worms); 0 = whole patches
 
@@ -90,7 +92,8 @@ def model_decode_config(model, **given) -> DecodeConfig:
     rescorer, else the defaults."""
     meta = getattr(model, "metadata", {})
     stored = {**model_thresholds(model), "rescorer": Rescorer.from_metadata(meta.get("rescorer")),
-              "joiner": Joiner.from_metadata(meta.get("joiner")), "pool": bool(meta.get("decode", {}).get("pool", False)),
+              "joiner": Joiner.from_metadata(meta.get("joiner")), "painter": Painter.from_metadata(meta.get("painter")),
+              "pool": bool(meta.get("decode", {}).get("pool", False)),
               "pixel_scale": float(model.config.input_scale) if hasattr(model, "config") else 1.0}
     return DecodeConfig(**{**stored, **{k: v for k, v in given.items() if v is not None}})
 
@@ -153,7 +156,7 @@ def decode(psi: torch.Tensor, fg_prob: torch.Tensor, seed: torch.Tensor, sigma: 
     ends = None if shift is None else (torch.stack([idx // w, idx % w], 1).float()
                                        + shift.reshape(2, -1)[:, idx].T)  # (P, 2) row, col px
     return _to_images(members, seed_px, points, seeds, fg_prob.reshape(-1)[idx], idx, sig, (h, w), config,
-                      multi if config.name == "seeded" else None, ends, agreement)
+                      multi if config.name == "seeded" else None, ends, agreement, image)
 
 
 def _seeded(points, seeds, sig, config, multi=None):
@@ -390,12 +393,13 @@ def _grid(values, idx, shape):
 
 
 def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: DecodeConfig, multi=None,
-               ends=None, agreement=None) -> Decoded:
+               ends=None, agreement=None, image=None) -> Decoded:
     """(N, P) memberships over foreground pixels -> labels, stack and scores on the full grid; instances under
     ``config.min_size`` px or scored under ``config.min_score`` are dropped. The score is the product of
     :func:`_score_parts`, or the ``config.rescorer``'s probability from the instances' features (multi : (P,)
     bool, pixels counted 2+; ends : (P, 2) row, col px where each pixel's vote lands, or None; agreement : (N,) the
-    share of the pool's joinings that hold each instance, or None)."""
+    share of the pool's joinings that hold each instance, or None). With ``config.painter``, ``multi`` and ``image (H, W)``
+    (the normalized image) the kept instances' crossing pixels are painted (:func:`.painting.paint`)."""
     h, w = shape
     sizes = members.sum(1) if len(members) else torch.zeros(0, device=points.device)
     keep = sizes >= config.min_size
@@ -424,6 +428,11 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: Dec
     n = len(members)
     if n == 0:
         return Decoded(np.zeros(shape, np.uint16), np.zeros((0, h, w), bool), np.zeros(0, np.float32))
+    if config.painter is not None and multi is not None and image is not None:
+        grid = _grid(torch.stack([multi, torch.ones_like(multi)]), idx, shape).cpu().numpy()  # (2, H, W) patches, fg
+        stack = torch.from_numpy(paint(_grid(members, idx, shape).cpu().numpy(), grid[0], grid[1],
+                                       image.cpu().numpy(), config.painter, config.pixel_scale)).to(members.device)
+        members = stack.reshape(n, -1)[:, idx]  # the painter gives only patch pixels: foreground ones
     m = members.float()
     centres = m @ points / m.sum(1, keepdim=True)
     affinity = kernel(pairwise_distance(centres, points), inst_sig[:, None]) * m  # (N, P)

@@ -307,10 +307,10 @@ def keep_or_not(base, trained, annotations: Annotations):
 
 
 def _learned_parts(base) -> dict:
-    """``base``'s instance rescorer and a piece model's joiner as metadata entries (those it has): a fine-tuned
-    model keeps them, as its score cut was chosen with them and its network still finds pieces."""
+    """``base``'s instance rescorer, a piece model's joiner and the crossing painter as metadata entries (those it
+    has): a fine-tuned model keeps them, as its score cut was chosen with them and its network still finds pieces."""
     stored = getattr(base, "metadata", {})
-    return {k: stored[k] for k in ("rescorer", "joiner") if stored.get(k)}
+    return {k: stored[k] for k in ("rescorer", "joiner", "painter") if stored.get(k)}
 
 
 def choose_thresholds(base, model, images, stacks, valid, base_outputs: list | None = None) -> dict:

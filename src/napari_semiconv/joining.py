@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 from torch import nn
 
+from .learned_parts import ThresholdedNet
+
 ARM_REACH = 18  # px: a piece's pixels this close to a patch form its arm(s) there
 ARM_INNER = 6  # px: an arm's direction points from its contact to its pixels at least this far from the patch
 ARM_CONTACT = 2  # px: an arm's pixels this close to the patch are its contact
@@ -210,7 +212,7 @@ class JoinerNet(nn.Module):
 
 
 @dataclass(frozen=True, eq=False)
-class Joiner:
+class Joiner(ThresholdedNet):
     """A trained :class:`JoinerNet` and the probability above which two arms are joined. Two joiners are equal when
     their thresholds and weights are (a model file read twice gives equal joiners)."""
 
@@ -231,19 +233,9 @@ class Joiner:
         net.load_state_dict(stored["state_dict"])
         return cls(net.eval(), float(stored["threshold"]))
 
-    def __eq__(self, other) -> bool:
-        if not isinstance(other, Joiner):
-            return NotImplemented
-        mine, theirs = self.net.state_dict(), other.net.state_dict()
-        return self.threshold == other.threshold and all(torch.equal(v, theirs[k].to(v.device))
-                                                         for k, v in mine.items())
-
-    def __hash__(self) -> int:
-        return hash(self.threshold)
-
     def to_metadata(self) -> dict:
         return {"features": list(PAIR_FEATURES), "threshold": self.threshold,
-                "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}
+                "state_dict": self.weights()}
 
 
 def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray):
