@@ -91,6 +91,8 @@ def main(argv=None):
     ap.add_argument("--scenes", type=int, default=20, help="validation scenes per style to choose the threshold on")
     ap.add_argument("--write", action="store_true", help="store the joiner in the model file")
     args = ap.parse_args(argv)
+    if args.write and not args.model:
+        ap.error("--write needs --model: the file to store the joiner in (a copy of the shipped model)")
     model = resolve_model(args.model, args.device)
     if not model.config.flow_pieces:
         raise SemiconvError(f"{model_name(model)} is not a piece model (ModelConfig.flow_pieces): it has nothing to join")

@@ -31,7 +31,8 @@ from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import decode_outputs
 from napari_semiconv.threshold_search import forward_all
 
-PAINT_SEED0 = TRAIN_SEEDS - 3 * 10**6  # training seeds apart from the rescorer's and the joiner's
+PAINT_SEED0 = TRAIN_SEEDS - 3 * 10**6  # training seeds apart from the rescorer's and the joiner's (the count refiner's
+# examples were drawn from these too: its counts are a little cleaner there than on new fields)
 STYLES = ("brightfield", "fluorescence")
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -68,8 +69,10 @@ def examples(outputs, scenes, config) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def train_painter(x: torch.Tensor, y: torch.Tensor, seconds: float, seed: int = 0) -> PainterNet:
-    """A :class:`PainterNet` trained on inputs ``x`` and targets ``y`` for ``seconds`` (loss on the patch's pixels)."""
+def train_painter(x: torch.Tensor, y: torch.Tensor, seconds: float, seed: int = 0,
+                  region: torch.Tensor | None = None) -> PainterNet:
+    """A :class:`PainterNet` trained on inputs ``x`` and targets ``y`` for ``seconds``, the loss on the pixels of
+    ``region (M, CROP, CROP)`` (default: the patch's pixels)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = PainterNet()
@@ -80,9 +83,9 @@ def train_painter(x: torch.Tensor, y: torch.Tensor, seconds: float, seed: int = 
         idx = torch.randint(len(x), (32,), generator=gen)
         k = int(torch.randint(4, (1,), generator=gen))
         xb, yb = torch.rot90(x[idx].float(), k, (2, 3)), torch.rot90(y[idx].float(), k, (1, 2))
+        mask = xb[:, patch] if region is None else torch.rot90(region[idx].float(), k, (1, 2))
         if torch.rand(1, generator=gen) < 0.5:
-            xb, yb = torch.flip(xb, (3,)), torch.flip(yb, (2,))
-        mask = xb[:, patch]
+            xb, yb, mask = torch.flip(xb, (3,)), torch.flip(yb, (2,)), torch.flip(mask, (2,))
         loss = (F.binary_cross_entropy_with_logits(net(xb), yb, reduction="none") * mask).sum() / mask.sum().clamp_min(1)
         opt.zero_grad()
         loss.backward()
@@ -121,6 +124,8 @@ def main(argv=None):
     ap.add_argument("--cache", help="file of the collected examples (read when it exists, else written)")
     ap.add_argument("--write", action="store_true", help="store the painter in the model file")
     args = ap.parse_args(argv)
+    if args.write and not args.model:
+        ap.error("--write needs --model: the file to store the painter in (a copy of the shipped model)")
     torch.set_num_threads(2)
     model = resolve_model(args.model, args.device)
     config = replace(model_decode_config(model), painter=None)

@@ -65,6 +65,23 @@ def test_the_painter_decides_the_patch_pixels_and_nothing_else():
     assert windows(found, multi, 2.0).side == 2 * CROP and (big == yes).all()
 
 
+class _Repeats(PainterNet):
+    """A painter net that answers what the reach rule gave the worm (its 'given' channel)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 20.0 * (x[:, CHANNELS.index("given")] - 0.5)
+
+
+def test_each_answer_goes_back_where_it_was_asked():
+    # worm 0 holds only the crossing's upper half: a window pasted back shifted, flipped or turned would change it
+    _, multi, found = _scene()
+    image = np.zeros((60, 60), np.float32)
+    assert (paint(found, multi, found.any(0), image, Painter(_Repeats().eval())) == found).all()
+    # at 2x the window is resized to the painter's and back: the half's edge may move by a row, no more
+    big = paint(found, multi, found.any(0), image, Painter(_Repeats().eval()), scale=2.0)
+    assert (big != found).sum() <= multi.sum(1).max() and (big[:, ~multi] == found[:, ~multi]).all()
+
+
 def test_a_painter_round_trips_through_a_model_files_metadata():
     painter = _says(3.0)
     again = Painter.from_metadata(painter.to_metadata())

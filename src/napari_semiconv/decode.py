@@ -432,7 +432,8 @@ def _to_images(members, seed_px, points, seeds, fg, idx, sig, shape, config: Dec
         grid = _grid(torch.stack([multi, torch.ones_like(multi)]), idx, shape).cpu().numpy()  # (2, H, W) patches, fg
         stack = torch.from_numpy(paint(_grid(members, idx, shape).cpu().numpy(), grid[0], grid[1],
                                        image.cpu().numpy(), config.painter, config.pixel_scale)).to(members.device)
-        members = stack.reshape(n, -1)[:, idx]  # the painter gives only patch pixels: foreground ones
+        members = stack.reshape(n, -1)[:, idx]  # the painter decides only patch pixels (foreground ones): every worm
+        # keeps its own pixels, at least min_size of them (a piece holds that many outside the patches)
     m = members.float()
     centres = m @ points / m.sum(1, keepdim=True)
     affinity = kernel(pairwise_distance(centres, points), inst_sig[:, None]) * m  # (N, P)
