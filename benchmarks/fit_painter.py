@@ -96,21 +96,19 @@ def train_painter(x: torch.Tensor, y: torch.Tensor, seconds: float, seed: int = 
     return net.eval()
 
 
-def oracle(outputs, scenes, config) -> dict:
-    """avS etc. when each found worm is given the patch pixels of the true worm it matches (others as decoded)."""
-    stacks, scores = [], []
-    for out, scene in zip(outputs, scenes):
-        d, multi = decode_outputs(out, config), multi_of(out, config)
-        fixed = d.instances.copy()
+def oracle(decoded, outputs, scenes, config) -> dict:
+    """avS etc. when each found worm of ``decoded`` (the fields decoded with ``config``) is given the patch pixels of
+    the true worm it matches (others as decoded)."""
+    stacks = []
+    for d, out, scene in zip(decoded, outputs, scenes):
+        multi, fixed = multi_of(out, config), d.instances.copy()
         for i, j in matched(d.instances, scene.instances):
             fixed[i] = (fixed[i] & ~multi) | (multi & scene.instances[j])
         stacks.append(fixed)
-        scores.append(d.scores)
-    return evaluate(stacks, scores, [s.instances for s in scenes])
+    return evaluate(stacks, [d.scores for d in decoded], [s.instances for s in scenes])
 
 
-def scored(outputs, scenes, config) -> dict:
-    decoded = [decode_outputs(o, config) for o in outputs]
+def scored(decoded, scenes) -> dict:
     return evaluate([d.instances for d in decoded], [d.scores for d in decoded], [s.instances for s in scenes])
 
 
@@ -148,9 +146,10 @@ def main(argv=None):
     for i, style in enumerate(STYLES):
         scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 8000 + 1000 * i)
         outputs = forward_all(model, [s.image for s in scenes])
-        rows[style] = [scored(outputs, scenes, config)] + [
-            scored(outputs, scenes, replace(config, painter=Painter(net, t))) for t in THRESHOLDS] + [
-            oracle(outputs, scenes, config)]
+        plain = [decode_outputs(o, config) for o in outputs]  # the reach rule's decoding, once for two rows
+        rows[style] = [scored(plain, scenes)] + [
+            scored([decode_outputs(o, replace(config, painter=Painter(net, t))) for o in outputs], scenes)
+            for t in THRESHOLDS] + [oracle(plain, outputs, scenes, config)]
         print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
     best = max(range(len(THRESHOLDS)), key=lambda j: sum(rows[s][j + 1]["avS"] for s in STYLES))
     names = ["none (each worm given the patch pixels within reach of its own)"] + [
