@@ -111,3 +111,14 @@ def test_decoding_with_a_painter_gives_the_crossing_as_it_says():
     model = type("M", (), {"metadata": {"painter": _says(10.0).to_metadata()}})()
     assert model_decode_config(model).painter == _says(10.0)
     assert _learned_parts(model) == {"painter": model.metadata["painter"]}  # a fine-tuned model keeps it
+
+
+def test_a_painter_answers_in_any_memory_layout_as_its_network_does():
+    net = PainterNet().eval()
+    x = torch.rand(5, len(CHANNELS), CROP, CROP)
+    with torch.no_grad():
+        expected = torch.sigmoid(net(x))
+        got = Painter(net, 0.5).probability(x)  # runs it channels-last on the CPU
+        again = torch.sigmoid(net(x))  # the layout changed in place, the answers not
+    assert got.shape == (5, CROP, CROP)
+    assert torch.allclose(got, expected, atol=1e-5) and torch.allclose(again, expected, atol=1e-5)

@@ -229,17 +229,21 @@ def _join_crossings(members, idx, multi, shape, reach: float = 0.0):
 
 def _near(own, given, idx, shape, reach: float) -> torch.Tensor:
     """``(N, P) bool``: the ``given`` pixels of each worm within ``reach`` px of its ``own`` ones (both (N, P) bool over
-    the foreground pixels ``idx (P,)`` of an ``(H, W)`` image), one distance transform per worm over its box."""
+    the foreground pixels ``idx (P,)`` of an ``(H, W)`` image), one distance transform per worm over the box of its
+    given pixels widened by the reach (an own pixel beyond it is farther than the reach from every given one)."""
     flat = idx.cpu().numpy()
     own_np, given_np = own.cpu().numpy(), given.cpu().numpy()
     keep = np.zeros_like(given_np)
+    margin = int(np.ceil(reach)) + 1
     for k in np.nonzero(given_np.any(1) & own_np.any(1))[0]:  # a loop over worms, not pixels
-        rows, cols = np.divmod(flat[own_np[k] | given_np[k]], shape[1])
-        r0, c0 = rows.min(), cols.min()
-        outside = np.ones((rows.max() - r0 + 1, cols.max() - c0 + 1), bool)
-        orow, ocol = np.divmod(flat[own_np[k]], shape[1])
-        outside[orow - r0, ocol - c0] = False
         grow, gcol = np.divmod(flat[given_np[k]], shape[1])
+        r0, c0 = grow.min() - margin, gcol.min() - margin
+        outside = np.ones((grow.max() + margin - r0 + 1, gcol.max() + margin - c0 + 1), bool)
+        orow, ocol = np.divmod(flat[own_np[k]], shape[1])
+        inside = (orow >= r0) & (orow - r0 < outside.shape[0]) & (ocol >= c0) & (ocol - c0 < outside.shape[1])
+        if not inside.any():
+            continue
+        outside[orow[inside] - r0, ocol[inside] - c0] = False
         keep[k, given_np[k]] = ndi.distance_transform_edt(outside)[grow - r0, gcol - c0] <= reach
     return torch.from_numpy(keep).to(own.device)
 

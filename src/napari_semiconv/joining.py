@@ -289,9 +289,8 @@ def join_readings(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, join
     _, patches, pairs = candidate_pairs(pieces, multi, image)
     prob = np.zeros(0)
     if pairs:
-        device = next(joiner.net.parameters()).device
-        prob = torch.sigmoid(joiner.net(torch.stack([p[4] for p in pairs]).to(device),
-                                        torch.from_numpy(np.stack([p[3] for p in pairs])).to(device))).cpu().numpy()
+        prob = joiner.probability(torch.stack([p[4] for p in pairs]),
+                                  torch.from_numpy(np.stack([p[3] for p in pairs]))).numpy()
     order = np.argsort(-prob)  # likeliest first
     return np.stack([join_in_order(len(pieces), patches, pairs, order[prob[order] >= t]) for t in thresholds])
 

@@ -1,5 +1,5 @@
 """What the decoder's small learned parts stored in a model file's metadata share (the joiner of :mod:`.joining`, the
-painter of :mod:`.painting`): a network and the probability above which its answer is yes."""
+painter of :mod:`.painting`): a network, the probability above which its answer is yes, and how it is run."""
 
 import torch
 
@@ -17,6 +17,16 @@ class ThresholdedNet:
 
     def __hash__(self) -> int:
         return hash(self.threshold)
+
+    def probability(self, x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        """The network's answers as probabilities, on the CPU, for the batch ``x (M, C, S, S)`` float32 (and ``rest``,
+        its other inputs), run on the network's device. On a CPU its weights are laid out channels-last (in place) and
+        so is ``x``: these small networks then run 1.3-1.5x faster on 2 cores (docs/training/s34/layout.log)."""
+        device = next(self.net.parameters()).device
+        if device.type == "cpu":
+            self.net.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        return torch.sigmoid(self.net(x.to(device), *(r.to(device) for r in rest))).cpu()
 
     def weights(self) -> dict:
         """The network's state dict on the CPU, as a model file's metadata holds it."""

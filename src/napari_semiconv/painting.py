@@ -160,8 +160,7 @@ def paint(stack: np.ndarray, multi: np.ndarray, fg: np.ndarray, image: np.ndarra
     if len(win.worm) == 0:
         return stack
     x = crops(stack, multi, fg, image, win)
-    device = next(painter.net.parameters()).device
-    prob = torch.cat([torch.sigmoid(painter.net(x[i:i + batch].to(device))).cpu() for i in range(0, len(x), batch)])
+    prob = torch.cat([painter.probability(x[i:i + batch]) for i in range(0, len(x), batch)])
     if win.side != CROP:
         prob = F.interpolate(prob[:, None], size=(win.side, win.side), mode="bilinear", align_corners=True)[:, 0]
     out = stack.copy()
