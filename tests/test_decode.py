@@ -113,13 +113,14 @@ def test_a_worm_is_given_the_patch_pixels_within_reach_of_its_own_as_a_whole_ima
     given = np.zeros((2, h, w), bool)
     given[:, 40:42, 30:70] = True  # a band of patch pixels given to both worms
     own = np.zeros((2, h, w), bool)
-    own[0, 31, 35] = own[0, 50, 65] = True  # each exactly 9 px from one band pixel (40, 35) / (41, 65)
+    own[0, 31, 35] = own[0, 50, 65] = own[0, 40, 21] = True  # each exactly 9 px from one band pixel: (40, 35) /
+    # (41, 65) across the band, (40, 30) beyond its end
     own[:, 5, 100] = own[:, 75, 5] = True  # far from it
     idx = torch.from_numpy(np.flatnonzero((own | given).any(0)))
     near = _near(torch.from_numpy(own.reshape(2, -1)[:, idx.numpy()]),
                  torch.from_numpy(given.reshape(2, -1)[:, idx.numpy()]), idx, (h, w), 9.0).numpy()
     grid = np.zeros((2, h * w), bool)
     grid[:, idx.numpy()] = near
-    assert np.array_equal(np.argwhere(grid[0].reshape(h, w)), [[40, 35], [41, 65]]) and not grid[1].any()
+    assert np.array_equal(np.argwhere(grid[0].reshape(h, w)), [[40, 30], [40, 35], [41, 65]]) and not grid[1].any()
     for k in range(2):
         assert np.array_equal(grid[k].reshape(h, w), (ndi.distance_transform_edt(~own[k]) <= 9.0) & given[k])

@@ -113,12 +113,22 @@ def test_decoding_with_a_painter_gives_the_crossing_as_it_says():
     assert _learned_parts(model) == {"painter": model.metadata["painter"]}  # a fine-tuned model keeps it
 
 
-def test_a_painter_answers_in_any_memory_layout_as_its_network_does():
-    net = PainterNet().eval()
-    x = torch.rand(5, len(CHANNELS), CROP, CROP)
-    with torch.no_grad():
-        expected = torch.sigmoid(net(x))
-        got = Painter(net, 0.5).probability(x)  # runs it channels-last on the CPU
-        again = torch.sigmoid(net(x))  # the layout changed in place, the answers not
-    assert got.shape == (5, CROP, CROP)
-    assert torch.allclose(got, expected, atol=1e-5) and torch.allclose(again, expected, atol=1e-5)
+def test_the_decoders_small_networks_answer_channels_last_as_they_do_contiguous():
+    from napari_semiconv.joining import CHANNELS as JOINER_CHANNELS
+    from napari_semiconv.joining import CROP as JOINER_CROP
+    from napari_semiconv.joining import PAIR_FEATURES, Joiner, JoinerNet
+
+    torch.manual_seed(0)
+    for part, inputs in ((Painter(PainterNet().eval(), 0.5), (torch.rand(5, len(CHANNELS), CROP, CROP),)),
+                         (Joiner(JoinerNet().eval(), 0.3), (torch.rand(5, len(JOINER_CHANNELS), JOINER_CROP, JOINER_CROP),
+                                                            torch.randn(5, len(PAIR_FEATURES))))):
+        with torch.no_grad():
+            expected = torch.sigmoid(part.net(*inputs))
+        conv = next(m for m in part.net.modules() if isinstance(m, torch.nn.Conv2d))
+        assert not conv.weight.is_contiguous(memory_format=torch.channels_last)
+        got = part.probability(*inputs)  # outside no_grad, as a caller may ask
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # laid out channels-last in place
+        assert got.shape == expected.shape and not got.requires_grad
+        assert torch.allclose(got, expected, atol=1e-5)
+        with torch.no_grad():
+            assert torch.allclose(torch.sigmoid(part.net(*inputs)), expected, atol=1e-5)  # layout changed, answers not

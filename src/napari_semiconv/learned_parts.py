@@ -18,6 +18,7 @@ class ThresholdedNet:
     def __hash__(self) -> int:
         return hash(self.threshold)
 
+    @torch.no_grad()
     def probability(self, x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         """The network's answers as probabilities, on the CPU, for the batch ``x (M, C, S, S)`` float32 (and ``rest``,
         its other inputs), run on the network's device. On a CPU its weights are laid out channels-last (in place) and

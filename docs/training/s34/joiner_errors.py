@@ -1,5 +1,5 @@
 """How the shipped joiner's pair decisions go wrong: the shipped model decodes N validation fields per style
-(VAL_SEED0 + 700 + i, joinoracle.py's); at each decoding the pieces handed to the joiner are kept, and for every
+(VAL_SEED0 + 700 / 1700 + i, joinoracle.py's); at each decoding the pieces handed to the joiner are kept, and for every
 candidate arm pair: the joiner's probability and whether both pieces are mostly one true worm (fit_joiner.owners; a
 piece of no one worm joins none). Prints per style the pairs, the share that are one worm, the ranking's AUC, precision
 and recall of the pairs above each pool probability, and of the greedy joining at the joiner's own threshold (each arm

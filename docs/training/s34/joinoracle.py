@@ -1,5 +1,5 @@
 """Joining headroom of the shipped piece model (session 34: its pool of joinings, rescorer choice and painter) on
-validation scenes (VAL_SEED0 + 700 + i): its predicted pieces joined by its joiner (the pool), by the truth at the
+validation scenes (VAL_SEED0 + 700 / 1700 + i): its predicted pieces joined by its joiner (the pool), by the truth at the
 joiner's candidate arm pairs, by the truth at those pairs and wherever two pieces touch, and grouped by their true worm
 (each oracle one joining: the rescorer then only cuts); with the shipped rescorer's cut and without (no choice, no cut).
 Session 22's script (docs/training/s22/joinoracle.py) patched decode.join, which the pool no longer calls.
