@@ -83,7 +83,7 @@ def train_joiner(crops, feats, labels, seconds: float, seed: int = 0) -> JoinerN
 
 def main(argv=None):
     from fit_rescorer import scored
-    from report import model_name, model_parser, publish_model_section, store_part
+    from report import chosen, model_name, model_parser, publish_model_section, store_part, style_table
 
     ap = model_parser(__doc__)
     ap.add_argument("--train", type=int, default=40, help="training scenes per style")
@@ -108,11 +108,10 @@ def main(argv=None):
         configs = [plain] + [replace(plain, joiner=Joiner(net, t)) for t in THRESHOLDS]
         rows[style] = [scored(outputs, scenes, [1.0] * len(scenes), config)[0] for config in configs]
         print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
-    best = max(range(len(THRESHOLDS)), key=lambda j: sum(rows[s][j + 1]["avS"] for s in STYLES))
-    lines = ["| joining | " + " | ".join(f"{s} avS | S@0.5" for s in STYLES) + " |", "|---|---|---|---|---|"]
-    for j, t in enumerate((None, *THRESHOLDS)):
-        name = "none (the pieces, each crossing given to every piece that touches it)" if t is None else f"probability >= {t}"
-        lines.append(f"| {name} | " + " | ".join(f"{rows[s][j]['avS']:.3f} | {rows[s][j]['S@0.5']:.3f}" for s in STYLES) + " |")
+    best = chosen(rows, len(THRESHOLDS))
+    names = ["none (the pieces, each crossing given to every piece that touches it)"] + [
+        f"probability >= {t}" for t in THRESHOLDS]
+    lines = style_table("joining", names, rows, ("avS", "S@0.5"))
     if args.write:
         store_part(args.model, model, "joiner", Joiner(net.cpu(), THRESHOLDS[best]).to_metadata(), {
             "features": list(PAIR_FEATURES), "threshold": THRESHOLDS[best], "trained_on": f"{len(labels)} arm "

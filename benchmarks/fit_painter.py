@@ -113,7 +113,7 @@ def scored(decoded, scenes) -> dict:
 
 
 def main(argv=None):
-    from report import model_name, model_parser, publish_model_section, store_part
+    from report import chosen, model_name, model_parser, publish_model_section, store_part, style_table
 
     ap = model_parser(__doc__)
     ap.add_argument("--train", type=int, default=150, help="training scenes per style")
@@ -151,14 +151,10 @@ def main(argv=None):
             scored([decode_outputs(o, replace(config, painter=Painter(net, t))) for o in outputs], scenes)
             for t in THRESHOLDS] + [oracle(plain, outputs, scenes, config)]
         print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
-    best = max(range(len(THRESHOLDS)), key=lambda j: sum(rows[s][j + 1]["avS"] for s in STYLES))
+    best = chosen(rows, len(THRESHOLDS))
     names = ["none (each worm given the patch pixels within reach of its own)"] + [
         f"painter, probability >= {t}" for t in THRESHOLDS] + ["oracle (the true worm's patch pixels)"]
-    lines = ["| crossing pixels | " + " | ".join(f"{s} avS | S@0.5 | S@0.9" for s in STYLES) + " |",
-             "|---|" + "---|" * 3 * len(STYLES)]
-    lines += [f"| {name} | " + " | ".join(f"{rows[s][j]['avS']:.3f} | {rows[s][j]['S@0.5']:.3f} | "
-                                          f"{rows[s][j]['S@0.9']:.3f}" for s in STYLES) + " |"
-              for j, name in enumerate(names)]
+    lines = style_table("crossing pixels", names, rows, ("avS", "S@0.5", "S@0.9"))
     if args.write:
         store_part(args.model, model, "painter", Painter(net.cpu(), THRESHOLDS[best]).to_metadata(), {
             "channels": list(CHANNELS), "threshold": THRESHOLDS[best], "trained_on": f"{len(x)} worm-patch pairs "

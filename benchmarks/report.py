@@ -47,6 +47,21 @@ def publish_model_section(args, heading: str, body: str, script: str, options: s
     replace_section(Path(args.report), heading, section)
 
 
+def chosen(rows: dict, count: int) -> int:
+    """The candidate (0 .. count - 1) with the highest avS summed over the styles, where ``rows`` holds for each style a
+    list of metrics dicts: a reference row first, then one per candidate."""
+    return max(range(count), key=lambda j: sum(style[j + 1]["avS"] for style in rows.values()))
+
+
+def style_table(first: str, names: list[str], rows: dict, metrics: tuple[str, ...]) -> list[str]:
+    """The lines of a markdown table with one row per name and, for each style of ``rows`` ({style: [metrics dict per
+    name]}), a column per metric (3 decimals); ``first`` heads the names' column."""
+    lines = [f"| {first} | " + " | ".join(f"{style} " + " | ".join(metrics) for style in rows) + " |",
+             "|---|" + "---|" * len(metrics) * len(rows)]
+    return lines + [f"| {name} | " + " | ".join(f"{values[j][m]:.3f}" for values in rows.values() for m in metrics) + " |"
+                    for j, name in enumerate(names)]
+
+
 def store_part(path: str, model, key: str, stored: dict, card: dict) -> None:
     """Store a learned decoder part (``stored``, its metadata entry) under ``key`` in the model file at ``path`` and
     say what it is (``card``) in the model's card beside it where there is one (the weights stay in the file)."""

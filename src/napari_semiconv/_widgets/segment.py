@@ -103,8 +103,8 @@ class SegmentWidget(RunControls, QWidget):
             getattr(self, key).value = value
 
     def config(self) -> SegmentConfig:
-        """The settings of the controls, with the chosen model's instance rescorer, joiner and crossing painter where it has them (its
-        score cut was chosen with them); raises SemiconvError when the chosen model file cannot be read."""
+        """The settings of the controls, with the chosen model's instance rescorer, joiner and crossing painter where it
+        has them (its score cut was chosen with them); raises SemiconvError when the chosen model file cannot be read."""
         dec = replace(model_decode_config(self.model.load()), name=self.decoder.value,
                       fg_threshold=self.fg_threshold.value, kernel_threshold=self.kernel_threshold.value,
                       min_size=self.min_size.value, merge_threshold=self.merge_threshold.value,
