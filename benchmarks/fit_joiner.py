@@ -1,21 +1,25 @@
 """Fit a piece model's joiner on its decoded training scenes; choose its threshold on validation scenes.
 
-    python benchmarks/fit_joiner.py --model checkpoints/pieces.pt [--train 40] [--seconds 240] [--scenes 20] [--write]
+    python benchmarks/fit_joiner.py --model checkpoints/pieces.pt [--train 40] [--seconds 240] [--scenes 20]
+        [--relational] [--cache FILE] [--write]
 
 A piece model (``ModelConfig.flow_pieces``) decodes ``--train`` synthetic scenes per style drawn with training
 seeds (JOIN_SEED0 + i, never a validation or test scene) with its stored thresholds, no score cut and no joiner;
 its pieces are the instances without the pixels counted 2+. Each pair of arms at a crossing patch
 (:func:`napari_semiconv.joining.candidate_pairs`) is labelled 1 when both pieces lie mostly (> 80 % of their pixels)
 in the same true worm. The :class:`~napari_semiconv.joining.JoinerNet` trains on them for ``--seconds`` (AdamW,
-batches of 64, random flips and quarter turns, the two arms (their crops and features) swapped at random); its threshold is chosen on
+batches of 64, random flips and quarter turns, the two arms (their crops and features) swapped at random; a
+``--relational`` one on whole patches drawn at random, 64 pairs on average); its threshold is chosen on
 ``--scenes`` validation scenes per style (seeds VAL_SEED0 + 9000 + i) by the avS of the joined worms (one joining
-at that threshold: no pool of joinings, which needs a rescorer to choose among them). ``--write``
+at that threshold: no pool of joinings, which needs a rescorer to choose among them); the model's own joiner, if it
+has one, is scored beside it. ``--cache`` keeps the labelled training pairs in a file for the next run. ``--write``
 stores the joiner in the model file (then refit its rescorer: benchmarks/fit_rescorer.py). Writes a section of
 docs/benchmarks.md.
 """
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +28,7 @@ import torch.nn.functional as F
 from napari_semiconv.data.sources import TRAIN_SEEDS, VAL_SEED0, validation_scenes
 from napari_semiconv.decode import model_decode_config
 from napari_semiconv.errors import SemiconvError
-from napari_semiconv.joining import PAIR_FEATURES, SWAPPED, Joiner, JoinerNet, candidate_pairs
+from napari_semiconv.joining import PAIR_FEATURES, SWAPPED, Joiner, JoinerNet, candidate_pairs, pair_arms
 from napari_semiconv.registry import resolve_model
 from napari_semiconv.segment import decode_outputs
 from napari_semiconv.threshold_search import forward_all
@@ -43,41 +47,65 @@ def owners(pieces: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.where(share.max(1, initial=0) > MOSTLY, share.argmax(1), -1 - np.arange(len(pieces)))
 
 
-def labelled_pairs(model, config, scenes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Crops ``(M, 5, CROP, CROP)``, features ``(M, F)`` and labels ``(M,)`` of every candidate pair of arms."""
-    crops, feats, labels = [], [], []
+def labelled_pairs(model, config, scenes) -> dict[str, torch.Tensor]:
+    """Every candidate pair of arms of the decoded ``scenes``: ``crops (M, 5, CROP, CROP)``, ``features (M, F)``,
+    ``labels (M,)`` (1: one worm), ``arms (M, 2) long`` (ids of the pair's arms, unique over the scenes) and
+    ``patch (M,) long`` (id of its patch, unique over the scenes; a patch's pairs are consecutive)."""
+    crops, feats, labels, arms, patch = [], [], [], [], []
+    n_arms = n_patches = 0
     for scene, out in zip(scenes, forward_all(model, [s.image for s in scenes])):
         multi = (out["count"] >= 2).cpu().numpy()
         pieces = decode_outputs(out, config).instances & ~multi
         _, patches, pairs = candidate_pairs(pieces, multi, out["image"].cpu().numpy())
         own = owners(pieces, scene.instances)
         for k, a, b, x, c in pairs:
-            pa, pb = patches[k].arms[a].piece, patches[k].arms[b].piece
             crops.append(c)
             feats.append(torch.from_numpy(x))
-            labels.append(float(own[pa] == own[pb]))
-    return torch.stack(crops), torch.stack(feats), torch.tensor(labels)
+            labels.append(float(own[patches[k].arms[a].piece] == own[patches[k].arms[b].piece]))
+            patch.append(n_patches + k)
+        arms.append(pair_arms(patches, pairs) + n_arms)
+        n_arms += sum(len(p.arms) for p in patches)
+        n_patches += len(patches)
+    return {"crops": torch.stack(crops), "features": torch.stack(feats), "labels": torch.tensor(labels),
+            "arms": torch.cat(arms), "patch": torch.tensor(patch)}
 
 
-def train_joiner(crops, feats, labels, seconds: float, seed: int = 0) -> JoinerNet:
-    """A :class:`JoinerNet` trained on the labelled pairs for ``seconds``."""
+def train_joiner(pairs: dict[str, torch.Tensor], seconds: float, relational: bool = False, seed: int = 0,
+                 watch=None, every: float = 60.0) -> JoinerNet:
+    """A :class:`JoinerNet` trained on the labelled ``pairs`` (:func:`labelled_pairs`) for ``seconds``. A relational
+    one trains on whole patches drawn at random, 64 pairs on average. ``watch(net, seconds,
+    mean training loss)`` is called every ``every`` s of training (its own time not counted)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    crops, feats, labels, arms, patch = (pairs[k] for k in ("crops", "features", "labels", "arms", "patch"))
     both = torch.cat([feats, feats[:, list(SWAPPED)]])  # the pairs in both orders, as training sees them
-    net = JoinerNet(both.mean(0), both.std(0).clamp_min(1e-6))
+    net = JoinerNet(both.mean(0), both.std(0).clamp_min(1e-6), relational)
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-3)
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        idx = torch.randint(len(labels), (64,), generator=gen)
+    n_patches = int(patch.max()) + 1
+    draws = max(round(64 * n_patches / len(labels)), 1)  # patches per batch: 64 pairs on average
+    spent, watched, losses = 0.0, 0.0, []
+    while spent < seconds:
+        start = time.perf_counter()
+        if relational:  # whole patches drawn alike (so each pair is as likely as in a batch of pairs drawn alike)
+            idx = torch.isin(patch, torch.randint(n_patches, (draws,), generator=gen)).nonzero()[:, 0]
+        else:
+            idx = torch.randint(len(labels), (64,), generator=gen)
         c = torch.rot90(crops[idx], int(torch.randint(4, (1,), generator=gen)), (2, 3))
         c = torch.flip(c, (3,)) if torch.rand(1, generator=gen) < 0.5 else c
-        x = feats[idx]
+        x, ends = feats[idx], arms[idx]
         if torch.rand(1, generator=gen) < 0.5:  # the two arms in either order
-            c, x = c[:, [0, 2, 1, 3, 4]], x[:, list(SWAPPED)]
-        loss = F.binary_cross_entropy_with_logits(net(c, x), labels[idx])
+            c, x, ends = c[:, [0, 2, 1, 3, 4]], x[:, list(SWAPPED)], ends[:, [1, 0]]
+        loss = F.binary_cross_entropy_with_logits(net(c, x, ends), labels[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
+        spent += time.perf_counter() - start
+        losses.append(loss.item())
+        if watch is not None and spent - watched >= every:
+            watched = spent
+            watch(net.eval(), spent, float(np.mean(losses)))
+            net.train()
+            losses.clear()
     return net.eval()
 
 
@@ -89,6 +117,9 @@ def main(argv=None):
     ap.add_argument("--train", type=int, default=40, help="training scenes per style")
     ap.add_argument("--seconds", type=float, default=240.0, help="training time of the joiner")
     ap.add_argument("--scenes", type=int, default=20, help="validation scenes per style to choose the threshold on")
+    ap.add_argument("--relational", action="store_true", help="a relational joiner (it weighs each pair against the "
+                    "pairs that share an arm with it)")
+    ap.add_argument("--cache", help="a file for the labelled training pairs: read when it exists, else written")
     ap.add_argument("--write", action="store_true", help="store the joiner in the model file")
     args = ap.parse_args(argv)
     if args.write and not args.model:
@@ -97,32 +128,43 @@ def main(argv=None):
     if not model.config.flow_pieces:
         raise SemiconvError(f"{model_name(model)} is not a piece model (ModelConfig.flow_pieces): it has nothing to join")
     plain = replace(model_decode_config(model), min_score=0.0, joiner=None, rescorer=None, pool=False)
-    train = [s for i, style in enumerate(STYLES) for s in validation_scenes(args.train, style, seed0=JOIN_SEED0 + 10**5 * i)]
-    crops, feats, labels = labelled_pairs(model, plain, train)
+    own = model_decode_config(model).joiner
+    if args.cache and Path(args.cache).exists():
+        pairs = torch.load(args.cache, weights_only=True)
+    else:
+        train = [s for i, style in enumerate(STYLES)
+                 for s in validation_scenes(args.train, style, seed0=JOIN_SEED0 + 10**5 * i)]
+        pairs = labelled_pairs(model, plain, train)
+        if args.cache:
+            torch.save(pairs, args.cache)
+    labels = pairs["labels"]
     print(f"{len(labels)} pairs of arms ({labels.mean():.2f} of one worm)", flush=True)
-    net = train_joiner(crops, feats, labels, args.seconds)
+    net = train_joiner(pairs, args.seconds, args.relational)
     rows = {}
     for i, style in enumerate(STYLES):
         scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
         outputs = forward_all(model, [s.image for s in scenes])
-        configs = [plain] + [replace(plain, joiner=Joiner(net, t)) for t in THRESHOLDS]
+        configs = [plain] + [replace(plain, joiner=Joiner(net, t)) for t in THRESHOLDS] + [
+            replace(plain, joiner=own)] * (own is not None)
         rows[style] = [scored(outputs, scenes, [1.0] * len(scenes), config)[0] for config in configs]
         print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
     best = chosen(rows, len(THRESHOLDS))
     names = ["none (the pieces, each crossing given to every piece that touches it)"] + [
-        f"probability >= {t}" for t in THRESHOLDS]
+        f"probability >= {t}" for t in THRESHOLDS] + [f"the model's own joiner (probability >= {own.threshold})"] * (
+        own is not None)
     lines = style_table("joining", names, rows, ("avS", "S@0.5"))
     if args.write:
         store_part(args.model, model, "joiner", Joiner(net.cpu(), THRESHOLDS[best]).to_metadata(), {
-            "features": list(PAIR_FEATURES), "threshold": THRESHOLDS[best], "trained_on": f"{len(labels)} arm "
+            "features": list(PAIR_FEATURES), "threshold": THRESHOLDS[best], "relational": args.relational, "trained_on": f"{len(labels)} arm "
             f"pairs of {args.train} training scenes per style, {args.seconds:.0f} s"})
     publish_model_section(
         args, "## Joining a piece model's pieces across crossings",
-        f"Model `{model_name(model)}`; joiner trained {args.seconds:.0f} s on the {len(labels)} arm pairs of {args.train} "
+        f"Model `{model_name(model)}`; {'relational ' if args.relational else ''}joiner trained {args.seconds:.0f} s on the {len(labels)} arm pairs of {args.train} "
         f"training scenes per style, scored on {args.scenes} validation scenes per style (seeds VAL_SEED0 + 9000 + i), "
         "the model's thresholds without score cut. Threshold chosen: "
         f"{THRESHOLDS[best]}{' (written to the model file)' if args.write else ''}.\n\n" + "\n".join(lines),
-        "fit_joiner.py", f"--train {args.train} --seconds {args.seconds:.0f} --scenes {args.scenes}")
+        "fit_joiner.py", f"--train {args.train} --seconds {args.seconds:.0f} --scenes {args.scenes}"
+        + " --relational" * args.relational)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,41 @@ def test_a_joiner_round_trips_through_a_model_files_metadata():
     assert Joiner.from_metadata(None) is None
 
 
+def test_a_relational_joiner_weighs_a_pair_against_its_rivals_only():
+    torch.manual_seed(0)
+    net = JoinerNet(relational=True).eval()
+    crops, feats = torch.rand(5, 5, 48, 48), torch.rand(5, len(PAIR_FEATURES))
+    arms = torch.tensor([[0, 1], [0, 2], [1, 2], [7, 8], [9, 8]])  # two patches: arms 0-2 and arms 7-9
+    with torch.no_grad():
+        base = net(crops, feats, arms)
+        assert torch.allclose(net(crops, feats, arms[:, [1, 0]]), base, atol=1e-6)  # either order of a pair's arms
+        assert torch.allclose(net(crops, feats, arms * 3 + 11), base, atol=1e-6)  # any ids
+        alone = net(crops[:3], feats[:3], arms[:3])  # without the other patch's pairs
+        assert torch.allclose(alone, base[:3], atol=1e-6)
+        rival = net(torch.cat([crops, crops[3:4]]), torch.cat([feats, feats[3:4] + 1]), torch.cat([arms, arms[3:4]]))
+        assert torch.allclose(rival[:3], base[:3], atol=1e-6)  # a new rival of arms 7 and 8 changes only their pairs
+        assert (rival[3:5] - base[3:5]).abs().min() > 1e-4
+    with pytest.raises(ValueError, match="arms"):
+        net(crops, feats)
+
+
+def test_a_relational_joiner_round_trips_and_joins_with_its_arms():
+    straight = _straight_joiner()
+    net = JoinerNet(relational=True)
+    net.load_state_dict({**straight.net.state_dict(), **{k: v for k, v in net.state_dict().items()
+                                                          if k.startswith("rivals")}})
+    with torch.no_grad():
+        net.rivals[2].weight.zero_()
+        net.rivals[2].bias.zero_()  # rivals that change nothing: it answers as the straight joiner
+    joiner = Joiner.from_metadata(Joiner(net.eval(), 0.5).to_metadata())
+    older = {k: v for k, v in straight.to_metadata().items() if k != "relational"}  # stored before relational joiners
+    assert joiner.net.relational and not Joiner.from_metadata(older).net.relational
+    pieces, multi, _ = _pieces()
+    image = np.zeros((60, 60), np.float32)
+    assert list(join(pieces, multi, image, joiner)) == list(join(pieces, multi, image, straight))
+    assert sorted(join(pieces, multi, image, joiner)) == [0, 0, 1, 1]
+
+
 def _piece_outputs():
     """The network outputs (as :func:`~napari_semiconv.segment.predict_iter` gives them) of a perfect piece model on
     the two crossing worms of test_anchors._crossing, and the worms (2, 60, 60) bool."""

@@ -192,23 +192,52 @@ def pair_crops(image: np.ndarray, owner: np.ndarray, labels: np.ndarray, patch: 
 
 
 class JoinerNet(nn.Module):
-    """``(M, 5, CROP, CROP)`` crops and ``(M, F)`` pair features -> ``(M,)`` logits that the two arms are one worm."""
+    """``(M, 5, CROP, CROP)`` crops and ``(M, F)`` pair features -> ``(M,)`` logits that the two arms are one worm.
 
-    def __init__(self, mean: torch.Tensor | None = None, scale: torch.Tensor | None = None):
+    A *relational* joiner also takes ``arms (M, 2) long``, the ids of each pair's two arms (:func:`pair_arms`): each
+    pair's code is then told the mean and the elementwise maximum of the codes of the pairs that share an arm with it
+    (its rivals for either arm), so that it can weigh itself against them; the answer does not depend on the arms'
+    order."""
+
+    def __init__(self, mean: torch.Tensor | None = None, scale: torch.Tensor | None = None, relational: bool = False):
         super().__init__()
 
         def block(cin, cout):
             return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(4, cout), nn.ReLU(), nn.MaxPool2d(2))
 
         n = len(PAIR_FEATURES)
+        self.relational = relational
         self.conv = nn.Sequential(block(len(CHANNELS), 16), block(16, 32), block(32, 64), block(64, 64))
         self.head = nn.Sequential(nn.Linear(64 + n, 64), nn.ReLU(), nn.Linear(64, 1))
+        if relational:
+            self.rivals = nn.Sequential(nn.Linear(3 * 64, 64), nn.ReLU(), nn.Linear(64, 64))
         self.register_buffer("mean", torch.zeros(n) if mean is None else mean.float())
         self.register_buffer("scale", torch.ones(n) if scale is None else scale.float())
 
-    def forward(self, crops: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, crops: torch.Tensor, features: torch.Tensor, arms: torch.Tensor | None = None) -> torch.Tensor:
         z = self.conv(crops).mean((2, 3))
-        return self.head(torch.cat([z, (features - self.mean) / self.scale], 1))[:, 0]
+        h = self.head[1](self.head[0](torch.cat([z, (features - self.mean) / self.scale], 1)))  # (M, 64) codes
+        if self.relational:
+            if arms is None:
+                raise ValueError("a relational joiner needs the ids of each pair's arms (joining.pair_arms)")
+            h = h + self.rivals(torch.cat([h, *_rivals(h, arms)], 1))
+        return self.head[2](h)[:, 0]
+
+
+def _rivals(h: torch.Tensor, arms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For pair codes ``h (M, C)`` and their arms ``(M, 2) long``: ``(M, C)`` the summed mean codes of the other pairs
+    at each of a pair's two arms (0 where none) and ``(M, C)`` the summed elementwise maxima of the codes of all pairs
+    at each arm."""
+    arms = torch.unique(arms, return_inverse=True)[1]  # ids 0..A-1
+    a, b = arms[:, 0], arms[:, 1]
+    n = int(arms.max()) + 1 if len(arms) else 0
+    ends = torch.cat([a, b])
+    both = torch.cat([h, h])
+    total = h.new_zeros(n, h.shape[1]).index_add_(0, ends, both)
+    count = h.new_zeros(n).index_add_(0, ends, torch.ones_like(ends, dtype=h.dtype))
+    top = h.new_full((n, h.shape[1]), -torch.inf).scatter_reduce_(0, ends[:, None].expand(-1, h.shape[1]), both, "amax")
+    mean = sum((total[e] - h) / (count[e] - 1).clamp_min(1)[:, None] for e in (a, b))
+    return mean, top[a] + top[b]
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,12 +258,12 @@ class Joiner(ThresholdedNet):
             warnings.warn("the model file's joiner is of an older kind (other pair features): its pieces are not "
                           "joined across crossings; refit it with benchmarks/fit_joiner.py", stacklevel=2)
             return None
-        net = JoinerNet()
+        net = JoinerNet(relational=bool(stored.get("relational", False)))
         net.load_state_dict(stored["state_dict"])
         return cls(net.eval(), float(stored["threshold"]))
 
     def to_metadata(self) -> dict:
-        return {"features": list(PAIR_FEATURES), "threshold": self.threshold,
+        return {"features": list(PAIR_FEATURES), "threshold": self.threshold, "relational": self.net.relational,
                 "state_dict": self.weights()}
 
 
@@ -254,6 +283,13 @@ def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray):
             crops = pair_crops(image, owner, labels, patch, rows)
             pairs += [(k, a, b, x, c) for (a, b, x), c in zip(rows, crops)]
     return labels, patches, pairs
+
+
+def pair_arms(patches: list[Patch], pairs: list) -> torch.Tensor:
+    """``(M, 2) long``: ids of the two arms of each candidate pair (as :func:`candidate_pairs` gives them), one id per
+    arm of each patch."""
+    first = np.cumsum([0] + [len(p.arms) for p in patches])
+    return torch.tensor([[first[k] + a, first[k] + b] for k, a, b, *_ in pairs], dtype=torch.long).reshape(-1, 2)
 
 
 def join_in_order(n: int, patches: list[Patch], pairs: list, order) -> np.ndarray:
@@ -289,8 +325,9 @@ def join_readings(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, join
     _, patches, pairs = candidate_pairs(pieces, multi, image)
     prob = np.zeros(0)
     if pairs:
-        prob = joiner.probability(torch.stack([p[4] for p in pairs]),
-                                  torch.from_numpy(np.stack([p[3] for p in pairs]))).numpy()
+        crops, feats = torch.stack([p[4] for p in pairs]), torch.from_numpy(np.stack([p[3] for p in pairs]))
+        rest = (pair_arms(patches, pairs),) if joiner.net.relational else ()
+        prob = joiner.probability(crops, feats, *rest).numpy()
     order = np.argsort(-prob)  # likeliest first
     return np.stack([join_in_order(len(pieces), patches, pairs, order[prob[order] >= t]) for t in thresholds])
 
