@@ -71,15 +71,21 @@ def labelled_pairs(model, config, scenes) -> dict[str, torch.Tensor]:
 
 
 def train_joiner(pairs: dict[str, torch.Tensor], seconds: float, relational: bool = False, seed: int = 0,
-                 watch=None, every: float = 60.0) -> JoinerNet:
+                 watch=None, every: float = 60.0, init: JoinerNet | None = None) -> JoinerNet:
     """A :class:`JoinerNet` trained on the labelled ``pairs`` (:func:`labelled_pairs`) for ``seconds``. A relational
-    one trains on whole patches drawn at random, 64 pairs on average. ``watch(net, seconds,
+    one trains on whole patches drawn at random, 64 pairs on average. ``init``: a joiner to start from (a plain one's
+    weights start a relational one, whose rivals then change nothing at first). ``watch(net, seconds,
     mean training loss)`` is called every ``every`` s of training (its own time not counted)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     crops, feats, labels, arms, patch = (pairs[k] for k in ("crops", "features", "labels", "arms", "patch"))
     both = torch.cat([feats, feats[:, list(SWAPPED)]])  # the pairs in both orders, as training sees them
     net = JoinerNet(both.mean(0), both.std(0).clamp_min(1e-6), relational)
+    if init is not None:
+        if relational and not init.relational:
+            torch.nn.init.zeros_(net.rivals[2].weight)
+            torch.nn.init.zeros_(net.rivals[2].bias)
+        net.load_state_dict({k: v.clone() for k, v in init.state_dict().items()}, strict=init.relational == relational)
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-3)
     n_patches = int(patch.max()) + 1
     draws = max(round(64 * n_patches / len(labels)), 1)  # patches per batch: 64 pairs on average
@@ -109,6 +115,33 @@ def train_joiner(pairs: dict[str, torch.Tensor], seconds: float, relational: boo
     return net.eval()
 
 
+def held_out(pairs: dict[str, torch.Tensor], share: float, seed: int = 0):
+    """``pairs`` (:func:`labelled_pairs`) split by patch: ``(training pairs, held-out pairs)``, about ``share`` of the
+    patches (drawn at random) held out; each part's patch ids run 0..n-1."""
+    held = torch.rand(int(pairs["patch"].max()) + 1, generator=torch.Generator().manual_seed(seed)) < share
+    test = held[pairs["patch"]]
+    parts = tuple({k: v[m] for k, v in pairs.items()} for m in (~test, test))
+    for part in parts:
+        part["patch"] = torch.unique(part["patch"], return_inverse=True)[1]
+    return parts
+
+
+def keep_best(held: dict[str, torch.Tensor]):
+    """``(watch, best)``: a :func:`train_joiner` watch that prints the held-out pairs' log loss and keeps a copy of the
+    network where it is lowest in ``best`` ({"loss", "state"})."""
+    best = {"loss": float("inf"), "state": None}
+
+    def watch(net, spent, train_loss):
+        with torch.no_grad():
+            loss = F.binary_cross_entropy_with_logits(net(held["crops"], held["features"], held["arms"]),
+                                                      held["labels"]).item()
+        print(f"{spent:6.0f} s: training loss {train_loss:.4f}, held-out loss {loss:.4f}", flush=True)
+        if loss < best["loss"]:
+            best.update(loss=loss, state={k: v.clone() for k, v in net.state_dict().items()})
+
+    return watch, best
+
+
 def main(argv=None):
     from fit_rescorer import scored
     from report import chosen, model_name, model_parser, publish_model_section, store_part, style_table
@@ -120,6 +153,10 @@ def main(argv=None):
     ap.add_argument("--relational", action="store_true", help="a relational joiner (it weighs each pair against the "
                     "pairs that share an arm with it)")
     ap.add_argument("--cache", help="a file for the labelled training pairs: read when it exists, else written")
+    ap.add_argument("--skip", type=int, default=0, help="training scenes per style skipped (those an earlier fit saw)")
+    ap.add_argument("--warm", action="store_true", help="start from the model's own joiner")
+    ap.add_argument("--hold", type=float, default=0.0, help="share of the training patches held out: the joiner at "
+                    "the lowest held-out loss (checked each minute) is kept")
     ap.add_argument("--write", action="store_true", help="store the joiner in the model file")
     args = ap.parse_args(argv)
     if args.write and not args.model:
@@ -129,17 +166,30 @@ def main(argv=None):
         raise SemiconvError(f"{model_name(model)} is not a piece model (ModelConfig.flow_pieces): it has nothing to join")
     plain = replace(model_decode_config(model), min_score=0.0, joiner=None, rescorer=None, pool=False)
     own = model_decode_config(model).joiner
+    if args.warm and own is None:
+        ap.error(f"--warm needs a model with a joiner: {model_name(model)} has none")
+    how = (f" (skipping the first {args.skip})" * (args.skip > 0) + ", from the model's previous joiner" * args.warm
+           + f", kept at its lowest loss on {args.hold:.0%} of the patches held out" * (args.hold > 0))
     if args.cache and Path(args.cache).exists():
         pairs = torch.load(args.cache, weights_only=True)
     else:
         train = [s for i, style in enumerate(STYLES)
-                 for s in validation_scenes(args.train, style, seed0=JOIN_SEED0 + 10**5 * i)]
+                 for s in validation_scenes(args.train, style, seed0=JOIN_SEED0 + 10**5 * i + args.skip)]
         pairs = labelled_pairs(model, plain, train)
         if args.cache:
             torch.save(pairs, args.cache)
     labels = pairs["labels"]
     print(f"{len(labels)} pairs of arms ({labels.mean():.2f} of one worm)", flush=True)
-    net = train_joiner(pairs, args.seconds, args.relational)
+    init = own.net if args.warm else None
+    if args.hold > 0:
+        pairs, held = held_out(pairs, args.hold)
+        watch, best = keep_best(held)
+        watch(train_joiner(pairs, 0.0, args.relational, init=init), 0.0, float("nan"))  # where it starts
+        net = train_joiner(pairs, args.seconds, args.relational, watch=watch, init=init)
+        watch(net, args.seconds, float("nan"))
+        net.load_state_dict(best["state"])
+    else:
+        net = train_joiner(pairs, args.seconds, args.relational, init=init)
     rows = {}
     for i, style in enumerate(STYLES):
         scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
@@ -156,15 +206,16 @@ def main(argv=None):
     if args.write:
         store_part(args.model, model, "joiner", Joiner(net.cpu(), THRESHOLDS[best]).to_metadata(), {
             "features": list(PAIR_FEATURES), "threshold": THRESHOLDS[best], "relational": args.relational, "trained_on": f"{len(labels)} arm "
-            f"pairs of {args.train} training scenes per style, {args.seconds:.0f} s"})
+            f"pairs of {args.train} training scenes per style{how}, {args.seconds:.0f} s"})
     publish_model_section(
         args, "## Joining a piece model's pieces across crossings",
         f"Model `{model_name(model)}`; {'relational ' if args.relational else ''}joiner trained {args.seconds:.0f} s on the {len(labels)} arm pairs of {args.train} "
-        f"training scenes per style, scored on {args.scenes} validation scenes per style (seeds VAL_SEED0 + 9000 + i), "
+        f"training scenes per style{how}, scored on {args.scenes} validation scenes per style (seeds VAL_SEED0 + 9000 + i), "
         "the model's thresholds without score cut. Threshold chosen: "
         f"{THRESHOLDS[best]}{' (written to the model file)' if args.write else ''}.\n\n" + "\n".join(lines),
         "fit_joiner.py", f"--train {args.train} --seconds {args.seconds:.0f} --scenes {args.scenes}"
-        + " --relational" * args.relational)
+        + " --relational" * args.relational + f" --skip {args.skip}" * (args.skip > 0) + " --warm" * args.warm
+        + f" --hold {args.hold}" * (args.hold > 0))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Does the joiner overfit its training pairs? The pairs cached by fit_joiner.py (--cache) are split by patch: one
 patch in five, drawn at random (seed 0), is held out; a joiner trains on the rest as fit_joiner.train_joiner does, on
 one thread, and every EVERY s of training the held-out pairs' log loss and AUC are printed with the mean training loss.
+With SECONDS 0 the shipped model's joiner is scored on the held-out pairs instead.
 usage: python docs/training/s35/joiner_curve.py CACHE SECONDS EVERY [--relational]"""
 import sys
 
@@ -33,4 +34,12 @@ def watch(net, spent, train_loss):
     print(f"{spent:6.0f} s: training loss {train_loss:.4f}, held-out loss {loss:.4f}, AUC {auc:.4f}", flush=True)
 
 
-train_joiner(train, seconds, relational, watch=watch, every=every)
+if seconds > 0:
+    train_joiner(train, seconds, relational, watch=watch, every=every)
+else:
+    from napari_semiconv.decode import model_decode_config
+    from napari_semiconv.model import load_model
+    from napari_semiconv.models import DEFAULT_MODEL
+
+    print("the shipped model's joiner:", end=" ")
+    watch(model_decode_config(load_model(DEFAULT_MODEL)).joiner.net, 0, float("nan"))
