@@ -1,18 +1,21 @@
 """Fit a piece model's joiner on its decoded training scenes; choose its threshold on validation scenes.
 
-    python benchmarks/fit_joiner.py --model checkpoints/pieces.pt [--train 40] [--seconds 240] [--scenes 20]
-        [--relational] [--cache FILE] [--write]
+    python benchmarks/fit_joiner.py --model checkpoints/pieces.pt [--train 40] [--skip 0] [--seconds 240] [--scenes 20]
+        [--relational] [--warm] [--hold 0.2] [--cache FILE] [--write]
 
 A piece model (``ModelConfig.flow_pieces``) decodes ``--train`` synthetic scenes per style drawn with training
-seeds (JOIN_SEED0 + i, never a validation or test scene) with its stored thresholds, no score cut and no joiner;
+seeds (JOIN_SEED0 + skip + i, never a validation or test scene) with its stored thresholds, no score cut and no joiner;
 its pieces are the instances without the pixels counted 2+. Each pair of arms at a crossing patch
 (:func:`napari_semiconv.joining.candidate_pairs`) is labelled 1 when both pieces lie mostly (> 80 % of their pixels)
 in the same true worm. The :class:`~napari_semiconv.joining.JoinerNet` trains on them for ``--seconds`` (AdamW,
 batches of 64, random flips and quarter turns, the two arms (their crops and features) swapped at random; a
-``--relational`` one on whole patches drawn at random, 64 pairs on average); its threshold is chosen on
+``--relational`` one on whole patches drawn at random, 64 pairs on average; ``--warm``: starting from the model's own
+joiner; ``--hold``: that share of the patches held out, the joiner kept where their loss is lowest, checked each
+minute); its threshold is chosen on
 ``--scenes`` validation scenes per style (seeds VAL_SEED0 + 9000 + i) by the avS of the joined worms (one joining
 at that threshold: no pool of joinings, which needs a rescorer to choose among them); the model's own joiner, if it
-has one, is scored beside it. ``--cache`` keeps the labelled training pairs in a file for the next run. ``--write``
+has one, is scored beside it. ``--cache`` keeps the labelled training pairs in a file for the next run (with the
+``--train`` and ``--skip`` that made them; the model is not checked). ``--write``
 stores the joiner in the model file (then refit its rescorer: benchmarks/fit_rescorer.py). Writes a section of
 docs/benchmarks.md.
 """
@@ -82,10 +85,13 @@ def train_joiner(pairs: dict[str, torch.Tensor], seconds: float, relational: boo
     both = torch.cat([feats, feats[:, list(SWAPPED)]])  # the pairs in both orders, as training sees them
     net = JoinerNet(both.mean(0), both.std(0).clamp_min(1e-6), relational)
     if init is not None:
-        if relational and not init.relational:
+        if init.relational and not relational:
+            raise SemiconvError("a relational joiner cannot start a plain one: add --relational")
+        if relational and not init.relational:  # its rivals first change nothing
             torch.nn.init.zeros_(net.rivals[2].weight)
             torch.nn.init.zeros_(net.rivals[2].bias)
-        net.load_state_dict({k: v.clone() for k, v in init.state_dict().items()}, strict=init.relational == relational)
+        missing, unexpected = net.load_state_dict({k: v.clone() for k, v in init.state_dict().items()}, strict=False)
+        assert not unexpected and all(k.startswith("rivals.") for k in missing), (missing, unexpected)
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-3)
     n_patches = int(patch.max()) + 1
     draws = max(round(64 * n_patches / len(labels)), 1)  # patches per batch: 64 pairs on average
@@ -106,8 +112,10 @@ def train_joiner(pairs: dict[str, torch.Tensor], seconds: float, relational: boo
         loss.backward()
         opt.step()
         spent += time.perf_counter() - start
+        if watch is None:
+            continue
         losses.append(loss.item())
-        if watch is not None and spent - watched >= every:
+        if spent - watched >= every:
             watched = spent
             watch(net.eval(), spent, float(np.mean(losses)))
             net.train()
@@ -117,29 +125,45 @@ def train_joiner(pairs: dict[str, torch.Tensor], seconds: float, relational: boo
 
 def held_out(pairs: dict[str, torch.Tensor], share: float, seed: int = 0):
     """``pairs`` (:func:`labelled_pairs`) split by patch: ``(training pairs, held-out pairs)``, about ``share`` of the
-    patches (drawn at random) held out; each part's patch ids run 0..n-1."""
+    patches (drawn at random) held out; each part's patch ids run 0..n-1 (its arm ids stay as they were)."""
     held = torch.rand(int(pairs["patch"].max()) + 1, generator=torch.Generator().manual_seed(seed)) < share
     test = held[pairs["patch"]]
-    parts = tuple({k: v[m] for k, v in pairs.items()} for m in (~test, test))
+    parts = tuple({k: v[m] for k, v in pairs.items() if k != "made_by"} for m in (~test, test))
+    if not all(len(part["labels"]) for part in parts):
+        raise SemiconvError(f"holding out {share:.0%} of {len(held)} patches leaves one part empty: choose another share")
     for part in parts:
         part["patch"] = torch.unique(part["patch"], return_inverse=True)[1]
     return parts
 
 
-def keep_best(held: dict[str, torch.Tensor]):
-    """``(watch, best)``: a :func:`train_joiner` watch that prints the held-out pairs' log loss and keeps a copy of the
-    network where it is lowest in ``best`` ({"loss", "state"})."""
-    best = {"loss": float("inf"), "state": None}
+def held_loss(net: JoinerNet, held: dict[str, torch.Tensor], batch: int = 512) -> float:
+    """The mean log loss of ``net`` on the ``held`` pairs, run a few whole patches (about ``batch`` pairs) at a time."""
+    edges = torch.searchsorted(held["patch"], torch.arange(0, int(held["patch"].max()) + 2, max(batch // 20, 1)))
+    total = 0.0
+    with torch.no_grad():
+        for i, j in zip(edges[:-1].tolist(), edges[1:].tolist()):  # loop over runs of whole patches
+            logit = net(held["crops"][i:j], held["features"][i:j], held["arms"][i:j])
+            total += F.binary_cross_entropy_with_logits(logit, held["labels"][i:j], reduction="sum").item()
+    return total / len(held["labels"])
+
+
+def fit_kept(pairs: dict[str, torch.Tensor], share: float, seconds: float, relational: bool, init=None):
+    """:func:`train_joiner` on ``pairs`` without ``share`` of their patches (:func:`held_out`), kept where the held-out
+    pairs' loss (printed each minute, from the start) is lowest: ``(net, seconds of training when kept)``."""
+    train, held = held_out(pairs, share)
+    best = {"loss": float("inf")}
 
     def watch(net, spent, train_loss):
-        with torch.no_grad():
-            loss = F.binary_cross_entropy_with_logits(net(held["crops"], held["features"], held["arms"]),
-                                                      held["labels"]).item()
+        loss = held_loss(net, held)
         print(f"{spent:6.0f} s: training loss {train_loss:.4f}, held-out loss {loss:.4f}", flush=True)
         if loss < best["loss"]:
-            best.update(loss=loss, state={k: v.clone() for k, v in net.state_dict().items()})
+            best.update(loss=loss, spent=spent, state={k: v.clone() for k, v in net.state_dict().items()})
 
-    return watch, best
+    watch(train_joiner(train, 0.0, relational, init=init), 0.0, float("nan"))
+    net = train_joiner(train, seconds, relational, watch=watch, init=init)
+    watch(net, seconds, float("nan"))
+    net.load_state_dict(best["state"])
+    return net, best["spent"]
 
 
 def main(argv=None):
@@ -168,28 +192,29 @@ def main(argv=None):
     own = model_decode_config(model).joiner
     if args.warm and own is None:
         ap.error(f"--warm needs a model with a joiner: {model_name(model)} has none")
-    how = (f" (skipping the first {args.skip})" * (args.skip > 0) + ", from the model's previous joiner" * args.warm
-           + f", kept at its lowest loss on {args.hold:.0%} of the patches held out" * (args.hold > 0))
+    made_by = torch.tensor([args.train, args.skip])
     if args.cache and Path(args.cache).exists():
         pairs = torch.load(args.cache, weights_only=True)
+        if not torch.equal(pairs.get("made_by", torch.zeros(2, dtype=torch.long)), made_by):
+            raise SemiconvError(f"{args.cache} holds pairs of other scenes than --train {args.train} --skip {args.skip}: "
+                                "give another --cache file")
     else:
         train = [s for i, style in enumerate(STYLES)
                  for s in validation_scenes(args.train, style, seed0=JOIN_SEED0 + 10**5 * i + args.skip)]
-        pairs = labelled_pairs(model, plain, train)
+        pairs = {**labelled_pairs(model, plain, train), "made_by": made_by}
         if args.cache:
             torch.save(pairs, args.cache)
     labels = pairs["labels"]
     print(f"{len(labels)} pairs of arms ({labels.mean():.2f} of one worm)", flush=True)
     init = own.net if args.warm else None
+    how = f"{len(labels)} arm pairs of {args.train} training scenes per style" + (
+        f" (skipping the first {args.skip})" * (args.skip > 0) + ", from the model's previous joiner" * args.warm)
     if args.hold > 0:
-        pairs, held = held_out(pairs, args.hold)
-        watch, best = keep_best(held)
-        watch(train_joiner(pairs, 0.0, args.relational, init=init), 0.0, float("nan"))  # where it starts
-        net = train_joiner(pairs, args.seconds, args.relational, watch=watch, init=init)
-        watch(net, args.seconds, float("nan"))
-        net.load_state_dict(best["state"])
+        net, kept = fit_kept(pairs, args.hold, args.seconds, args.relational, init)
+        how += f", {args.hold:.0%} of their patches held out, kept after {kept:.0f} s of {args.seconds:.0f} s"
     else:
         net = train_joiner(pairs, args.seconds, args.relational, init=init)
+        how += f", {args.seconds:.0f} s"
     rows = {}
     for i, style in enumerate(STYLES):
         scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
@@ -198,25 +223,23 @@ def main(argv=None):
             replace(plain, joiner=own)] * (own is not None)
         rows[style] = [scored(outputs, scenes, [1.0] * len(scenes), config)[0] for config in configs]
         print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
-    best = chosen(rows, len(THRESHOLDS))
+    pick = THRESHOLDS[chosen(rows, len(THRESHOLDS))]
     names = ["none (the pieces, each crossing given to every piece that touches it)"] + [
         f"probability >= {t}" for t in THRESHOLDS] + [f"the model's own joiner (probability >= {own.threshold})"] * (
         own is not None)
     lines = style_table("joining", names, rows, ("avS", "S@0.5"))
     if args.write:
-        store_part(args.model, model, "joiner", Joiner(net.cpu(), THRESHOLDS[best]).to_metadata(), {
-            "features": list(PAIR_FEATURES), "threshold": THRESHOLDS[best], "relational": args.relational, "trained_on": f"{len(labels)} arm "
-            f"pairs of {args.train} training scenes per style{how}, {args.seconds:.0f} s"})
+        store_part(args.model, model, "joiner", Joiner(net.cpu(), pick).to_metadata(), {
+            "features": list(PAIR_FEATURES), "threshold": pick, "relational": args.relational, "trained_on": how})
+    kind = "relational joiner" if args.relational else "joiner"
     publish_model_section(
         args, "## Joining a piece model's pieces across crossings",
-        f"Model `{model_name(model)}`; {'relational ' if args.relational else ''}joiner trained {args.seconds:.0f} s on the {len(labels)} arm pairs of {args.train} "
-        f"training scenes per style{how}, scored on {args.scenes} validation scenes per style (seeds VAL_SEED0 + 9000 + i), "
-        "the model's thresholds without score cut. Threshold chosen: "
-        f"{THRESHOLDS[best]}{' (written to the model file)' if args.write else ''}.\n\n" + "\n".join(lines),
+        f"Model `{model_name(model)}`; {kind} trained on {how}; scored on {args.scenes} validation scenes per style "
+        "(seeds VAL_SEED0 + 9000 + i), the model's thresholds without score cut. Threshold chosen: "
+        f"{pick}{' (written to the model file)' if args.write else ''}.\n\n" + "\n".join(lines),
         "fit_joiner.py", f"--train {args.train} --seconds {args.seconds:.0f} --scenes {args.scenes}"
         + " --relational" * args.relational + f" --skip {args.skip}" * (args.skip > 0) + " --warm" * args.warm
         + f" --hold {args.hold}" * (args.hold > 0))
-
 
 if __name__ == "__main__":
     main()

@@ -85,6 +85,29 @@ def test_a_relational_joiner_weighs_a_pair_against_its_rivals_only():
         net(crops, feats)
 
 
+def test_a_pairs_rivals_are_the_other_pairs_at_its_arms():
+    from napari_semiconv.joining import _rivals
+
+    h = torch.randn(5, 3)
+    arms = torch.tensor([[0, 1], [0, 2], [1, 2], [0, 3], [4, 5]])
+    mean, top = _rivals(h, arms)
+    for p, (a, b) in enumerate(arms.tolist()):  # brute force, pair by pair
+        want_mean, want_top = torch.zeros(3), torch.zeros(3)
+        for arm in (a, b):
+            others = [q for q, ends in enumerate(arms.tolist()) if arm in ends and q != p]
+            want_mean += h[others].mean(0) if others else 0
+            want_top += h[others + [p]].max(0).values
+        assert torch.allclose(mean[p], want_mean, atol=1e-6) and torch.allclose(top[p], want_top, atol=1e-6)
+
+
+def test_pair_arms_numbers_each_patchs_arms_apart():
+    from napari_semiconv.joining import Patch, pair_arms
+
+    patches = [Patch(1, (), 10, (None, None, None)), Patch(2, (), 10, (None, None))]
+    pairs = [(0, 0, 1), (0, 1, 2), (0, 0, 2), (1, 0, 1)]
+    assert pair_arms(patches, pairs).tolist() == [[0, 1], [1, 2], [0, 2], [3, 4]]
+
+
 def test_a_relational_joiner_round_trips_and_joins_with_its_arms():
     straight = _straight_joiner()
     net = JoinerNet(relational=True)
@@ -96,6 +119,7 @@ def test_a_relational_joiner_round_trips_and_joins_with_its_arms():
     joiner = Joiner.from_metadata(Joiner(net.eval(), 0.5).to_metadata())
     older = {k: v for k, v in straight.to_metadata().items() if k != "relational"}  # stored before relational joiners
     assert joiner.net.relational and not Joiner.from_metadata(older).net.relational
+    assert joiner != straight and straight != joiner  # the same weights where both have them, not the same kind
     pieces, multi, _ = _pieces()
     image = np.zeros((60, 60), np.float32)
     assert list(join(pieces, multi, image, joiner)) == list(join(pieces, multi, image, straight))

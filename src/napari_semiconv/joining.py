@@ -195,9 +195,9 @@ class JoinerNet(nn.Module):
     """``(M, 5, CROP, CROP)`` crops and ``(M, F)`` pair features -> ``(M,)`` logits that the two arms are one worm.
 
     A *relational* joiner also takes ``arms (M, 2) long``, the ids of each pair's two arms (:func:`pair_arms`): each
-    pair's code is then told the mean and the elementwise maximum of the codes of the pairs that share an arm with it
-    (its rivals for either arm), so that it can weigh itself against them; the answer does not depend on the arms'
-    order."""
+    pair's code is then told, summed over its two arms, the mean code of the other pairs at the arm (its rivals for
+    it; 0 where there are none) and the elementwise maximum of the codes of all pairs there (itself included), so that
+    it can weigh itself against them; what it is told does not depend on the arms' order or ids."""
 
     def __init__(self, mean: torch.Tensor | None = None, scale: torch.Tensor | None = None, relational: bool = False):
         super().__init__()
@@ -292,6 +292,16 @@ def pair_arms(patches: list[Patch], pairs: list) -> torch.Tensor:
     return torch.tensor([[first[k] + a, first[k] + b] for k, a, b, *_ in pairs], dtype=torch.long).reshape(-1, 2)
 
 
+def pair_probabilities(joiner: Joiner, patches: list[Patch], pairs: list) -> np.ndarray:
+    """``(M,) float32``: the joiner's probability that each candidate pair's arms (as :func:`candidate_pairs` gives
+    them) are one worm; a relational joiner is given the pairs' arms."""
+    if not pairs:
+        return np.zeros(0, np.float32)
+    crops, feats = torch.stack([p[4] for p in pairs]), torch.from_numpy(np.stack([p[3] for p in pairs]))
+    rest = (pair_arms(patches, pairs),) if joiner.net.relational else ()
+    return joiner.probability(crops, feats, *rest).numpy()
+
+
 def join_in_order(n: int, patches: list[Patch], pairs: list, order) -> np.ndarray:
     """Join ``n`` pieces by the candidate ``pairs`` (as :func:`candidate_pairs` gives them) taken in ``order`` (indices
     into pairs, first joined first), each arm at most once and never two pieces already in one worm. Returns ``(n,)
@@ -323,11 +333,7 @@ def join_readings(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, join
     normalized image. Returns ``(T, N) int``: for each threshold, the worm (0..K-1) of each piece; the patches
     themselves go to the worms that touch them afterwards (:func:`.decode._join_crossings`)."""
     _, patches, pairs = candidate_pairs(pieces, multi, image)
-    prob = np.zeros(0)
-    if pairs:
-        crops, feats = torch.stack([p[4] for p in pairs]), torch.from_numpy(np.stack([p[3] for p in pairs]))
-        rest = (pair_arms(patches, pairs),) if joiner.net.relational else ()
-        prob = joiner.probability(crops, feats, *rest).numpy()
+    prob = pair_probabilities(joiner, patches, pairs)
     order = np.argsort(-prob)  # likeliest first
     return np.stack([join_in_order(len(pieces), patches, pairs, order[prob[order] >= t]) for t in thresholds])
 

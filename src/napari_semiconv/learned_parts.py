@@ -11,9 +11,9 @@ class ThresholdedNet:
     def __eq__(self, other) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        theirs = other.net.state_dict()
-        return self.threshold == other.threshold and all(torch.equal(v, theirs[k].to(v.device))
-                                                         for k, v in self.net.state_dict().items())
+        mine, theirs = self.net.state_dict(), other.net.state_dict()
+        return (self.threshold == other.threshold and mine.keys() == theirs.keys()
+                and all(torch.equal(v, theirs[k].to(v.device)) for k, v in mine.items()))
 
     def __hash__(self) -> int:
         return hash(self.threshold)

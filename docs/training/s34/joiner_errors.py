@@ -13,7 +13,7 @@ import torch
 import napari_semiconv.decode as dec
 from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
 from napari_semiconv.decode import POOL_THRESHOLDS, model_decode_config
-from napari_semiconv.joining import candidate_pairs, join_in_order
+from napari_semiconv.joining import candidate_pairs, join_in_order, pair_probabilities
 from napari_semiconv.model import load_model
 from napari_semiconv.models import DEFAULT_MODEL
 from napari_semiconv.segment import decode_outputs
@@ -46,9 +46,7 @@ for i, style in enumerate(("brightfield", "fluorescence")):
         _, patches, pairs = candidate_pairs(pieces, multi, image)
         if not pairs:
             continue
-        with torch.no_grad():
-            p = config.joiner.probability(torch.stack([q[4] for q in pairs]),
-                                          torch.from_numpy(np.stack([q[3] for q in pairs]))).numpy()
+        p = pair_probabilities(config.joiner, patches, pairs)
         own = owners(pieces, scene.instances)
         s = np.array([own[patches[k].arms[a].piece] == own[patches[k].arms[b].piece] for k, a, b, _, _ in pairs])
         probs.append(p)

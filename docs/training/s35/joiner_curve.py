@@ -1,5 +1,5 @@
-"""Does the joiner overfit its training pairs? The pairs cached by fit_joiner.py (--cache) are split by patch: one
-patch in five, drawn at random (seed 0), is held out; a joiner trains on the rest as fit_joiner.train_joiner does, on
+"""Does the joiner overfit its training pairs? The pairs cached by fit_joiner.py (--cache) are split by patch
+(fit_joiner.held_out: one patch in five, drawn at random, seed 0, is held out); a joiner trains on the rest as fit_joiner.train_joiner does, on
 one thread, and every EVERY s of training the held-out pairs' log loss and AUC are printed with the mean training loss.
 With SECONDS 0 the shipped model's joiner is scored on the held-out pairs instead.
 usage: python docs/training/s35/joiner_curve.py CACHE SECONDS EVERY [--relational]"""
@@ -10,16 +10,13 @@ import torch.nn.functional as F
 from scipy.stats import rankdata
 
 sys.path.insert(0, "benchmarks")
-from fit_joiner import train_joiner
+from fit_joiner import held_out, train_joiner
 
 torch.set_num_threads(1)
 pairs = torch.load(sys.argv[1], weights_only=True)
 seconds, every, relational = float(sys.argv[2]), float(sys.argv[3]), "--relational" in sys.argv
-held = torch.rand(int(pairs["patch"].max()) + 1, generator=torch.Generator().manual_seed(0)) < 0.2
-test = held[pairs["patch"]]
-train = {k: v[~test] for k, v in pairs.items()}
-train["patch"] = torch.unique(train["patch"], return_inverse=True)[1]
-crops, feats, labels, arms = (pairs[k][test] for k in ("crops", "features", "labels", "arms"))
+train, test = held_out(pairs, 0.2)
+crops, feats, labels, arms = (test[k] for k in ("crops", "features", "labels", "arms"))
 print(f"{len(train['labels'])} training pairs, {len(labels)} held out ({labels.mean():.2f} of one worm); "
       f"{'relational' if relational else 'plain'} joiner", flush=True)
 
