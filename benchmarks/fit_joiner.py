@@ -100,6 +100,8 @@ def train_joiner(pairs: dict[str, torch.Tensor], seconds: float, relational: boo
         start = time.perf_counter()
         if relational:  # whole patches drawn alike (so each pair is as likely as in a batch of pairs drawn alike)
             idx = torch.isin(patch, torch.randint(n_patches, (draws,), generator=gen)).nonzero()[:, 0]
+            if not len(idx):  # only patches without a pair drawn
+                continue
         else:
             idx = torch.randint(len(labels), (64,), generator=gen)
         c = torch.rot90(crops[idx], int(torch.randint(4, (1,), generator=gen)), (2, 3))
@@ -130,7 +132,8 @@ def held_out(pairs: dict[str, torch.Tensor], share: float, seed: int = 0):
     test = held[pairs["patch"]]
     parts = tuple({k: v[m] for k, v in pairs.items() if k != "made_by"} for m in (~test, test))
     if not all(len(part["labels"]) for part in parts):
-        raise SemiconvError(f"holding out {share:.0%} of {len(held)} patches leaves one part empty: choose another share")
+        raise SemiconvError(f"holding out {share:.0%} of {len(held)} patches leaves one part empty: "
+                            "choose another share")
     for part in parts:
         part["patch"] = torch.unique(part["patch"], return_inverse=True)[1]
     return parts
@@ -196,8 +199,8 @@ def main(argv=None):
     if args.cache and Path(args.cache).exists():
         pairs = torch.load(args.cache, weights_only=True)
         if not torch.equal(pairs.get("made_by", torch.zeros(2, dtype=torch.long)), made_by):
-            raise SemiconvError(f"{args.cache} holds pairs of other scenes than --train {args.train} --skip {args.skip}: "
-                                "give another --cache file")
+            raise SemiconvError(f"{args.cache} holds pairs of other scenes than --train {args.train} "
+                                f"--skip {args.skip}: give another --cache file")
     else:
         train = [s for i, style in enumerate(STYLES)
                  for s in validation_scenes(args.train, style, seed0=JOIN_SEED0 + 10**5 * i + args.skip)]
