@@ -4,7 +4,8 @@ candidate arm pair: the joiner's probability and whether both pieces are mostly 
 piece of no one worm joins none). Prints per style the pairs, the share that are one worm, the ranking's AUC, precision
 and recall of the pairs above each pool probability, and of the greedy joining at the joiner's own threshold (each arm
 once) the true pairs it joins, misses and the false ones it joins.
-usage: python docs/training/s34/joiner_errors.py N"""
+With MODEL (default: the shipped one) another model file is read.
+usage: python docs/training/s34/joiner_errors.py N [MODEL]"""
 import sys
 
 import numpy as np
@@ -23,7 +24,7 @@ sys.path.insert(0, "benchmarks")
 from fit_joiner import owners
 
 torch.set_num_threads(2)
-model = load_model(DEFAULT_MODEL)
+model = load_model(sys.argv[2] if len(sys.argv) > 2 else DEFAULT_MODEL)
 config = model_decode_config(model)
 real = dec.join_readings
 seen = []
