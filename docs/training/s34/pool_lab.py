@@ -1,7 +1,8 @@
 """The pool's joining probabilities: the shipped model (its joiner, rescorer, choice and painter) on fit_painter.py's
 validation fields (VAL_SEED0 + 8000 / 9000 + i, N per style), decoded with the shipped POOL_THRESHOLDS and with denser
-or sparser sets (decode.POOL_THRESHOLDS patched).
-usage: python docs/training/s34/pool_lab.py N"""
+or sparser sets, or one whose lowest probability is lower (decode.POOL_THRESHOLDS patched). With MODEL (default: the
+shipped one) another model file is read (session 35: the warm relational joiner, sharper than the shipped one).
+usage: python docs/training/s34/pool_lab.py N [MODEL]"""
 import sys
 
 import numpy as np
@@ -17,10 +18,10 @@ from napari_semiconv.segment import decode_outputs
 from napari_semiconv.threshold_search import forward_all
 
 torch.set_num_threads(2)
-model = load_model(DEFAULT_MODEL)
+model = load_model(sys.argv[2] if len(sys.argv) > 2 else DEFAULT_MODEL)
 config = model_decode_config(model)
 SETS = {"shipped": dec.POOL_THRESHOLDS, "dense": (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, np.inf),
-        "sparse": (0.1, 0.5, 0.9, np.inf)}
+        "sparse": (0.1, 0.5, 0.9, np.inf), "lower": (0.03, 0.3, 0.5, 0.7, 0.9, np.inf)}
 n = int(sys.argv[1])
 for i, style in enumerate(("brightfield", "fluorescence")):
     scenes = validation_scenes(n, style, VAL_SEED0 + 8000 + 1000 * i)
