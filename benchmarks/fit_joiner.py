@@ -141,7 +141,9 @@ def held_out(pairs: dict[str, torch.Tensor], share: float, seed: int = 0):
 
 def held_loss(net: JoinerNet, held: dict[str, torch.Tensor], batch: int = 512) -> float:
     """The mean log loss of ``net`` on the ``held`` pairs, run a few whole patches (about ``batch`` pairs) at a time."""
-    edges = torch.searchsorted(held["patch"], torch.arange(0, int(held["patch"].max()) + 2, max(batch // 20, 1)))
+    last = int(held["patch"].max()) + 1
+    starts = torch.cat([torch.arange(0, last, max(batch // 20, 1)), torch.tensor([last])])  # the last run ends at the end
+    edges = torch.searchsorted(held["patch"], starts)
     total = 0.0
     with torch.no_grad():
         for i, j in zip(edges[:-1].tolist(), edges[1:].tolist()):  # loop over runs of whole patches
