@@ -1,6 +1,7 @@
 """Does the joiner overfit its training pairs? The pairs cached by fit_joiner.py (--cache) are split by patch
-(fit_joiner.held_out: one patch in five, drawn at random, seed 0, is held out); a joiner trains on the rest as fit_joiner.train_joiner does, on
-one thread, and every EVERY s of training the held-out pairs' log loss and AUC are printed with the mean training loss.
+(fit_joiner.held_out: one patch in five, drawn at random, seed 0, is held out); a joiner trains on the rest as
+fit_joiner.train_joiner does, on one thread, and every EVERY s of training the held-out pairs' log loss and AUC are
+printed with the mean training loss.
 With SECONDS 0 the shipped model's joiner is scored on the held-out pairs instead.
 usage: python docs/training/s35/joiner_curve.py CACHE SECONDS EVERY [--relational]"""
 import sys
