@@ -73,3 +73,46 @@ def test_training_records_the_worms_width(tmp_path):
     train_to_file(model, SyntheticSource(96), TrainConfig(steps=1, batch=1, crop=96), tmp_path / "m.pt")
     stored = load_model(tmp_path / "m.pt").config.worm_width
     assert 9 < stored < 18  # the synthetic worms: 12-20 px wide at the middle, tapered
+
+
+def test_instances_resized_as_torch_resizes_the_stack():
+    """Masks mapped to another plane size as bilinear interpolation of the dense stack cut at 0.5, box by box."""
+    import torch
+    import torch.nn.functional as F
+
+    from napari_semiconv.instances import Instances
+
+    stack = make_scene(TEST_SEED0 + 930, SceneConfig(worms=(6, 6))).instances[:, :130, :170]
+    stack = np.concatenate([stack, np.zeros((1, 130, 170), bool)])  # an empty mask stays empty
+    for shape in ((260, 340), (301, 97), (50, 80)):
+        dense = F.interpolate(torch.from_numpy(stack).float()[None], size=shape, mode="bilinear",
+                              align_corners=False)[0].numpy() > 0.5
+        assert np.array_equal(Instances.from_stack(stack).resized(shape).to_stack(), dense)
+
+
+def test_a_scaled_model_segments_at_the_training_size(shipped):
+    """A model with input scale 2 on an image twice the size of a scene finds the worms the model finds on the
+    scene itself (the image is shrunk before the network and the decoder, the Result enlarged back): every result
+    map at the image's size, the seeds on their worms, displacements twice as long."""
+    import torch
+    import torch.nn.functional as F
+
+    scene = make_scene(TEST_SEED0 + 940, SceneConfig(style="brightfield", worms=(8, 8)))
+    h, w = scene.image.shape
+    big = F.interpolate(torch.from_numpy(scene.image.astype(np.float32))[None, None], size=(2 * h, 2 * w),
+                        mode="bilinear", align_corners=False)[0, 0].numpy()
+    small = segment(shipped, scene.image)
+    seen = segment(shipped.with_input_scale(2.0), big)
+    assert seen.labels.shape == seen.foreground.shape == seen.seed.shape == (2 * h, 2 * w)
+    assert seen.displacement.shape == (2, 2 * h, 2 * w) and seen.embedding.shape[1:] == (2 * h, 2 * w)
+    assert seen.instances.shape == (2 * h, 2 * w)
+    stack = seen.instances.to_stack()
+    assert all(stack[i, r, c] for i, (r, c) in enumerate(seen.seeds))
+    assert abs(len(seen.scores) - len(small.scores)) <= 1
+    enlarged = small.instances.resized((2 * h, 2 * w)).to_stack()
+    matched = evaluate([stack], [seen.scores], [enlarged])
+    assert matched["S@0.5"] > 0.85, matched
+    fg = small.foreground > 0.5
+    assert np.median(np.abs(seen.displacement[:, ::2, ::2][:, fg])) == pytest.approx(
+        2 * np.median(np.abs(small.displacement[:, fg])), rel=0.2)
+    assert seen.sigma == pytest.approx(2 * small.sigma)

@@ -76,7 +76,7 @@ def stack_outputs(out, config: ModelConfig) -> torch.Tensor:
 
 
 def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """TorchScript twin of ``embedding._resize``: area to shrink, bilinear to enlarge, as is if equal."""
+    """TorchScript twin of ``embedding.resize``: area to shrink, bilinear to enlarge, as is if equal."""
     if x.shape[-2] == h and x.shape[-1] == w:
         return x
     if h <= x.shape[-2] and w <= x.shape[-1]:

@@ -7,6 +7,7 @@ kept in their boxes the same masks take a few MB. Masks may overlap (crossing wo
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 
 @dataclass
@@ -82,3 +83,21 @@ class Instances:
             if crop.any():
                 out[i] = np.argwhere(crop).mean(0) + box[:2]
         return out
+
+    def resized(self, shape: tuple[int, int]) -> "Instances":
+        """The masks on a plane of ``shape`` (H', W') covering the same field: each mask bilinearly interpolated at the
+        new pixels' centres (as ``torch.nn.functional.interpolate(..., align_corners=False)`` maps them) and cut at
+        0.5; one interpolation per mask, over its box."""
+        fy, fx = shape[0] / self.shape[0], shape[1] / self.shape[1]
+        boxes, crops = [], []
+        for (r0, c0, r1, c1), crop in zip(self.boxes, self.crops):  # one interpolation per mask, not per pixel
+            top, left = max(0, int(np.floor((r0 - 1) * fy))), max(0, int(np.floor((c0 - 1) * fx)))
+            bottom, right = min(shape[0], int(np.ceil((r1 + 1) * fy))), min(shape[1], int(np.ceil((c1 + 1) * fx)))
+            rows = (np.arange(top, bottom) + 0.5) / fy - 0.5 - (r0 - 1)  # in the padded crop's pixels
+            cols = (np.arange(left, right) + 0.5) / fx - 0.5 - (c0 - 1)
+            grid = np.meshgrid(rows, cols, indexing="ij")
+            big = map_coordinates(np.pad(crop, 1).astype(np.float32), grid, order=1, mode="constant") > 0.5
+            one = Instances.from_stack(big[None], (top, left), shape) if crop.any() else Instances(tuple(shape))
+            boxes.append(one.boxes[0] if len(one) else np.zeros(4, np.int64))
+            crops.append(one.crops[0] if len(one) else np.zeros((0, 0), bool))
+        return Instances(tuple(shape), np.array(boxes, np.int64).reshape(-1, 4), crops)

@@ -8,17 +8,36 @@ from dataclasses import replace
 import numpy as np
 
 from .decode import DecodeConfig
+from .instances import Instances
 from .metrics import evaluate
 from .normalize import normalize
-from .segment import SegmentConfig, decode_outputs, predict_iter
+from .segment import SegmentConfig, at_training_scale, at_training_size, decode_outputs, predict_iter
 
 GRID = {"kernel_threshold": (0.15, 0.2, 0.3, 0.4), "merge_threshold": (0.0, 0.15, 0.3),
         "fg_threshold": (0.4, 0.5), "min_score": (0.0, 0.5, 0.6, 0.7, 0.8)}
 
 
 def forward_all(model, images) -> list[dict]:
-    """The network's outputs (see :func:`~napari_semiconv.segment.predict_iter`) for each ``(H, W)`` image."""
-    return [list(predict_iter(model, normalize(im), SegmentConfig(keep_embedding=False)))[-1] for im in images]
+    """The network's outputs (see :func:`~napari_semiconv.segment.predict_iter`) for each ``(H, W)`` image, at the
+    training size where the model has an input scale (see :func:`_forward`)."""
+    return [_forward(model, normalize(im)) for im in images]
+
+
+def _forward(model, x: np.ndarray) -> dict:
+    """:func:`forward_all` for one normalized ``(H, W)`` plane: where the model has an input scale, the plane resized
+    to the training size as :func:`~napari_semiconv.segment.segment_iter` segments it ("scale": that input scale,
+    "plane": (H, W), for :func:`search_thresholds`)."""
+    native, small = at_training_size(model, x) if model.config.input_scale != 1 else (model, x)
+    out = list(predict_iter(native, small, SegmentConfig(keep_embedding=False)))[-1]
+    return {**out, "scale": model.config.input_scale, "plane": x.shape}
+
+
+def _found(decoded, keep: np.ndarray, out: dict) -> np.ndarray:
+    """The kept ``(N, H, W)`` bool instances of a decoding of ``out`` on the plane's own pixels."""
+    found = decoded.instances[keep]
+    if found.shape[-2:] == tuple(out.get("plane", found.shape[-2:])):
+        return found
+    return Instances.from_stack(found).resized(out["plane"]).to_stack()
 
 
 def search_thresholds(outputs: list[dict], truths: list[np.ndarray], grid: dict = GRID,
@@ -34,10 +53,13 @@ def search_thresholds(outputs: list[dict], truths: list[np.ndarray], grid: dict 
     rows = []
     for values in itertools.product(*decoding.values()):
         thresholds = dict(zip(decoding, values))
-        decoded = [decode_outputs(o, replace(base, min_score=0.0, **thresholds)) for o in outputs]
+        config = replace(base, min_score=0.0, **thresholds)
+        decoded = [decode_outputs(o, at_training_scale(config, o["scale"]) if o.get("scale", 1) != 1 else config)
+                   for o in outputs]
         for cut in grid.get("min_score", (None,)):  # dropping low scores needs no new decoding
             kept = [d.scores >= (cut or 0.0) for d in decoded]
-            preds = [d.instances[k] if v is None else d.instances[k] & v for d, k, v in zip(decoded, kept, valid)]
+            found = [_found(d, k, o) for d, k, o in zip(decoded, kept, outputs)]
+            preds = [f if v is None else f & v for f, v in zip(found, valid)]
             m = evaluate(preds, [d.scores[k] for d, k in zip(decoded, kept)], truths)
             rows.append((m["avS"], m["S@0.5"], thresholds if cut is None else {**thresholds, "min_score": cut}))
     return sorted(rows, key=lambda r: (-r[0], -r[1]))

@@ -157,9 +157,9 @@ class SemiConvNet(nn.Module):
         ``(B, C, H / input_scale, W / input_scale)`` (None for eq5 models, which have no such head)."""
         h, w = x.shape[-2:]
         s = self.config.input_scale
-        full = _resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s)))) if self.config.target != "eq5" else None
+        full = resize(x, (max(1, math.ceil(h / s)), max(1, math.ceil(w / s)))) if self.config.target != "eq5" else None
         f = self.config.downsample * s  # the backbone's resolution
-        feats = self.backbone(_resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))))
+        feats = self.backbone(resize(x, (max(1, math.ceil(h / f)), max(1, math.ceil(w / f)))))
         return (self.refine(feats) if self.config.refine else feats), full
 
     def heads(self, feats: torch.Tensor, full: torch.Tensor | None, size: tuple[int, int], origin=(0, 0)) -> Outputs:
@@ -171,7 +171,7 @@ class SemiConvNet(nn.Module):
         kind = self.config.target
         parts = ([] if kind == "flow" else [self.seed_head(feats)]) + [self.phi_head(feats)]
         parts += [self.sigma_head(feats)] if kind == "anchor" else [self.fg_head(feats)] if kind == "eq5" else []
-        heads = _resize(torch.cat(parts, 1), (h, w))
+        heads = resize(torch.cat(parts, 1), (h, w))
         if kind == "flow":
             seed_logit, phi = None, heads
         else:
@@ -180,11 +180,11 @@ class SemiConvNet(nn.Module):
         if kind == "eq5":
             fg_logit = heads[:, -1:]
         else:
-            up = _resize(feats, full.shape[-2:])
+            up = resize(feats, full.shape[-2:])
             count_logit = self.count_head(torch.cat([up, self.image_head(full)], 1))
             if self.config.count_refiner:
-                count_logit = self.count_refiner(torch.cat([full, count_logit, _resize(phi[:, :2], full.shape[-2:])], 1))
-            count_logit = _resize(count_logit, (h, w))
+                count_logit = self.count_refiner(torch.cat([full, count_logit, resize(phi[:, :2], full.shape[-2:])], 1))
+            count_logit = resize(count_logit, (h, w))
             # P(at least one worm) as a logit: log(p1 + p2) - log(p0)
             fg_logit = torch.logsumexp(count_logit[:, 1:], 1, keepdim=True) - count_logit[:, :1]
         if kind == "anchor":
@@ -202,7 +202,7 @@ class SemiConvNet(nn.Module):
         return Outputs(fg_logit, seed_logit, phi, psi, sigma, count_logit)
 
 
-def _resize(x: torch.Tensor, size) -> torch.Tensor:
+def resize(x: torch.Tensor, size) -> torch.Tensor:
     """``(B, C, h, w)`` -> ``(B, C, *size)``: area averaging to shrink, bilinear to enlarge, as is if equal."""
     size = tuple(int(v) for v in size)
     if tuple(x.shape[-2:]) == size:
