@@ -137,7 +137,7 @@ def main(argv=None):
                "training worms, 3-8 per field (the quarter of a 1x field's 10-30 that a 2x field shows; before "
                "session 25 they held 10-30, 4x as crowded; before session 28 they bent twice as often along their bodies: a "
                "magnification now scales the worms' shape, texture and halo and the optics' blur), segmented as they are and with the worm width given (the "
-               "image is resized for the network). The TTA rows average the network over the 8 flips and quarter turns (`segment --tta`).\n\n"
+               "image is resized to the model's training size for the network and the decoder, the worms mapped back; before session 36 the decoder ran at the image's own size). The TTA rows average the network over the 8 flips and quarter turns (`segment --tta`).\n\n"
                + "\n".join(lines) +
                f"\n\nCommand: `python benchmarks/accuracy.py --scenes {args.scenes} --device {args.device}"
                + (f" --bbbc010 {args.bbbc010}" if args.bbbc010 else "") + (f" --model {args.model}" if args.model else "")
