@@ -32,8 +32,7 @@ from napari_semiconv.metrics import S_THRESHOLDS, evaluate, iou_matrix
 from napari_semiconv.model.io import read_model_file, save_model
 from napari_semiconv.registry import resolve_model
 from napari_semiconv.rescoring import FEATURES, fit_rescorer
-from napari_semiconv.segment import decode_outputs
-from napari_semiconv.threshold_search import forward_all
+from napari_semiconv.threshold_search import decode_plane, forward_all
 
 RESCORE_SEED0 = TRAIN_SEEDS - 10**6  # training seeds, apart from any a short run draws at random in practice
 STYLES = ("brightfield", "fluorescence")
@@ -72,9 +71,9 @@ def labelled_features(model, config, scenes, mags) -> tuple[np.ndarray, np.ndarr
     avS rewards a high IoU."""
     feats, labels = [], []
     for scene, m, out in zip(scenes, mags, forwards(model, scenes, mags)):
-        found = decode_outputs(out, replace(config, pixel_scale=m))
-        iou = (iou_matrix(found.instances, scene.instances).max(1) if len(found.instances) and len(scene.instances)
-               else np.zeros(len(found.instances)))
+        found, masks = decode_plane(out, replace(config, pixel_scale=m))
+        iou = (iou_matrix(masks, scene.instances).max(1) if len(masks) and len(scene.instances)
+               else np.zeros(len(masks)))
         hit = (iou[:, None] > np.array(S_THRESHOLDS)[None]).mean(1)
         feats.append(found.features)
         labels.append(hit)
@@ -84,10 +83,10 @@ def labelled_features(model, config, scenes, mags) -> tuple[np.ndarray, np.ndarr
 def scored(outputs, scenes, mags, config, cuts=(None,)) -> list[dict]:
     """evaluate() of ``config`` on the forwards ``outputs`` of ``scenes`` (magnified by ``mags``), for each score
     cut in ``cuts`` (None: the config's own)."""
-    decoded = [decode_outputs(o, replace(config, pixel_scale=m, **({"min_score": 0.0} if cuts != (None,) else {})))
+    decoded = [decode_plane(o, replace(config, pixel_scale=m, **({"min_score": 0.0} if cuts != (None,) else {})))
                for o, m in zip(outputs, mags)]
     truths = [s.instances for s in scenes]
-    return [evaluate([d.instances[d.scores >= (c or 0)] for d in decoded], [d.scores[d.scores >= (c or 0)] for d in decoded],
+    return [evaluate([f[d.scores >= (c or 0)] for d, f in decoded], [d.scores[d.scores >= (c or 0)] for d, _ in decoded],
                      truths) for c in cuts]
 
 

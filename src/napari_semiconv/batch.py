@@ -187,7 +187,7 @@ def segment_one(p: Path, out: Path, model, config, progress=None, quiet: bool = 
 
     from .data.readers import open_image
     from .measure import measure_worms, write_csv
-    from .segment import Progress, segment_iter, segment_stream
+    from .segment import Progress, segment_iter, segment_stream, streams
 
     if threads:
         import torch
@@ -198,7 +198,7 @@ def segment_one(p: Path, out: Path, model, config, progress=None, quiet: bool = 
     planes = planes_of(image, str(p))
     stacked = image.ndim == 3  # a (T/Z, H, W) stack (RGB was refused by planes_of)
     shape = tuple(image.shape[-2:])
-    stream = not hasattr(model, "segment_iter") and max(shape) > config.tile
+    stream = streams(model, shape, config)
     labels, tables = [], []
     for t, (_, plane) in enumerate(planes):
         pixels = plane if stream else np.asarray(plane)  # streamed: read tile by tile

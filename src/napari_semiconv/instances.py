@@ -93,8 +93,9 @@ class Instances:
         for (r0, c0, r1, c1), crop in zip(self.boxes, self.crops):  # one interpolation per mask, not per pixel
             top, left = max(0, int(np.floor((r0 - 1) * fy))), max(0, int(np.floor((c0 - 1) * fx)))
             bottom, right = min(shape[0], int(np.ceil((r1 + 1) * fy))), min(shape[1], int(np.ceil((c1 + 1) * fx)))
-            rows = (np.arange(top, bottom) + 0.5) / fy - 0.5 - (r0 - 1)  # in the padded crop's pixels
-            cols = (np.arange(left, right) + 0.5) / fx - 0.5 - (c0 - 1)
+            # in the padded crop's pixels; beyond the plane's outer pixel centres torch repeats the edge
+            rows = np.clip((np.arange(top, bottom) + 0.5) / fy - 0.5, 0, self.shape[0] - 1) - (r0 - 1)
+            cols = np.clip((np.arange(left, right) + 0.5) / fx - 0.5, 0, self.shape[1] - 1) - (c0 - 1)
             grid = np.meshgrid(rows, cols, indexing="ij")
             big = map_coordinates(np.pad(crop, 1).astype(np.float32), grid, order=1, mode="constant") > 0.5
             one = Instances.from_stack(big[None], (top, left), shape) if crop.any() else Instances(tuple(shape))

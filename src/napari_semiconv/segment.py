@@ -32,7 +32,7 @@ class SegmentConfig:
 
     decode: DecodeConfig | None = None  # None: the decoder defaults with the model's own thresholds
     binary: bool = False  # input is a binary foreground mask (BBBC010 protocol)
-    tile: int = 1024  # planes larger than this are segmented tile by tile (memory bounded)
+    tile: int = 1024  # planes larger than this (at the size the model segments them) go tile by tile (memory bounded)
     tile_overlap: int = 384  # overlap of neighbouring tiles (px); a worm is kept by the tile whose core holds its centre,
     # so half the overlap must exceed half a worm's length (BBBC010 worms: <= 300 px)
     keep_embedding: bool = True  # keep Psi (d, H, W) in the Result (for Inspect)
@@ -263,12 +263,22 @@ def segment_iter(model, image: np.ndarray, config: SegmentConfig = SegmentConfig
     x = normalize(image, binary=config.binary)
     yield Progress("normalize", 1, 1)
     scale = model.config.input_scale
-    if scale == 1:
+    if scale <= 1:  # worms narrower than the training worms: the network sees the image enlarged, the decoder not
         yield from _segment_plane(model, x, config)
         return
     native, small = at_training_size(model, x)
     for item in _segment_plane(native, small, replace(config, decode=at_training_scale(config.decode, scale))):
         yield item if isinstance(item, Progress) else _enlarged(item, x.shape, scale)
+
+
+def streams(model, shape: tuple[int, int], config: SegmentConfig) -> bool:
+    """Whether a plane of ``shape`` (H, W) is too large for :func:`segment_iter`'s one pass and is best segmented tile
+    by tile and read lazily (:func:`segment_stream`): its longer side, at the size the model segments it, exceeds
+    ``config.tile`` (a model's own ``segment_iter``, a baseline's, is never streamed)."""
+    if hasattr(model, "segment_iter"):
+        return False
+    scale = _prepared(model, config)[0].config.input_scale
+    return math.ceil(max(shape) / max(scale, 1.0)) > config.tile
 
 
 def at_training_scale(config: DecodeConfig, scale: float) -> DecodeConfig:
@@ -281,8 +291,9 @@ def at_training_size(model: SemiConvNet, x: np.ndarray) -> tuple[SemiConvNet, np
     """``model`` at input scale 1 (a view) and the normalized ``(H, W)`` float32 plane ``x`` resized by
     ``1 / input_scale`` (area averaging to shrink, bilinear to enlarge; ``ceil(H / input_scale)`` rows, as the
     network resizes it): the network and the decoder, whose joiner, painter and rescorer learned on worms of the
-    training size, then run as on their training images (a 2x brightfield domain: avS 0.557 -> 0.619 against
-    decoding at the image's size, docs/training/s36/resize_lab40.log)."""
+    training size, then run as on their training images (a 2x brightfield domain: avS 0.557 -> 0.617 against
+    decoding at the image's size, docs/training/s36/resize_lab40*.log). For input scales above 1 (an image enlarged
+    for a model would cost its memory and decoding time times the scale squared)."""
     s = model.config.input_scale
     size = (max(1, math.ceil(x.shape[0] / s)), max(1, math.ceil(x.shape[1] / s)))
     small = resize(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None, None], size)[0, 0].numpy()
@@ -303,14 +314,18 @@ def _enlarged(small: Result, shape: tuple[int, int], scale: float) -> Result:
                              align_corners=False).reshape(*a.shape[:-2], *shape).numpy()
 
     instances = small.instances.resized(shape)
-    labels = instances.paint()
+    owned = Instances(small.instances.shape, small.instances.boxes,  # the pixels the label image gives each worm
+                      [small.labels[r0:r1, c0:c1] == i + 1 for i, (r0, c0, r1, c1) in enumerate(small.instances.boxes)])
+    labels = owned.resized(shape).paint()
     px = np.array([fy, fx], np.float32)
+    per_dim = np.full(0 if small.embedding is None else len(small.embedding), scale, np.float32)
+    per_dim[:2] = (fx, fy)[: len(per_dim)]  # Psi's spatial dims (x, y) in the image's pixels per axis
     seeds = np.clip(np.round((small.seeds + 0.5) * px - 0.5), 0, np.array(shape) - 1).astype(small.seeds.dtype)
     return replace(small, labels=labels.astype(np.uint16) if len(instances) < 2**16 else labels, instances=instances,
                    seeds=seeds, foreground=maps(small.foreground), seed=maps(small.seed),
                    displacement=None if small.displacement is None else maps(small.displacement) * px[:, None, None],
                    vote_offset=small.vote_offset * px,
-                   embedding=None if small.embedding is None else maps(small.embedding) * scale,
+                   embedding=None if small.embedding is None else maps(small.embedding) * per_dim[:, None, None],
                    sigma=small.sigma * scale, sigma_map=None if small.sigma_map is None else maps(small.sigma_map) * scale)
 
 
@@ -451,7 +466,9 @@ def segment_stream(model: SemiConvNet, plane, config: SegmentConfig = SegmentCon
     and each tile's outputs are dropped once its worms are kept, so memory holds one tile's maps and the
     worms in their bounding boxes, whatever the plane's size. The labels are those of :func:`segment_iter`
     with the same tiling (a plane up to one tile is one tile); render them region by region with
-    :meth:`Worms.labels`. For :class:`SemiConvNet` models (a baseline has no tiled decoder).
+    :meth:`Worms.labels`. For :class:`SemiConvNet` models (a baseline has no tiled decoder). A model with an input
+    scale decodes here at the image's own size (:func:`segment_iter` at the training size): :func:`streams` sends a
+    plane here only when even at the training size it exceeds a tile.
     """
     from .planes import NormalizedPlane
 

@@ -27,17 +27,22 @@ def _forward(model, x: np.ndarray) -> dict:
     """:func:`forward_all` for one normalized ``(H, W)`` plane: where the model has an input scale, the plane resized
     to the training size as :func:`~napari_semiconv.segment.segment_iter` segments it ("scale": that input scale,
     "plane": (H, W), for :func:`search_thresholds`)."""
-    native, small = at_training_size(model, x) if model.config.input_scale != 1 else (model, x)
+    if model.config.input_scale <= 1:
+        return list(predict_iter(model, x, SegmentConfig(keep_embedding=False)))[-1]
+    native, small = at_training_size(model, x)
     out = list(predict_iter(native, small, SegmentConfig(keep_embedding=False)))[-1]
     return {**out, "scale": model.config.input_scale, "plane": x.shape}
 
 
-def _found(decoded, keep: np.ndarray, out: dict) -> np.ndarray:
-    """The kept ``(N, H, W)`` bool instances of a decoding of ``out`` on the plane's own pixels."""
-    found = decoded.instances[keep]
-    if found.shape[-2:] == tuple(out.get("plane", found.shape[-2:])):
-        return found
-    return Instances.from_stack(found).resized(out["plane"]).to_stack()
+def decode_plane(out: dict, config: DecodeConfig) -> tuple:
+    """Decode one of :func:`forward_all`'s outputs with ``config`` (sizes in the image's pixels) as
+    :func:`~napari_semiconv.segment.segment_iter` decodes -> (``decode.Decoded``, its ``(N, H, W)`` bool instances on
+    the image's own pixels)."""
+    if "scale" not in out:
+        decoded = decode_outputs(out, config)
+        return decoded, decoded.instances
+    decoded = decode_outputs(out, at_training_scale(config, out["scale"]))
+    return decoded, Instances.from_stack(decoded.instances).resized(out["plane"]).to_stack()
 
 
 def search_thresholds(outputs: list[dict], truths: list[np.ndarray], grid: dict = GRID,
@@ -53,13 +58,10 @@ def search_thresholds(outputs: list[dict], truths: list[np.ndarray], grid: dict 
     rows = []
     for values in itertools.product(*decoding.values()):
         thresholds = dict(zip(decoding, values))
-        config = replace(base, min_score=0.0, **thresholds)
-        decoded = [decode_outputs(o, at_training_scale(config, o["scale"]) if o.get("scale", 1) != 1 else config)
-                   for o in outputs]
+        decoded = [decode_plane(o, replace(base, min_score=0.0, **thresholds)) for o in outputs]
         for cut in grid.get("min_score", (None,)):  # dropping low scores needs no new decoding
-            kept = [d.scores >= (cut or 0.0) for d in decoded]
-            found = [_found(d, k, o) for d, k, o in zip(decoded, kept, outputs)]
-            preds = [f if v is None else f & v for f, v in zip(found, valid)]
-            m = evaluate(preds, [d.scores[k] for d, k in zip(decoded, kept)], truths)
+            kept = [d.scores >= (cut or 0.0) for d, _ in decoded]
+            preds = [f[k] if v is None else f[k] & v for (_, f), k, v in zip(decoded, kept, valid)]
+            m = evaluate(preds, [d.scores[k] for (d, _), k in zip(decoded, kept)], truths)
             rows.append((m["avS"], m["S@0.5"], thresholds if cut is None else {**thresholds, "min_score": cut}))
     return sorted(rows, key=lambda r: (-r[0], -r[1]))
