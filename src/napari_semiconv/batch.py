@@ -177,7 +177,8 @@ def _run(todo, out, model, config, workers, threads, progress, quiet, scheduler=
 def segment_one(p: Path, out: Path, model, config, progress=None, quiet: bool = True, threads: int = 0) -> dict:
     """Segment one image file into ``out`` (see :func:`segment_files`); returns its summary row.
 
-    The image is read plane by plane. A plane up to ``config.tile`` px is segmented in memory
+    The image is read plane by plane. A plane up to ``config.tile`` px (at the size the model segments it:
+    :func:`~napari_semiconv.segment.streams`) is segmented in memory
     (:func:`~napari_semiconv.segment.segment_iter`); a larger one (a SemiConvNet's) is streamed
     (:func:`~napari_semiconv.segment.segment_stream`): read tile by tile, only its worms kept (in their
     bounding boxes), its labels and instance stack written as tiled TIFFs tile by tile. ``threads`` > 0

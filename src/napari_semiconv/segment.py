@@ -317,6 +317,7 @@ def _enlarged(small: Result, shape: tuple[int, int], scale: float) -> Result:
     owned = Instances(small.instances.shape, small.instances.boxes,  # the pixels the label image gives each worm
                       [small.labels[r0:r1, c0:c1] == i + 1 for i, (r0, c0, r1, c1) in enumerate(small.instances.boxes)])
     labels = owned.resized(shape).paint()
+    labels = np.where(labels > 0, labels, instances.paint())  # where three owners meet none may pass 0.5: first worm
     px = np.array([fy, fx], np.float32)
     per_dim = np.full(0 if small.embedding is None else len(small.embedding), scale, np.float32)
     per_dim[:2] = (fx, fy)[: len(per_dim)]  # Psi's spatial dims (x, y) in the image's pixels per axis
