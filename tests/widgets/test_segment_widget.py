@@ -161,3 +161,30 @@ def test_failures_end_the_run_and_are_said_once_in_the_viewer(viewer_with_scene,
     said = [str(n.message) for n in notification_manager.records[before:]]
     assert len(said) == 1 and "out of memory" in said[0]  # once, and no traceback relayed
     assert not set(progress._all_instances) - bars  # the run's progress bar ended
+
+
+def test_worm_width_segments_a_magnified_field(make_napari_viewer, qtbot):
+    """Worms 1.7x as wide as the model's, with their width given: the dock segments the field at the model's size and
+    shows the worms and arrows on the image's own pixels (arrows pointing into their worms)."""
+    from napari_semiconv.data.sources import TEST_SEED0
+    from napari_semiconv.data.synthetic import SceneConfig, make_scene
+    from napari_semiconv.registry import resolve_model
+    from napari_semiconv.worm_size import trained_worm_width
+
+    scene = make_scene(TEST_SEED0 + 950, SceneConfig(style="brightfield", worms=(8, 8), scale=(1.7, 1.7)),
+                       window=(0, 0, 340, 420))
+    viewer = make_napari_viewer()
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.add_image(scene.image, name="big")
+    widget = _dock(viewer)
+    widget.worm_width.value = 1.7 * trained_worm_width(resolve_model(None, "cpu"))
+    run_and_wait(qtbot, widget)
+    worms, vectors = viewer.layers["big worms"], viewer.layers["big displacement"]
+    assert worms.data.shape == scene.image.shape
+    assert s_score(worms.data, scene.instances, 0.5) > 0.5
+    tips = vectors.data[:, 0] + vectors.data[:, 1]
+    ids = vectors.features["worm"].to_numpy()
+    # each worm's arrows end where its votes gather (0.07 of its tails' spread here; arrows left at the model's size,
+    # 1 / 1.7 as long, would spread 0.42)
+    spread = [tips[ids == i].std(0).sum() / vectors.data[ids == i, 0].std(0).sum() for i in np.unique(ids[ids > 0])]
+    assert len(spread) >= 2 and np.median(spread) < 0.2, spread
