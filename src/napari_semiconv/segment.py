@@ -32,7 +32,8 @@ class SegmentConfig:
 
     decode: DecodeConfig | None = None  # None: the decoder defaults with the model's own thresholds
     binary: bool = False  # input is a binary foreground mask (BBBC010 protocol)
-    tile: int = 1024  # planes larger than this (at the size the model segments them) go tile by tile (memory bounded)
+    tile: int = 1024  # planes larger than this (at the size the model segments them) go tile by tile (memory
+    # bounded)
     tile_overlap: int = 384  # overlap of neighbouring tiles (px); a worm is kept by the tile whose core holds its centre,
     # so half the overlap must exceed half a worm's length (BBBC010 worms: <= 300 px)
     keep_embedding: bool = True  # keep Psi (d, H, W) in the Result (for Inspect)
@@ -252,8 +253,9 @@ def segment_iter(model, image: np.ndarray, config: SegmentConfig = SegmentConfig
     Planes up to one tile are decoded whole; larger ones (mosaics) tile by tile, see
     :func:`_segment_tiled`; the Result holds per-pixel maps of the whole plane (about 40 bytes a pixel, and
     planes over ``normalize.MAX_PIXELS`` are refused): for planes of any size use :func:`segment_stream`.
-    A model with an input scale (or ``config.worm_width``) segments the image resized so that its worms are as wide
-    as the model's training worms (:func:`at_training_size`), the Result mapped back to the image's size. A model with a ``segment_iter`` method of its own (a Mask R-CNN baseline,
+    A model with an input scale above 1 (or ``config.worm_width``) segments the image resized so that its worms are
+    as wide as the model's training worms (:func:`at_training_size`), the Result mapped back to the image's size. A
+    model with a ``segment_iter`` method of its own (a Mask R-CNN baseline,
     :class:`~napari_semiconv.baselines.adapter.BaselineSegmenter`) segments the plane itself.
     """
     if hasattr(model, "segment_iter"):
@@ -262,8 +264,8 @@ def segment_iter(model, image: np.ndarray, config: SegmentConfig = SegmentConfig
     model, config = _prepared(model, config)
     x = normalize(image, binary=config.binary)
     yield Progress("normalize", 1, 1)
-    scale = model.config.input_scale
-    if scale <= 1:  # worms narrower than the training worms: the network sees the image enlarged, the decoder not
+    scale = shrink_factor(model)
+    if scale == 1:
         yield from _segment_plane(model, x, config)
         return
     native, small = at_training_size(model, x)
@@ -277,8 +279,15 @@ def streams(model, shape: tuple[int, int], config: SegmentConfig) -> bool:
     ``config.tile`` (a model's own ``segment_iter``, a baseline's, is never streamed)."""
     if hasattr(model, "segment_iter"):
         return False
-    scale = _prepared(model, config)[0].config.input_scale
-    return math.ceil(max(shape) / max(scale, 1.0)) > config.tile
+    return math.ceil(max(shape) / shrink_factor(_prepared(model, config)[0])) > config.tile
+
+
+def shrink_factor(model: SemiConvNet) -> float:
+    """How many times a plane is shrunk before the network and the decoder (:func:`at_training_size`): the model's
+    input scale where it is above 1, else 1 (worms narrower than the training worms: the network sees the image
+    enlarged, the decoder does not; an image enlarged for the decoder would cost memory and time times the scale
+    squared)."""
+    return max(model.config.input_scale, 1.0)
 
 
 def at_training_scale(config: DecodeConfig, scale: float) -> DecodeConfig:
@@ -292,8 +301,8 @@ def at_training_size(model: SemiConvNet, x: np.ndarray) -> tuple[SemiConvNet, np
     ``1 / input_scale`` (area averaging to shrink, bilinear to enlarge; ``ceil(H / input_scale)`` rows, as the
     network resizes it): the network and the decoder, whose joiner, painter and rescorer learned on worms of the
     training size, then run as on their training images (a 2x brightfield domain: avS 0.557 -> 0.617 against
-    decoding at the image's size, docs/training/s36/resize_lab40*.log). For input scales above 1 (an image enlarged
-    for a model would cost its memory and decoding time times the scale squared)."""
+    decoding at the image's size, docs/training/s36/resize_lab40*.log). For input scales above 1
+    (:func:`shrink_factor`)."""
     s = model.config.input_scale
     size = (max(1, math.ceil(x.shape[0] / s)), max(1, math.ceil(x.shape[1] / s)))
     small = resize(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None, None], size)[0, 0].numpy()
@@ -317,7 +326,8 @@ def _enlarged(small: Result, shape: tuple[int, int], scale: float) -> Result:
     owned = Instances(small.instances.shape, small.instances.boxes,  # the pixels the label image gives each worm
                       [small.labels[r0:r1, c0:c1] == i + 1 for i, (r0, c0, r1, c1) in enumerate(small.instances.boxes)])
     labels = owned.resized(shape).paint()
-    labels = np.where(labels > 0, labels, instances.paint())  # where three owners meet none may pass 0.5: first worm
+    labels = np.where(labels > 0, labels, instances.paint())  # where three owners meet, none may pass 0.5: the first
+    # worm holding the pixel
     px = np.array([fy, fx], np.float32)
     per_dim = np.full(0 if small.embedding is None else len(small.embedding), scale, np.float32)
     per_dim[:2] = (fx, fy)[: len(per_dim)]  # Psi's spatial dims (x, y) in the image's pixels per axis
@@ -327,7 +337,8 @@ def _enlarged(small: Result, shape: tuple[int, int], scale: float) -> Result:
                    displacement=None if small.displacement is None else maps(small.displacement) * px[:, None, None],
                    vote_offset=small.vote_offset * px,
                    embedding=None if small.embedding is None else maps(small.embedding) * per_dim[:, None, None],
-                   sigma=small.sigma * scale, sigma_map=None if small.sigma_map is None else maps(small.sigma_map) * scale)
+                   sigma=small.sigma * scale,
+                   sigma_map=None if small.sigma_map is None else maps(small.sigma_map) * scale)
 
 
 def _segment_plane(model: SemiConvNet, x: np.ndarray, config: SegmentConfig) -> Iterator[Progress | Result]:

@@ -11,7 +11,7 @@ from .decode import DecodeConfig
 from .instances import Instances
 from .metrics import evaluate
 from .normalize import normalize
-from .segment import SegmentConfig, at_training_scale, at_training_size, decode_outputs, predict_iter
+from .segment import SegmentConfig, at_training_scale, at_training_size, decode_outputs, predict_iter, shrink_factor
 
 GRID = {"kernel_threshold": (0.15, 0.2, 0.3, 0.4), "merge_threshold": (0.0, 0.15, 0.3),
         "fg_threshold": (0.4, 0.5), "min_score": (0.0, 0.5, 0.6, 0.7, 0.8)}
@@ -19,15 +19,16 @@ GRID = {"kernel_threshold": (0.15, 0.2, 0.3, 0.4), "merge_threshold": (0.0, 0.15
 
 def forward_all(model, images) -> list[dict]:
     """The network's outputs (see :func:`~napari_semiconv.segment.predict_iter`) for each ``(H, W)`` image, at the
-    training size where the model has an input scale (see :func:`_forward`)."""
+    training size where segmentation shrinks the image (see :func:`_forward`)."""
     return [_forward(model, normalize(im)) for im in images]
 
 
 def _forward(model, x: np.ndarray) -> dict:
-    """:func:`forward_all` for one normalized ``(H, W)`` plane: where the model has an input scale, the plane resized
-    to the training size as :func:`~napari_semiconv.segment.segment_iter` segments it ("scale": that input scale,
-    "plane": (H, W), for :func:`search_thresholds`)."""
-    if model.config.input_scale <= 1:
+    """:func:`forward_all` for one normalized ``(H, W)`` plane: where segmentation shrinks it
+    (:func:`~napari_semiconv.segment.shrink_factor`), the plane resized to the training size as
+    :func:`~napari_semiconv.segment.segment_iter` segments it ("scale": that input scale, "plane": (H, W), for
+    :func:`search_thresholds`)."""
+    if shrink_factor(model) == 1:
         return list(predict_iter(model, x, SegmentConfig(keep_embedding=False)))[-1]
     native, small = at_training_size(model, x)
     out = list(predict_iter(native, small, SegmentConfig(keep_embedding=False)))[-1]
