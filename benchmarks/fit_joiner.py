@@ -20,6 +20,7 @@ stores the joiner in the model file (then refit its rescorer: benchmarks/fit_res
 docs/benchmarks.md.
 """
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_semiconv.data.sources import TRAIN_SEEDS, VAL_SEED0, validation_scenes
+from napari_semiconv.data.synthetic import SceneConfig, make_scene
 from napari_semiconv.decode import model_decode_config
 from napari_semiconv.errors import SemiconvError
 from napari_semiconv.joining import PAIR_FEATURES, SWAPPED, Joiner, JoinerNet, candidate_pairs, pair_arms
@@ -50,16 +52,19 @@ def owners(pieces: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.where(share.max(1, initial=0) > MOSTLY, share.argmax(1), -1 - np.arange(len(pieces)))
 
 
-def labelled_pairs(model, config, scenes) -> dict[str, torch.Tensor]:
-    """Every candidate pair of arms of the decoded ``scenes``: ``crops (M, 5, CROP, CROP)``, ``features (M, F)``,
-    ``labels (M,)`` (1: one worm), ``arms (M, 2) long`` (ids of the pair's arms, unique over the scenes) and
+def labelled_pairs(model, config, scenes, touching: bool = False) -> dict[str, torch.Tensor]:
+    """Every candidate pair of arms of the decoded ``scenes`` (an iterable, run one at a time), or with ``touching``
+    those at contacts only (:func:`napari_semiconv.joining.contacts`): ``crops (M, 5, CROP, CROP)``, ``features (M,
+    F)``, ``labels (M,)`` (1: one worm), ``arms (M, 2) long`` (ids of the pair's arms, unique over the scenes) and
     ``patch (M,) long`` (id of its patch, unique over the scenes; a patch's pairs are consecutive)."""
     crops, feats, labels, arms, patch = [], [], [], [], []
     n_arms = n_patches = 0
-    for scene, out in zip(scenes, forward_all(model, [s.image for s in scenes])):
+    for scene in scenes:  # one at a time: hundreds of scenes' outputs would not fit in memory
+        out = forward_all(model, [scene.image])[0]
         multi = (out["count"] >= 2).cpu().numpy()
         pieces = decode_outputs(out, config).instances & ~multi
-        _, patches, pairs = candidate_pairs(pieces, multi, out["image"].cpu().numpy())
+        _, patches, pairs = candidate_pairs(pieces, multi, out["image"].cpu().numpy(), touching)
+        pairs = [p for p in pairs if patches[p[0]].contact] if touching else pairs
         own = owners(pieces, scene.instances)
         for k, a, b, x, c in pairs:
             crops.append(c)
@@ -186,6 +191,8 @@ def main(argv=None):
     ap.add_argument("--warm", action="store_true", help="start from the model's own joiner")
     ap.add_argument("--hold", type=float, default=0.0, help="share of the training patches held out: the joiner at "
                     "the lowest held-out loss (checked each minute) is kept")
+    ap.add_argument("--contacts", action="store_true", help="fit the joiner's contact network (pieces that touch "
+                    "outside the crossings) on contact pairs alone, from the model's joiner, which stays as it is")
     ap.add_argument("--write", action="store_true", help="store the joiner in the model file")
     args = ap.parse_args(argv)
     if args.write and not args.model:
@@ -195,22 +202,26 @@ def main(argv=None):
         raise SemiconvError(f"{model_name(model)} is not a piece model (ModelConfig.flow_pieces): it has nothing to join")
     plain = replace(model_decode_config(model), min_score=0.0, joiner=None, rescorer=None, pool=False)
     own = model_decode_config(model).joiner
-    if args.warm and own is None:
-        ap.error(f"--warm needs a model with a joiner: {model_name(model)} has none")
-    made_by = torch.tensor([args.train, args.skip])
+    if (args.warm or args.contacts) and own is None:
+        ap.error(f"--warm and --contacts need a model with a joiner: {model_name(model)} has none")
+    if args.contacts and args.relational:
+        ap.error("--contacts fits a plain network for contacts: leave out --relational")
+    made_by = torch.tensor([args.train, args.skip] + [1] * args.contacts)
     if args.cache and Path(args.cache).exists():
         pairs = torch.load(args.cache, weights_only=True)
         if not torch.equal(pairs.get("made_by", torch.zeros(2, dtype=torch.long)), made_by):
             raise SemiconvError(f"{args.cache} holds pairs of other scenes than --train {args.train} "
                                 f"--skip {args.skip}: give another --cache file")
     else:
-        train = [s for i, style in enumerate(STYLES)
-                 for s in validation_scenes(args.train, style, seed0=JOIN_SEED0 + 10**5 * i + args.skip)]
-        pairs = {**labelled_pairs(model, plain, train), "made_by": made_by}
+        train = (make_scene(JOIN_SEED0 + 10**5 * i + args.skip + j, SceneConfig(style=style))
+                 for i, style in enumerate(STYLES) for j in range(args.train))
+        pairs = {**labelled_pairs(model, plain, train, args.contacts), "made_by": made_by}
         if args.cache:
             torch.save(pairs, args.cache)
     labels = pairs["labels"]
     print(f"{len(labels)} pairs of arms ({labels.mean():.2f} of one worm)", flush=True)
+    if args.contacts:
+        return fit_contacts(args, model, own, pairs)
     init = own.net if args.warm else None
     how = f"{len(labels)} arm pairs of {args.train} training scenes per style" + (
         f" (skipping the first {args.skip})" * (args.skip > 0) + ", from the model's previous joiner" * args.warm)
@@ -245,6 +256,46 @@ def main(argv=None):
         "fit_joiner.py", f"--train {args.train} --seconds {args.seconds:.0f} --scenes {args.scenes}"
         + " --relational" * args.relational + f" --skip {args.skip}" * (args.skip > 0) + " --warm" * args.warm
         + f" --hold {args.hold}" * (args.hold > 0))
+
+def fit_contacts(args, model, own: Joiner, pairs: dict[str, torch.Tensor]) -> None:
+    """``--contacts``: the contact network fitted on the contact ``pairs`` from ``own``'s network (``--hold`` of their
+    contacts held out, the network kept at the lowest held-out loss), scored in the model's own decoding (its pool,
+    rescorer and painter) with and without it on ``--scenes`` validation scenes per style; ``--write`` stores ``own``
+    with it."""
+    from fit_rescorer import scored
+    from report import model_name, publish_model_section, store_part, style_table
+
+    if args.hold > 0:
+        net, kept = fit_kept(pairs, args.hold, args.seconds, False, own.net)
+        how = f", {args.hold:.0%} of their contacts held out, kept after {kept:.0f} s of {args.seconds:.0f} s"
+    else:
+        net, how = train_joiner(pairs, args.seconds, init=own.net), f", {args.seconds:.0f} s"
+    how = (f"{len(pairs['labels'])} arm pairs at contacts of {args.train} training scenes per style"
+           + f" (skipping the first {args.skip})" * (args.skip > 0) + ", from the model's joiner" + how)
+    joiner = replace(own, contact_net=net.cpu())
+    shipped = model_decode_config(model)
+    rows = {}
+    for i, style in enumerate(STYLES):
+        scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
+        outputs = forward_all(model, [s.image for s in scenes])
+        rows[style] = [scored(outputs, scenes, [1.0] * len(scenes), config)[0]
+                       for config in (replace(shipped, joiner=replace(own, contact_net=None)),
+                                      replace(shipped, joiner=joiner))]
+        print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
+    if args.write:
+        card = Path(args.model).with_suffix(".json")
+        said = json.loads(card.read_text()).get("joiner", {}) if card.exists() else {}
+        store_part(args.model, model, "joiner", joiner.to_metadata(), {**said, "contacts_trained_on": how})
+    lines = style_table("joining", ["across crossings (the model's joiner)", "across crossings and contacts"], rows,
+                        ("avS", "S@0.5", "AP"))
+    publish_model_section(
+        args, "## Joining pieces that touch outside the crossings",
+        f"Model `{model_name(model)}`; contact network trained on {how}; scored in the model's own decoding (its "
+        f"pool, rescorer, score cut and painter) on {args.scenes} validation scenes per style (seeds VAL_SEED0 + "
+        f"9000 + i){' (written to the model file)' if args.write else ''}.\n\n" + "\n".join(lines),
+        "fit_joiner.py", f"--contacts --train {args.train} --seconds {args.seconds:.0f} --scenes {args.scenes}"
+        + f" --skip {args.skip}" * (args.skip > 0) + f" --hold {args.hold}" * (args.hold > 0))
+
 
 if __name__ == "__main__":
     main()

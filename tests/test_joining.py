@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from napari_semiconv.joining import PAIR_FEATURES, SWAPPED, Joiner, JoinerNet, candidate_pairs, join, patch_arms
+from napari_semiconv.joining import (
+    PAIR_FEATURES,
+    SWAPPED,
+    Joiner,
+    JoinerNet,
+    candidate_pairs,
+    contacts,
+    join,
+    patch_arms,
+)
 
 from .test_anchors import _crossing
 
@@ -65,6 +74,50 @@ def test_a_joiner_round_trips_through_a_model_files_metadata():
     with pytest.warns(UserWarning, match="older kind"):
         assert Joiner.from_metadata({"features": ["other"]}) is None
     assert Joiner.from_metadata(None) is None
+
+
+def _cut_worm():
+    """One straight worm (rows 26-33) cut across into two pieces that touch end to end (columns 5-29 and 30-54)."""
+    pieces = np.zeros((2, 60, 60), bool)
+    pieces[0, 26:34, 5:30] = True
+    pieces[1, 26:34, 30:55] = True
+    return pieces, np.zeros((60, 60), bool)
+
+
+def test_pieces_that_touch_outside_crossings_are_joined_only_by_a_joiner_with_a_contact_network():
+    pieces, multi = _cut_worm()
+    image = np.zeros((60, 60), np.float32)
+    band = contacts(pieces, multi)
+    assert band[26:34, 28:32].all() and band.sum() == 32  # 2 px either side of the cut, the worm's width
+    _, patches, pairs = candidate_pairs(pieces, multi, image, touching=True)
+    assert [p.contact for p in patches] == [True] and len(pairs) == 1
+    assert candidate_pairs(pieces, multi, image)[2] == []  # without contacts: no patch, nothing to judge
+    straight = _straight_joiner()
+    assert list(join(pieces, multi, image, straight)) == [0, 1]
+    assert list(join(pieces, multi, image, replace(straight, contact_net=straight.net))) == [0, 0]
+    never = replace(straight, contact_net=_straight_joiner().net)
+    with torch.no_grad():
+        never.contact_net.head[2].bias.fill_(-100.0)  # a contact network that never joins
+    assert list(join(pieces, multi, image, never)) == [0, 1]
+
+
+def test_the_pieces_of_a_crossing_meeting_at_its_corners_are_no_contact():
+    pieces, multi, _ = _pieces()
+    assert not contacts(pieces, multi).any()
+    labels, patches, _ = candidate_pairs(pieces, multi, np.zeros((60, 60), np.float32), touching=True)
+    assert labels.max() == 1 and not patches[0].contact and len(patches[0].arms) == 4
+
+
+def test_a_joiners_contact_network_round_trips_and_counts_in_equality():
+    straight = _straight_joiner()
+    with_contacts = replace(straight, contact_net=_straight_joiner().net)
+    again = Joiner.from_metadata(with_contacts.to_metadata())
+    crops, feats = torch.rand(3, 5, 48, 48), torch.rand(3, len(PAIR_FEATURES))
+    assert torch.allclose(again.contact_net(crops, feats), with_contacts.contact_net(crops, feats))
+    assert again == with_contacts and again != straight and straight != again
+    assert Joiner.from_metadata(straight.to_metadata()).contact_net is None  # a file stored without one
+    other = replace(straight, contact_net=JoinerNet().eval())
+    assert other != with_contacts
 
 
 def test_a_relational_joiner_weighs_a_pair_against_its_rivals_only():

@@ -5,13 +5,16 @@ overlaps it takes part in. At each overlap *patch* (a connected region of pixels
 touches it has an *arm* there: its pixels within ``ARM_REACH`` px of the patch. A small CNN looks at a square
 crop centred on a candidate pair's two contacts (the image, the two pieces, the patch, all pieces) together with
 the pair's geometry and looks (:data:`PAIR_FEATURES`) and gives the probability that the two arms belong to one worm.
+Pieces may also touch outside the patches (a worm cut where its votes part, or two worms side by side): a joiner
+with a *contact* network (:attr:`Joiner.contact_net`) treats each such contact (:func:`contacts`) as a patch of its
+own, whose arm pairs that network judges.
 Pairs are joined greedily by probability, each arm at most once; the decoder then gives each patch to every worm
 that touches it (both worms of a crossing hold its pixels). With true pieces of 12 validation scenes this reaches avS 0.70
 against 0.76 for the whole-worm flow target (docs/training/history.md, session 18).
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,6 +31,9 @@ MIN_ARM = 25  # px: smaller arms (slivers beside a patch) are not arms
 WIDTH_REACH = 32  # px: an arm's width is measured on its piece's pixels this far around the patch
 CROP = 48  # px: side of the joiner's input crop
 CROP_MARGIN = 48  # px: a pair's crop is the gap between its contacts widened by this
+CONTACT_WIDTH = 2  # px: a piece's pixels this close to another piece are a contact
+CONTACT_CLEAR = 4  # px: ... unless this close to a crossing patch (the pieces of a crossing meet at its corners)
+MIN_CONTACT = 12  # px: smaller contacts are not joined across
 PATH_POINTS = 16  # points along a pair's path through the patch (path_on_worms, path_in_patch)
 PAIR_FEATURES = ("opposite", "toward_a", "toward_b", "gap", "log_arm_min", "log_arm_max", "arms", "log_patch_area",
                  "log_area_min", "log_area_ratio", "intensity_gap", "log_width_ratio", "path_on_worms",
@@ -58,6 +64,7 @@ class Patch:
     box: tuple  # (row slice, col slice) of its bounding box in the image
     area: int  # px
     arms: tuple  # of Arm
+    contact: bool = False  # a contact between pieces (:func:`contacts`), not a crossing
 
 
 def patch_arms(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, list[Patch]]:
@@ -105,6 +112,20 @@ def _inside(piece: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
     pad = ((int(R0 == 0), int(R1 == h)), (int(C0 == 0), int(C1 == w)))  # the image's edge, as background
     dist = ndi.distance_transform_edt(np.pad(piece[R0:R1, C0:C1], pad))
     return dist[pad[0][0] + r0 - R0:pad[0][0] + r1 - R0, pad[1][0] + c0 - C0:pad[1][0] + c1 - C0]
+
+
+def contacts(pieces: np.ndarray, multi: np.ndarray) -> np.ndarray:
+    """``(H, W) bool``: where ``pieces (N, H, W) bool`` (which hold no pixel of ``multi (H, W) bool``, the pixels counted
+    2+) touch outside the crossings: each piece's pixels within CONTACT_WIDTH px (a square window) of another piece's,
+    farther than CONTACT_CLEAR px from ``multi``, in connected contacts of MIN_CONTACT px or more."""
+    labels = np.einsum("nhw,n->hw", pieces, np.arange(1, len(pieces) + 1, dtype=np.int32))
+    size = 2 * CONTACT_WIDTH + 1
+    low = ndi.minimum_filter(np.where(labels > 0, labels, np.iinfo(np.int32).max), size)
+    band = (labels > 0) & (ndi.maximum_filter(labels, size) != low)
+    if multi.any():
+        band &= ndi.distance_transform_edt(~multi) > CONTACT_CLEAR
+    parts, n = ndi.label(band, np.ones((3, 3)))
+    return (np.bincount(parts.ravel(), minlength=n + 1) >= MIN_CONTACT)[parts] & band if n else band
 
 
 def _path(x: Arm, y: Arm, n: int = PATH_POINTS) -> np.ndarray:
@@ -242,11 +263,28 @@ def _rivals(h: torch.Tensor, arms: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 @dataclass(frozen=True, eq=False)
 class Joiner(ThresholdedNet):
-    """A trained :class:`JoinerNet` and the probability above which two arms are joined. Two joiners are equal when
+    """A trained :class:`JoinerNet` and the probability above which two arms are joined; optionally a second one for
+    the pairs at contacts (:func:`contacts`; None: pieces are joined across crossings only). Two joiners are equal when
     their thresholds and weights are (a model file read twice gives equal joiners)."""
 
     net: JoinerNet
     threshold: float = 0.3
+    contact_net: JoinerNet | None = None
+
+    def __eq__(self, other) -> bool:
+        same = super().__eq__(other)
+        if same is not True:
+            return same
+        if (self.contact_net is None) != (other.contact_net is None):
+            return False
+        return self.contact_net is None or self.contact == other.contact
+
+    __hash__ = ThresholdedNet.__hash__
+
+    @property
+    def contact(self) -> "Joiner | None":
+        """The contact network as a joiner of its own (at this joiner's threshold), or None."""
+        return None if self.contact_net is None else Joiner(self.contact_net, self.threshold)
 
     @classmethod
     def from_metadata(cls, stored: dict | None) -> "Joiner | None":
@@ -260,18 +298,32 @@ class Joiner(ThresholdedNet):
             return None
         net = JoinerNet(relational=bool(stored.get("relational", False)))
         net.load_state_dict(stored["state_dict"])
-        return cls(net.eval(), float(stored["threshold"]))
+        contact = None
+        if stored.get("contact_state_dict"):
+            contact = JoinerNet()
+            contact.load_state_dict(stored["contact_state_dict"])
+            contact.eval()
+        return cls(net.eval(), float(stored["threshold"]), contact)
 
     def to_metadata(self) -> dict:
+        contact = {"contact_state_dict": self.contact.weights()} if self.contact_net is not None else {}
         return {"features": list(PAIR_FEATURES), "threshold": self.threshold, "relational": self.net.relational,
-                "state_dict": self.weights()}
+                "state_dict": self.weights(), **contact}
 
 
-def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray):
+def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, touching: bool = False):
     """Every pair of arms of different pieces at each patch: ``(patch labels (H, W) int32, patches, pairs)``, where
     pairs is a list of ``(patch index, arm a, arm b, features (F,), crop (5, CROP, CROP))``; see :func:`join`.
-    The pieces share no pixel (the seeded decoder gives a second worm only pixels of ``multi``)."""
+    The pieces share no pixel (the seeded decoder gives a second worm only pixels of ``multi``). ``touching``: the
+    :func:`contacts` are patches too (``Patch.contact``; their pixels left out of the pieces while the arms are found
+    and the pairs described)."""
+    band = contacts(pieces, multi) if touching else None
+    if band is not None and band.any():
+        pieces, multi = pieces & ~band[None], multi | band
     labels, patches = patch_arms(pieces, multi, image)
+    if band is not None and band.any():
+        at = np.bincount(labels[band], minlength=len(patches) + 1) > 0
+        patches = [replace(p, contact=bool(at[p.label])) for p in patches]
     areas = pieces.reshape(len(pieces), -1).sum(1).astype(float).clip(1)
     median = float(np.median(areas)) if len(areas) else 1.0
     owner = np.einsum("nhw,n->hw", pieces, np.arange(1, len(pieces) + 1, dtype=np.int32))  # pieces share no pixel
@@ -294,12 +346,17 @@ def pair_arms(patches: list[Patch], pairs: list) -> torch.Tensor:
 
 def pair_probabilities(joiner: Joiner, patches: list[Patch], pairs: list) -> np.ndarray:
     """``(M,) float32``: the joiner's probability that each candidate pair's arms (as :func:`candidate_pairs` gives
-    them) are one worm; a relational joiner is given the pairs' arms."""
-    if not pairs:
-        return np.zeros(0, np.float32)
-    crops, feats = torch.stack([p[4] for p in pairs]), torch.from_numpy(np.stack([p[3] for p in pairs]))
-    rest = (pair_arms(patches, pairs),) if joiner.net.relational else ()
-    return joiner.probability(crops, feats, *rest).numpy()
+    them) are one worm, by its contact network at contacts; a relational joiner is given the pairs' arms."""
+    at_contact = np.array([patches[p[0]].contact for p in pairs], bool)
+    prob = np.zeros(len(pairs), np.float32)
+    for judge, which in ((joiner, ~at_contact), (joiner.contact, at_contact)):  # crossings, then contacts
+        chosen = [p for p, w in zip(pairs, which) if w]
+        if not chosen:
+            continue
+        crops, feats = torch.stack([p[4] for p in chosen]), torch.from_numpy(np.stack([p[3] for p in chosen]))
+        rest = (pair_arms(patches, chosen),) if judge.net.relational else ()
+        prob[which] = judge.probability(crops, feats, *rest).numpy()
+    return prob
 
 
 def join_in_order(n: int, patches: list[Patch], pairs: list, order) -> np.ndarray:
@@ -329,10 +386,10 @@ def join_in_order(n: int, patches: list[Patch], pairs: list, order) -> np.ndarra
 def join_readings(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joiner,
                   thresholds: tuple) -> np.ndarray:
     """Join ``pieces (N, H, W) bool`` (none holds a pixel of ``multi``) across the patches of ``multi (H, W) bool``
-    once per joining probability in ``thresholds`` (the joiner's network runs once). image : (H, W) float32, the
+    (and, with the joiner's contact network, across their :func:`contacts`) once per joining probability in ``thresholds`` (the joiner's network runs once). image : (H, W) float32, the
     normalized image. Returns ``(T, N) int``: for each threshold, the worm (0..K-1) of each piece; the patches
     themselves go to the worms that touch them afterwards (:func:`.decode._join_crossings`)."""
-    _, patches, pairs = candidate_pairs(pieces, multi, image)
+    _, patches, pairs = candidate_pairs(pieces, multi, image, touching=joiner.contact_net is not None)
     prob = pair_probabilities(joiner, patches, pairs)
     order = np.argsort(-prob)  # likeliest first
     return np.stack([join_in_order(len(pieces), patches, pairs, order[prob[order] >= t]) for t in thresholds])
