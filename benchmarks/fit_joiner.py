@@ -2,6 +2,8 @@
 
     python benchmarks/fit_joiner.py --model checkpoints/pieces.pt [--train 40] [--skip 0] [--seconds 240] [--scenes 20]
         [--relational] [--warm] [--hold 0.2] [--cache FILE] [--write]
+    python benchmarks/fit_joiner.py --contacts --model FILE [--train 600] [--seconds 600] [--hold 0.2] [--cache FILE]
+        [--write]
 
 A piece model (``ModelConfig.flow_pieces``) decodes ``--train`` synthetic scenes per style drawn with training
 seeds (JOIN_SEED0 + skip + i, never a validation or test scene) with its stored thresholds, no score cut and no joiner;
@@ -18,6 +20,11 @@ has one, is scored beside it. ``--cache`` keeps the labelled training pairs in a
 ``--train`` and ``--skip`` that made them; the model is not checked). ``--write``
 stores the joiner in the model file (then refit its rescorer: benchmarks/fit_rescorer.py). Writes a section of
 docs/benchmarks.md.
+
+``--contacts`` fits the joiner's contact network instead (pieces that touch outside the crossings,
+:func:`napari_semiconv.joining.contacts`) on the pairs at contacts alone, from the model's joiner network, and scores
+the model's own decoding (pool, rescorer, cut, painter) with and without it; refitting the crossing joiner keeps a
+contact network the model has.
 """
 
 import json
@@ -74,6 +81,8 @@ def labelled_pairs(model, config, scenes, touching: bool = False) -> dict[str, t
         arms.append(pair_arms(patches, pairs) + n_arms)
         n_arms += sum(len(p.arms) for p in patches)
         n_patches += len(patches)
+    if not labels:
+        raise SemiconvError("the training scenes gave no pair of arms to learn from: give more scenes (--train)")
     return {"crops": torch.stack(crops), "features": torch.stack(feats), "labels": torch.tensor(labels),
             "arms": torch.cat(arms), "patch": torch.tensor(patch)}
 
@@ -204,14 +213,16 @@ def main(argv=None):
     own = model_decode_config(model).joiner
     if (args.warm or args.contacts) and own is None:
         ap.error(f"--warm and --contacts need a model with a joiner: {model_name(model)} has none")
-    if args.contacts and args.relational:
-        ap.error("--contacts fits a plain network for contacts: leave out --relational")
+    if args.contacts and (args.relational or own.net.relational):
+        ap.error("--contacts fits a plain network for contacts from the model's joiner: leave out --relational, and "
+                 "give a model whose joiner is plain (not relational)")
     made_by = torch.tensor([args.train, args.skip] + [1] * args.contacts)
     if args.cache and Path(args.cache).exists():
         pairs = torch.load(args.cache, weights_only=True)
         if not torch.equal(pairs.get("made_by", torch.zeros(2, dtype=torch.long)), made_by):
             raise SemiconvError(f"{args.cache} holds pairs of other scenes than --train {args.train} "
-                                f"--skip {args.skip}: give another --cache file")
+                                f"--skip {args.skip}" + " --contacts" * args.contacts + ", or pairs of the other kind "
+                                "(at crossings or at contacts): give another --cache file")
     else:
         train = (make_scene(JOIN_SEED0 + 10**5 * i + args.skip + j, SceneConfig(style=style))
                  for i, style in enumerate(STYLES) for j in range(args.train))
@@ -231,11 +242,12 @@ def main(argv=None):
     else:
         net = train_joiner(pairs, args.seconds, args.relational, init=init)
         how += f", {args.seconds:.0f} s"
+    kept_contacts = own.contact_net if own is not None else None  # the new joiner keeps the model's contact network
     rows = {}
     for i, style in enumerate(STYLES):
         scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
         outputs = forward_all(model, [s.image for s in scenes])
-        configs = [plain] + [replace(plain, joiner=Joiner(net, t)) for t in THRESHOLDS] + [
+        configs = [plain] + [replace(plain, joiner=Joiner(net, t, kept_contacts)) for t in THRESHOLDS] + [
             replace(plain, joiner=own)] * (own is not None)
         rows[style] = [scored(outputs, scenes, [1.0] * len(scenes), config)[0] for config in configs]
         print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
@@ -245,7 +257,7 @@ def main(argv=None):
         own is not None)
     lines = style_table("joining", names, rows, ("avS", "S@0.5"))
     if args.write:
-        store_part(args.model, model, "joiner", Joiner(net.cpu(), pick).to_metadata(), {
+        store_part(args.model, model, "joiner", Joiner(net.cpu(), pick, kept_contacts).to_metadata(), {
             "features": list(PAIR_FEATURES), "threshold": pick, "relational": args.relational, "trained_on": how})
     kind = "relational joiner" if args.relational else "joiner"
     publish_model_section(
@@ -256,6 +268,7 @@ def main(argv=None):
         "fit_joiner.py", f"--train {args.train} --seconds {args.seconds:.0f} --scenes {args.scenes}"
         + " --relational" * args.relational + f" --skip {args.skip}" * (args.skip > 0) + " --warm" * args.warm
         + f" --hold {args.hold}" * (args.hold > 0))
+
 
 def fit_contacts(args, model, own: Joiner, pairs: dict[str, torch.Tensor]) -> None:
     """``--contacts``: the contact network fitted on the contact ``pairs`` from ``own``'s network (``--hold`` of their

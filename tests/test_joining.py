@@ -15,6 +15,7 @@ from napari_semiconv.joining import (
     candidate_pairs,
     contacts,
     join,
+    pair_probabilities,
     patch_arms,
 )
 
@@ -101,11 +102,41 @@ def test_pieces_that_touch_outside_crossings_are_joined_only_by_a_joiner_with_a_
     assert list(join(pieces, multi, image, never)) == [0, 1]
 
 
-def test_the_pieces_of_a_crossing_meeting_at_its_corners_are_no_contact():
+def test_the_pieces_of_a_crossing_meeting_at_its_corners_are_no_contact(monkeypatch):
+    from napari_semiconv import joining
+
     pieces, multi, _ = _pieces()
+    monkeypatch.setattr(joining, "MIN_CONTACT", 1)  # however small a contact counts, the corners are too near
     assert not contacts(pieces, multi).any()
-    labels, patches, _ = candidate_pairs(pieces, multi, np.zeros((60, 60), np.float32), touching=True)
-    assert labels.max() == 1 and not patches[0].contact and len(patches[0].arms) == 4
+    monkeypatch.setattr(joining, "CONTACT_CLEAR", 0)
+    assert contacts(pieces, multi).any()  # the corners, where the crossing's pieces meet
+
+
+def test_crossings_and_contacts_in_one_plane_are_each_judged_by_their_own_network():
+    crossing, multi, _ = _pieces()
+    cut, _ = _cut_worm()
+    pieces = np.zeros((6, 60, 120), bool)
+    pieces[:4, :, :60], pieces[4:, :, 60:] = crossing, cut
+    multi = np.pad(multi, ((0, 0), (0, 60)))
+    image = np.zeros((60, 120), np.float32)
+    _, patches, pairs = candidate_pairs(pieces, multi, image, touching=True)
+    assert sorted(p.contact for p in patches) == [False, True] and len(pairs) == 7
+    straight = _straight_joiner()
+    with pytest.raises(ValueError, match="contact network"):
+        pair_probabilities(straight, patches, pairs)
+    never = replace(straight, contact_net=_straight_joiner().net)
+    with torch.no_grad():
+        never.contact_net.head[2].bias.fill_(-100.0)
+    joining_probabilities = pair_probabilities(never, patches, pairs)
+    at_contact = np.array([patches[p[0]].contact for p in pairs])
+    assert (joining_probabilities[at_contact] < 0.01).all() and joining_probabilities[~at_contact].max() > 0.99
+    worm_of = join(pieces, multi, image, never)
+    assert worm_of[0] == worm_of[1] and worm_of[2] == worm_of[3] and worm_of[0] != worm_of[2]
+    assert worm_of[4] != worm_of[5]
+    worm_of = join(pieces, multi, image, replace(straight, contact_net=straight.net))
+    assert len(set(worm_of)) == 3 and worm_of[4] == worm_of[5]
+    with pytest.raises(ValueError, match="plain"):
+        replace(straight, contact_net=JoinerNet(relational=True))
 
 
 def test_a_joiners_contact_network_round_trips_and_counts_in_equality():

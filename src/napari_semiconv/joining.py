@@ -115,8 +115,8 @@ def _inside(piece: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def contacts(pieces: np.ndarray, multi: np.ndarray) -> np.ndarray:
-    """``(H, W) bool``: where ``pieces (N, H, W) bool`` (which hold no pixel of ``multi (H, W) bool``, the pixels counted
-    2+) touch outside the crossings: each piece's pixels within CONTACT_WIDTH px (a square window) of another piece's,
+    """``(H, W) bool``: where ``pieces (N, H, W) bool`` (which hold no pixel of ``multi (H, W) bool``, the pixels
+    counted 2+) touch outside the crossings: each piece's pixels within CONTACT_WIDTH px (a square window) of another piece's,
     farther than CONTACT_CLEAR px from ``multi``, in connected contacts of MIN_CONTACT px or more."""
     labels = np.einsum("nhw,n->hw", pieces, np.arange(1, len(pieces) + 1, dtype=np.int32))
     size = 2 * CONTACT_WIDTH + 1
@@ -281,6 +281,10 @@ class Joiner(ThresholdedNet):
 
     __hash__ = ThresholdedNet.__hash__
 
+    def __post_init__(self):
+        if self.contact_net is not None and self.contact_net.relational:
+            raise ValueError("a joiner's contact network is a plain JoinerNet (relational=False)")
+
     @property
     def contact(self) -> "Joiner | None":
         """The contact network as a joiner of its own (at this joiner's threshold), or None."""
@@ -348,6 +352,8 @@ def pair_probabilities(joiner: Joiner, patches: list[Patch], pairs: list) -> np.
     """``(M,) float32``: the joiner's probability that each candidate pair's arms (as :func:`candidate_pairs` gives
     them) are one worm, by its contact network at contacts; a relational joiner is given the pairs' arms."""
     at_contact = np.array([patches[p[0]].contact for p in pairs], bool)
+    if at_contact.any() and joiner.contact_net is None:
+        raise ValueError("pairs at contacts need a joiner with a contact network (Joiner.contact_net)")
     prob = np.zeros(len(pairs), np.float32)
     for judge, which in ((joiner, ~at_contact), (joiner.contact, at_contact)):  # crossings, then contacts
         chosen = [p for p, w in zip(pairs, which) if w]
@@ -386,7 +392,8 @@ def join_in_order(n: int, patches: list[Patch], pairs: list, order) -> np.ndarra
 def join_readings(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, joiner: Joiner,
                   thresholds: tuple) -> np.ndarray:
     """Join ``pieces (N, H, W) bool`` (none holds a pixel of ``multi``) across the patches of ``multi (H, W) bool``
-    (and, with the joiner's contact network, across their :func:`contacts`) once per joining probability in ``thresholds`` (the joiner's network runs once). image : (H, W) float32, the
+    (and, with the joiner's contact network, across their :func:`contacts`) once per joining probability in
+    ``thresholds`` (the joiner's network runs once). image : (H, W) float32, the
     normalized image. Returns ``(T, N) int``: for each threshold, the worm (0..K-1) of each piece; the patches
     themselves go to the worms that touch them afterwards (:func:`.decode._join_crossings`)."""
     _, patches, pairs = candidate_pairs(pieces, multi, image, touching=joiner.contact_net is not None)
