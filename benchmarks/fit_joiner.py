@@ -2,8 +2,8 @@
 
     python benchmarks/fit_joiner.py --model checkpoints/pieces.pt [--train 40] [--skip 0] [--seconds 240] [--scenes 20]
         [--relational] [--warm] [--hold 0.2] [--cache FILE] [--write]
-    python benchmarks/fit_joiner.py --contacts --model FILE [--train 600] [--seconds 600] [--hold 0.2] [--cache FILE]
-        [--write]
+    python benchmarks/fit_joiner.py --contacts --model FILE [--train 40] [--seconds 240] [--hold 0.2] [--cache FILE]
+        [--write]   (the shipped contact network: --train 600 --seconds 600 --hold 0.2)
 
 A piece model (``ModelConfig.flow_pieces``) decodes ``--train`` synthetic scenes per style drawn with training
 seeds (JOIN_SEED0 + skip + i, never a validation or test scene) with its stored thresholds, no score cut and no joiner;
@@ -257,8 +257,13 @@ def main(argv=None):
         own is not None)
     lines = style_table("joining", names, rows, ("avS", "S@0.5"))
     if args.write:
+        card = Path(args.model).with_suffix(".json")
+        said = json.loads(card.read_text()).get("joiner", {}) if card.exists() else {}
+        kept_said = {"contacts_trained_on": said["contacts_trained_on"]} if kept_contacts is not None and said.get(
+            "contacts_trained_on") else {}  # the contact network stays, and so does what the card says of it
         store_part(args.model, model, "joiner", Joiner(net.cpu(), pick, kept_contacts).to_metadata(), {
-            "features": list(PAIR_FEATURES), "threshold": pick, "relational": args.relational, "trained_on": how})
+            "features": list(PAIR_FEATURES), "threshold": pick, "relational": args.relational, "trained_on": how,
+            **kept_said})
     kind = "relational joiner" if args.relational else "joiner"
     publish_model_section(
         args, "## Joining a piece model's pieces across crossings",

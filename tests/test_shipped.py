@@ -22,6 +22,7 @@ SEPARATED_FLOOR = 0.05  # touching / crossing pairs of a fresh sample kept apart
 def test_card_and_size():
     card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert DEFAULT_MODEL.stat().st_size < 10e6 and card["steps"] > 0 and "validation" in card
+    assert card["size_bytes"] == DEFAULT_MODEL.stat().st_size
 
 
 @pytest.mark.parametrize("style", ["brightfield", "fluorescence"])
@@ -35,6 +36,13 @@ def test_segment_without_model_uses_shipped_one(tmp_path, style):
     best = iou_matrix(stack, scene.instances).max(0)  # best IoU of each true worm
     assert np.median(best) > 0.3
     assert s_score(stack, scene.instances, 0.5) > 0.1
+
+
+def test_shipped_joiner_judges_contacts_too(shipped):
+    from napari_semiconv.decode import model_decode_config
+
+    joiner = model_decode_config(shipped).joiner
+    assert joiner is not None and joiner.contact_net is not None and not joiner.contact_net.relational
 
 
 @pytest.mark.parametrize("style", ["brightfield", "fluorescence"])

@@ -249,7 +249,8 @@ def _near(own, given, idx, shape, reach: float) -> torch.Tensor:
 
 
 def _join_pieces(members, seeds, idx, multi, shape, image, joiner, pool=None, reach: float = 0.0):
-    """A piece model's pieces joined into worms across the crossings (:func:`.joining.join_readings`), each crossing
+    """A piece model's pieces joined into worms across the crossings (and, with the joiner's contact network, where they
+    touch: :func:`.joining.join_readings`), each crossing
     then given to every worm that touches it (:func:`_join_crossings`). members : (N, P) bool over the foreground
     pixels ``idx (P,)``; seeds, multi : (P,); image : (H, W). ``pool`` (joining probabilities, None: the joiner's
     own) makes every distinct worm of the joinings at those probabilities a candidate (see :func:`_choose`); ``reach``

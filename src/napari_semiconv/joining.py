@@ -8,8 +8,8 @@ the pair's geometry and looks (:data:`PAIR_FEATURES`) and gives the probability 
 Pieces may also touch outside the patches (a worm cut where its votes part, or two worms side by side): a joiner
 with a *contact* network (:attr:`Joiner.contact_net`) treats each such contact (:func:`contacts`) as a patch of its
 own, whose arm pairs that network judges.
-Pairs are joined greedily by probability, each arm at most once; the decoder then gives each patch to every worm
-that touches it (both worms of a crossing hold its pixels). With true pieces of 12 validation scenes this reaches avS 0.70
+Pairs are joined greedily by probability, each arm at most once; the decoder then gives each crossing patch to every
+worm that touches it (both worms of a crossing hold its pixels). With true pieces of 12 validation scenes this reaches avS 0.70
 against 0.76 for the whole-worm flow target (docs/training/history.md, session 18).
 """
 
