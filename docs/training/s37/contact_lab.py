@@ -8,24 +8,19 @@ given back afterwards), so the joiner's candidate pairs, probabilities and joini
 
 N fields per style of benchmarks/bakeoff.py score (VAL_SEED0 + 1000 + i; the network once per field); the shipped
 model as it is, then with contacts judged by its own joiner, then (JOINER.pt given: a state dict saved by
-contact_fit.py) by a joiner fitted on contacts (crossing patches still by the shipped one).
+contact_fit.py) by a joiner fitted on contacts (crossing patches still by the shipped one). Run (contact_lab.log,
+contact_lab2.log) with session 33's model as the shipped one (git show f469397:src/napari_semiconv/models/default.pt),
+whose joiner has no contact network.
 """
 
 import sys
-import time
 
 import numpy as np
 import torch
+from joint_lab import score
 from scipy import ndimage as ndi
 
-import napari_semiconv.decode as dec
 from napari_semiconv import joining
-from napari_semiconv.data.sources import VAL_SEED0, validation_scenes
-from napari_semiconv.decode import model_decode_config
-from napari_semiconv.metrics import evaluate
-from napari_semiconv.normalize import normalize
-from napari_semiconv.registry import resolve_model
-from napari_semiconv.segment import SegmentConfig, decode_outputs, predict_iter
 
 WIDTH = 2  # px
 CLEAR = 4  # px
@@ -73,25 +68,13 @@ def make_readings(contact_joiner=None):
 
 
 def main(n: int, fitted: str | None) -> None:
-    model = resolve_model(None, "cpu")
-    config = model_decode_config(model)
     variants = [("shipped", SHIPPED), ("contacts, shipped joiner", make_readings())]
     if fitted:
         stored = torch.load(fitted, weights_only=True)
         net = joining.JoinerNet()
         net.load_state_dict(stored["state_dict"])
         variants.append((f"contacts, fitted joiner ({fitted})", make_readings(joining.Joiner(net.eval(), 0.5))))
-    for style in ("brightfield", "fluorescence"):
-        scenes = validation_scenes(n, style, VAL_SEED0 + 1000)
-        outs = [list(predict_iter(model, normalize(s.image), SegmentConfig()))[-1] for s in scenes]
-        for name, fn in variants:
-            dec.join_readings = fn
-            t0 = time.perf_counter()
-            decoded = [decode_outputs(o, config) for o in outs]
-            secs = (time.perf_counter() - t0) / n
-            m = evaluate([d.instances for d in decoded], [d.scores for d in decoded], [s.instances for s in scenes])
-            print(f"{style} | {name} | avS {m['avS']:.3f} | S@0.5 {m['S@0.5']:.3f} | S@0.9 {m['S@0.9']:.3f} | "
-                  f"AP {m['AP']:.3f} | decode {secs:.2f} s", flush=True)
+    score(variants, n)
 
 
 if __name__ == "__main__":

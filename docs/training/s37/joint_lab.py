@@ -8,6 +8,9 @@ than MAX_ARMS arms stay greedy), then the chosen pairs are joined across patches
 benchmarks/bakeoff.py score (VAL_SEED0 + 1000 + i, N per style; the network runs once per field).
 
     python docs/training/s37/joint_lab.py N
+
+Run (joint_lab.log) with session 33's model as the shipped one (git show f469397:src/napari_semiconv/models/default.pt);
+today's shipped model also joins across contacts.
 """
 
 import sys
@@ -79,7 +82,9 @@ def joint_readings(pieces, multi, image, joiner, thresholds):
                      for t in thresholds])
 
 
-def main(n: int) -> None:
+def score(variants, n: int) -> None:
+    """Print the shipped model's metrics on the fields with ``decode.join_readings`` replaced by each of ``variants``
+    ((name, function) pairs)."""
     import napari_semiconv.decode as dec
 
     model = resolve_model(None, "cpu")
@@ -87,7 +92,7 @@ def main(n: int) -> None:
     for style in ("brightfield", "fluorescence"):
         scenes = validation_scenes(n, style, VAL_SEED0 + 1000)
         outs = [list(predict_iter(model, normalize(s.image), SegmentConfig()))[-1] for s in scenes]
-        for name, fn in (("greedy (shipped)", SHIPPED), ("joint per patch", joint_readings)):
+        for name, fn in variants:
             dec.join_readings = fn
             t0 = time.perf_counter()
             decoded = [decode_outputs(o, config) for o in outs]
@@ -98,4 +103,4 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    score((("greedy (shipped)", SHIPPED), ("joint per patch", joint_readings)), int(sys.argv[1]))
