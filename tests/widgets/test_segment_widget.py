@@ -26,15 +26,21 @@ def test_segment_adds_three_layers_and_updates_in_place(viewer_with_scene, qtbot
     assert 0.5 * len(scene.instances) <= n <= 1.6 * len(scene.instances)
     assert s_score(worms.data, scene.instances, 0.5) > 0.4
     assert {"label", "score", "length", "straightness"} <= set(worms.features.columns)
-    # arrows point to a point shared by their worm: their tips gather, the tails do not
+    # arrows point to points shared by their worm (one per piece of it: a worm joined across crossings or contacts
+    # has several): in most worms their tips gather, the tails do not ...
     tips = vectors.data[:, 0] + vectors.data[:, 1]
     ids = vectors.features["worm"].to_numpy()
-    big = np.bincount(ids[ids > 0]).argmax()
-    assert tips[ids == big].std(0).sum() < 0.5 * vectors.data[ids == big, 0].std(0).sum()
+    counts = np.bincount(ids[ids > 0])
+    many = np.flatnonzero(counts >= 5)
+    gather = [tips[ids == k].std(0).sum() / vectors.data[ids == k, 0].std(0).sum() for k in many]
+    assert len(many) >= 3 and np.median(gather) < 0.5, gather
     # ... and they point at their worm: the model's common shift of all votes is removed
-    rows, cols = np.nonzero(worms.data == big)
-    extent = np.hypot(np.ptp(rows), np.ptp(cols))
-    assert np.linalg.norm(np.median(tips[ids == big], 0) - (rows.mean(), cols.mean())) < 0.3 * extent
+    near = []
+    for k in many:  # loop over the (tens of) worms
+        rows, cols = np.nonzero(worms.data == k)
+        extent = np.hypot(np.ptp(rows), np.ptp(cols))
+        near.append(np.linalg.norm(np.median(tips[ids == k], 0) - (rows.mean(), cols.mean())) < 0.3 * extent)
+    assert np.mean(near) > 0.8, near
     n_layers, n_vectors = len(viewer.layers), len(vectors.data)
     widget.stride.value = 16
     run_and_wait(qtbot, widget)
