@@ -116,8 +116,8 @@ def _inside(piece: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
 
 def contacts(pieces: np.ndarray, multi: np.ndarray) -> np.ndarray:
     """``(H, W) bool``: where ``pieces (N, H, W) bool`` (which hold no pixel of ``multi (H, W) bool``, the pixels
-    counted 2+) touch outside the crossings: each piece's pixels within CONTACT_WIDTH px (a square window) of another piece's,
-    farther than CONTACT_CLEAR px from ``multi``, in connected contacts of MIN_CONTACT px or more."""
+    counted 2+) touch outside the crossings: each piece's pixels within CONTACT_WIDTH px (a square window) of another
+    piece's, farther than CONTACT_CLEAR px from ``multi``, in connected contacts of MIN_CONTACT px or more."""
     labels = np.einsum("nhw,n->hw", pieces, np.arange(1, len(pieces) + 1, dtype=np.int32))
     size = 2 * CONTACT_WIDTH + 1
     low = ndi.minimum_filter(np.where(labels > 0, labels, np.iinfo(np.int32).max), size)
