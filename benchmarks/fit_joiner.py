@@ -185,8 +185,27 @@ def fit_kept(pairs: dict[str, torch.Tensor], share: float, seconds: float, relat
     return net, best["spent"]
 
 
-def main(argv=None):
+def validation_rows(model, n: int, configs: list) -> dict[str, list[dict]]:
+    """{style: the metrics of each decoder config in ``configs``} on ``n`` validation scenes per style (seeds
+    VAL_SEED0 + 9000 + i), the network run once per scene; each style's avS printed."""
     from fit_rescorer import scored
+
+    rows = {}
+    for i, style in enumerate(STYLES):
+        scenes = validation_scenes(n, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
+        outputs = forward_all(model, [s.image for s in scenes])
+        rows[style] = [scored(outputs, scenes, [1.0] * len(scenes), config)[0] for config in configs]
+        print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
+    return rows
+
+
+def card_joiner(path: str) -> dict:
+    """What the card beside the model file at ``path`` says of its joiner ({} where there is no card)."""
+    card = Path(path).with_suffix(".json")
+    return json.loads(card.read_text()).get("joiner", {}) if card.exists() else {}
+
+
+def main(argv=None):
     from report import chosen, model_name, model_parser, publish_model_section, store_part, style_table
 
     ap = model_parser(__doc__)
@@ -243,22 +262,16 @@ def main(argv=None):
         net = train_joiner(pairs, args.seconds, args.relational, init=init)
         how += f", {args.seconds:.0f} s"
     kept_contacts = own.contact_net if own is not None else None  # the new joiner keeps the model's contact network
-    rows = {}
-    for i, style in enumerate(STYLES):
-        scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
-        outputs = forward_all(model, [s.image for s in scenes])
-        configs = [plain] + [replace(plain, joiner=Joiner(net, t, kept_contacts)) for t in THRESHOLDS] + [
-            replace(plain, joiner=own)] * (own is not None)
-        rows[style] = [scored(outputs, scenes, [1.0] * len(scenes), config)[0] for config in configs]
-        print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
+    rows = validation_rows(model, args.scenes, [plain] + [
+        replace(plain, joiner=Joiner(net, t, kept_contacts)) for t in THRESHOLDS] + [
+        replace(plain, joiner=own)] * (own is not None))
     pick = THRESHOLDS[chosen(rows, len(THRESHOLDS))]
     names = ["none (the pieces, each crossing given to every piece that touches it)"] + [
         f"probability >= {t}" for t in THRESHOLDS] + [f"the model's own joiner (probability >= {own.threshold})"] * (
         own is not None)
     lines = style_table("joining", names, rows, ("avS", "S@0.5"))
     if args.write:
-        card = Path(args.model).with_suffix(".json")
-        said = json.loads(card.read_text()).get("joiner", {}) if card.exists() else {}
+        said = card_joiner(args.model)
         kept_said = {"contacts_trained_on": said["contacts_trained_on"]} if kept_contacts is not None and said.get(
             "contacts_trained_on") else {}  # the contact network stays, and so does what the card says of it
         store_part(args.model, model, "joiner", Joiner(net.cpu(), pick, kept_contacts).to_metadata(), {
@@ -280,7 +293,6 @@ def fit_contacts(args, model, own: Joiner, pairs: dict[str, torch.Tensor]) -> No
     contacts held out, the network kept at the lowest held-out loss), scored in the model's own decoding (its pool,
     rescorer and painter) with and without it on ``--scenes`` validation scenes per style; ``--write`` stores ``own``
     with it."""
-    from fit_rescorer import scored
     from report import model_name, publish_model_section, store_part, style_table
 
     if args.hold > 0:
@@ -292,18 +304,11 @@ def fit_contacts(args, model, own: Joiner, pairs: dict[str, torch.Tensor]) -> No
            + f" (skipping the first {args.skip})" * (args.skip > 0) + ", from the model's joiner" + how)
     joiner = replace(own, contact_net=net.cpu())
     shipped = model_decode_config(model)
-    rows = {}
-    for i, style in enumerate(STYLES):
-        scenes = validation_scenes(args.scenes, style, seed0=VAL_SEED0 + 9000 + 1000 * i)
-        outputs = forward_all(model, [s.image for s in scenes])
-        rows[style] = [scored(outputs, scenes, [1.0] * len(scenes), config)[0]
-                       for config in (replace(shipped, joiner=replace(own, contact_net=None)),
-                                      replace(shipped, joiner=joiner))]
-        print(style, " ".join(f"{r['avS']:.3f}" for r in rows[style]), flush=True)
+    rows = validation_rows(model, args.scenes, [replace(shipped, joiner=replace(own, contact_net=None)),
+                                                replace(shipped, joiner=joiner)])
     if args.write:
-        card = Path(args.model).with_suffix(".json")
-        said = json.loads(card.read_text()).get("joiner", {}) if card.exists() else {}
-        store_part(args.model, model, "joiner", joiner.to_metadata(), {**said, "contacts_trained_on": how})
+        store_part(args.model, model, "joiner", joiner.to_metadata(), {**card_joiner(args.model),
+                                                                        "contacts_trained_on": how})
     lines = style_table("joining", ["across crossings (the model's joiner)", "across crossings and contacts"], rows,
                         ("avS", "S@0.5", "AP"))
     publish_model_section(

@@ -322,10 +322,11 @@ def candidate_pairs(pieces: np.ndarray, multi: np.ndarray, image: np.ndarray, to
     :func:`contacts` are patches too (``Patch.contact``; their pixels left out of the pieces while the arms are found
     and the pairs described)."""
     band = contacts(pieces, multi) if touching else None
-    if band is not None and band.any():
+    band = band if band is not None and band.any() else None
+    if band is not None:
         pieces, multi = pieces & ~band[None], multi | band
     labels, patches = patch_arms(pieces, multi, image)
-    if band is not None and band.any():
+    if band is not None:
         at = np.bincount(labels[band], minlength=len(patches) + 1) > 0
         patches = [replace(p, contact=bool(at[p.label])) for p in patches]
     areas = pieces.reshape(len(pieces), -1).sum(1).astype(float).clip(1)
